@@ -1,0 +1,36 @@
+# Two commands a new user needs: `make run` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE := examples/sample
+
+.PHONY: run test lint bench sample clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	@mkdir -p out
+	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson
+	@echo "structured events written to out/events.ndjson"
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_pipeline.py
+
+# Regenerates the bundled sample export (deterministic: same seed, same bytes).
+sample: $(BIN)/.installed
+	$(BIN)/python examples/generate.py $(SAMPLE)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,56 @@
+"""The one interface every sink implements.
+
+A sink only writes a batch and classifies its own failures. Batching, retries with backoff,
+deadlines and counters are the delivery layer's job and are written once, around every sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+_NDJSON = orjson.OPT_APPEND_NEWLINE
+
+
+class SinkError(Exception):
+    """A sink did not take (all of) a batch.
+
+    retryable:   whether sending the same events again may succeed (throttling, 5xx, timeouts).
+    failed:      indices into the batch of the events that were not delivered; None means all.
+    retry_after: seconds the destination asked us to wait before trying again, if it said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        failed: Sequence[int] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.failed = failed
+        self.retry_after = retry_after
+
+
+class Sink(Protocol):
+    name: str
+    max_batch_events: int
+    """The most events the destination takes in one send."""
+    max_batch_bytes: int
+    """The most encoded bytes the destination takes in one send."""
+
+    def send(self, events: Sequence[dict[str, Any]]) -> None:
+        """Deliver all of `events` or raise SinkError naming what was not delivered."""
+
+    def close(self) -> None:
+        """Flush and release what the sink holds."""
+
+
+def encode_ndjson(events: Sequence[dict[str, Any]]) -> bytes:
+    """One JSON object per line, each line ending in a newline."""
+    dumps = orjson.dumps
+    return b"".join([dumps(event, option=_NDJSON) for event in events])
