@@ -1,0 +1,666 @@
+"""Classify: CloudWatch Logs documents into structured events. Hot path, no I/O.
+
+One `Classifier` lives for a run (a Lambda container, a CLI run, a consumer process). It keeps two
+small bounded pieces of state:
+
+- per log stream: the function name (when only a platform record says it) and the request in
+  progress, so lines without a request id (print output, unhandled exceptions) are attributed to
+  the invocation between its START and END;
+- per (function, request id): which of timeout / out_of_memory / cold_start / error were already
+  emitted, so each shows at most once however many lines report it. When two lines in one document
+  report the same signal, the later one fills the fields the first could not know (the REPORT line
+  gives a timeout its duration).
+
+Lines are dispatched on their first character and cheap prefix tests before any regex.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from shipper.metrics import MalformedMetric, parse_metric_object, parse_metric_text
+from shipper.reject import Reject
+from shipper.signals import find_out_of_memory, find_throttle
+
+MAX_MESSAGE_CHARS = 1024 * 1024
+"""CloudWatch Logs caps an event at 1 MB; a longer message is a reject, kept whole in the dead letter."""
+
+_MAX_TRACKED_STREAMS = 50_000
+_MAX_TRACKED_REQUESTS = 200_000
+
+_LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
+# Custom log groups (advanced logging controls): "2024/05/20/<function>[$LATEST]<instance id>".
+_STREAM_FUNCTION = re.compile(r"\d{4}/\d\d/\d\d/([^\[/]+)\[")
+
+_PYTHON_LEVELS = {
+    "[DEBUG]": "DEBUG",
+    "[INFO]": "INFO",
+    "[WARNING]": "WARNING",
+    "[ERROR]": "ERROR",
+    "[CRITICAL]": "CRITICAL",
+}
+_NODE_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
+_NODE_UNHANDLED = ("Invoke Error", "Uncaught Exception", "Unhandled Promise Rejection")
+_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
+_TASK_TIMED_OUT = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\s+(\S+)\s+Task timed out after (\d+(?:\.\d+)?) seconds")
+# Platform lines whose tabs were turned into spaces (consoles, blog copies): known keys only.
+_SPACED_PLATFORM_FIELD = re.compile(
+    r"(RequestId|Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|"
+    r"Memory Size|Max Memory Used|Status|Error Type|Phase): (\S+)"
+)
+_FAILURES = frozenset(("timeout", "out_of_memory", "error"))
+_LOADS = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+def function_from_log_source(log_group: str, log_stream: str) -> str | None:
+    """The Lambda function a log group / stream belongs to, when their names say it."""
+    if log_group.startswith(_LAMBDA_LOG_GROUP_PREFIX):
+        return log_group[len(_LAMBDA_LOG_GROUP_PREFIX) :] or None
+    match = _STREAM_FUNCTION.match(log_stream)
+    return match.group(1) if match else None
+
+
+def platform_fields(line: str) -> dict[str, str]:
+    """`Key: value[ unit]` fields of a TEXT platform line (REPORT, INIT_REPORT, RESTORE_REPORT).
+
+    Parsed generically so fields Lambda adds later do not break it; the unit is dropped.
+    """
+    fields: dict[str, str] = {}
+    if "\t" in line:
+        # Drop the line's own name ("REPORT ", "INIT_REPORT ", ...) so the first field reads like the rest.
+        for part in line.partition(" ")[2].split("\t"):
+            key, sep, value = part.partition(": ")
+            if sep:
+                fields[key] = value.split(" ", 1)[0].strip()
+    else:
+        for key, value in _SPACED_PLATFORM_FIELD.findall(line):
+            fields.setdefault(key, value)
+    return fields
+
+
+class Classifier:
+    """Turns CloudWatch Logs DATA_MESSAGE documents into contract events."""
+
+    def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
+        self.max_message_chars = max_message_chars
+        # (log group, log stream) -> [function named by a platform record, request in progress]
+        self._streams: dict[tuple[str, str], list[str | None]] = {}
+        # (function, request id) -> signal types already emitted for that invocation
+        self._signals_seen: dict[tuple[str | None, str], set[str]] = {}
+        self.counts: dict[str, int] = {}
+
+    def count(self, name: str, increment: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + increment
+
+    def classify(
+        self, document: dict[str, Any], events: list[dict[str, Any]], rejects: list[Reject], source: str | None = None
+    ) -> None:
+        """Append the events of one DATA_MESSAGE to `events`, its unusable log events to `rejects`."""
+        _DocumentClassifier(self, document, events, rejects, source).run()
+
+    def _stream_state(self, log_group: str, log_stream: str) -> list[str | None]:
+        key = (log_group, log_stream)
+        state = self._streams.get(key)
+        if state is None:
+            if len(self._streams) >= _MAX_TRACKED_STREAMS:
+                del self._streams[next(iter(self._streams))]
+            state = self._streams[key] = [None, None]
+        return state
+
+    def _first_sighting(self, key: tuple[str | None, str], signal: str) -> bool:
+        """Record `signal` for an invocation; False when it (or, for errors, a failure) was seen."""
+        seen = self._signals_seen.get(key)
+        if seen is None:
+            if len(self._signals_seen) >= _MAX_TRACKED_REQUESTS:
+                del self._signals_seen[next(iter(self._signals_seen))]
+            self._signals_seen[key] = {signal}
+            return True
+        if signal in seen or (signal == "error" and seen & _FAILURES):
+            return False
+        seen.add(signal)
+        return True
+
+
+class _DocumentClassifier:
+    """Classifies the log events of one document; holds what all its events share."""
+
+    __slots__ = (
+        "account",
+        "classifier",
+        "document",
+        "events",
+        "function",
+        "log_group",
+        "log_stream",
+        "pending_signals",
+        "rejects",
+        "source",
+        "stream_state",
+    )
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        document: dict[str, Any],
+        events: list[dict[str, Any]],
+        rejects: list[Reject],
+        source: str | None,
+    ) -> None:
+        self.classifier = classifier
+        self.document = document
+        self.events = events
+        self.rejects = rejects
+        self.source = source
+        self.log_group: str = document["logGroup"]
+        self.log_stream: str = document["logStream"]
+        owner = document.get("owner")
+        self.account = owner if type(owner) is str else None
+        self.stream_state = classifier._stream_state(self.log_group, self.log_stream)
+        self.function = function_from_log_source(self.log_group, self.log_stream) or self.stream_state[0]
+        # (request id, signal type) -> the event emitted from this document, to be completed by later lines
+        self.pending_signals: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def run(self) -> None:
+        max_chars = self.classifier.max_message_chars
+        state = self.stream_state
+        for log_event in self.document["logEvents"]:
+            message = log_event.get("message") if type(log_event) is dict else None
+            timestamp = log_event.get("timestamp") if type(log_event) is dict else None
+            if type(message) is not str or type(timestamp) is not int:
+                self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
+                continue
+            if len(message) > max_chars:
+                self._reject_event(
+                    log_event,
+                    "oversized_event",
+                    f"log event message has {len(message):,} characters; the limit is {max_chars:,}",
+                )
+                continue
+            event_id = log_event.get("id")
+            if type(event_id) is not str:
+                event_id = None if event_id is None else str(event_id)
+            first = message[:1]
+            if first == "[":
+                self._python_text_line(message, timestamp, event_id)
+            elif first == "{":
+                self._json_line(message, timestamp, event_id)
+            elif first.isdigit():
+                self._timestamped_line(message, timestamp, event_id)
+            elif first == "S" and message.startswith("START RequestId: "):
+                words = message.split(None, 3)
+                state[1] = words[2] if len(words) > 2 else None
+            elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
+                if message[1] == "N":
+                    state[1] = None
+            elif first == "R" and message.startswith("REPORT RequestId: "):
+                self._report_line(message, timestamp, event_id)
+            elif first in "IRTLX" and self._other_platform_line(message, timestamp, event_id):
+                pass
+            else:
+                self._app_line(None, state[1], message, message, timestamp, event_id)
+
+    # --- TEXT platform lines ------------------------------------------------------------------------
+
+    def _report_line(self, message: str, timestamp: int, event_id: str | None) -> None:
+        head, xray_sep, xray = message.partition("\nXRAY TraceId: ")
+        fields = platform_fields(head)
+        try:
+            self._invocation(
+                timestamp,
+                fields.get("RequestId"),
+                event_id,
+                duration_ms=_opt_float(fields.get("Duration")),
+                billed_duration_ms=_opt_number(fields.get("Billed Duration")),
+                memory_size_mb=_opt_int(fields.get("Memory Size")),
+                max_memory_used_mb=_opt_int(fields.get("Max Memory Used")),
+                init_duration_ms=_opt_float(fields.get("Init Duration")),
+                restore_duration_ms=_opt_float(fields.get("Restore Duration")),
+                billed_restore_duration_ms=_opt_number(fields.get("Billed Restore Duration")),
+                raw_status=fields.get("Status"),
+                error_type=fields.get("Error Type"),
+                xray_trace_id=xray.split("\t", 1)[0].strip() or None if xray_sep else None,
+                log_format="text",
+            )
+        except ValueError:
+            # A REPORT line whose numbers do not parse is kept as a log line, not lost.
+            self.classifier.count("platform_line_unparsed")
+            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+
+    def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
+        """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
+        if message.startswith(("INIT_START ", "RESTORE_START ", "TELEMETRY\t", "LOGS\t", "XRAY TraceId: ")):
+            return True
+        if message.startswith(("INIT_REPORT ", "RESTORE_REPORT ")):
+            fields = platform_fields(message)
+            status = fields.get("Status")
+            if status is not None and status != "success":
+                phase = "restore" if message[0] == "R" else fields.get("Phase")
+                duration = fields.get("Init Duration", fields.get("Restore Duration"))
+                try:
+                    init_duration_ms = _opt_float(duration)
+                except ValueError:
+                    init_duration_ms = None
+                self._init_error(timestamp, event_id, fields.get("Error Type"), phase, status, init_duration_ms)
+            return True
+        if message.startswith("RequestId: ") and " Error: Runtime exited" in message:
+            self._runtime_exit(message, timestamp, event_id)
+            return True
+        return False
+
+    def _init_error(
+        self,
+        timestamp: int,
+        event_id: str | None,
+        error_type: Any,
+        phase: Any,
+        status: str,
+        init_duration_ms: float | None,
+    ) -> None:
+        event = self._base("init_error", timestamp, None, event_id)
+        event["error_type"] = error_type if type(error_type) is str else None
+        event["phase"] = phase if type(phase) is str else None
+        event["status"] = status
+        event["init_duration_ms"] = init_duration_ms
+        self.events.append(event)
+
+    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> None:
+        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`."""
+        request_id = message.split(None, 2)[1]
+        first_line, _, rest = message.partition("\n")
+        reason = first_line.partition(" Error: ")[2].strip()
+        error_type = rest.strip().split("\n", 1)[0].strip() or "Runtime.ExitError"
+        if reason.endswith("signal: killed"):
+            self._signal(
+                "out_of_memory",
+                timestamp,
+                request_id,
+                event_id,
+                {"memory_size_mb": None, "max_memory_used_mb": None, "error_type": error_type, "message": reason},
+            )
+        else:
+            self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": reason})
+
+    # --- application lines --------------------------------------------------------------------------
+
+    def _python_text_line(self, message: str, timestamp: int, event_id: str | None) -> None:
+        """`[LEVEL]\\t<time>\\t<request id>\\t<text>` or the unhandled `[ERROR] Type: message`."""
+        if message.startswith("[ERROR] "):
+            body = message[8:]
+            first_line = body.split("\n", 1)[0].rstrip("\r")
+            error_type, sep, error_message = first_line.partition(": ")
+            if _EXCEPTION_TYPE.fullmatch(error_type):
+                request_id = self.stream_state[1]
+                self._app_line("ERROR", request_id, body, message, timestamp, event_id, oom_scan=False)
+                if error_type == "MemoryError":
+                    fields = {"memory_size_mb": None, "max_memory_used_mb": None}
+                    fields |= {"error_type": error_type, "message": first_line}
+                    self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+                else:
+                    fields = {"error_type": error_type, "message": error_message if sep else None}
+                    self._signal("error", timestamp, request_id, event_id, fields)
+                return
+        parts = message.split("\t", 3)
+        level = _PYTHON_LEVELS.get(parts[0]) if len(parts) == 4 else None
+        if level is None:
+            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+            return
+        self._app_line(level, parts[2] or self.stream_state[1], parts[3], message, timestamp, event_id)
+
+    def _timestamped_line(self, message: str, timestamp: int, event_id: str | None) -> None:
+        """Node `<ISO time>\\t<request id>\\t<LEVEL>\\t<text>`, or Lambda's `Task timed out` line."""
+        if message[24:25] == "\t":
+            parts = message.split("\t", 3)
+            if len(parts) == 4 and parts[2] in _NODE_LEVELS:
+                request_id = parts[1]
+                if request_id == "undefined" or not request_id:
+                    request_id = self.stream_state[1]
+                body = parts[3]
+                self._app_line(parts[2], request_id, body, message, timestamp, event_id)
+                if parts[2] == "ERROR" and body.startswith(_NODE_UNHANDLED):
+                    self._node_unhandled(body, request_id, timestamp, event_id)
+                return
+        elif " Task timed out after " in message:
+            match = _TASK_TIMED_OUT.match(message)
+            if match is not None:
+                fields = {"timeout_s": float(match.group(2)), "duration_ms": None}
+                self._signal("timeout", timestamp, match.group(1), event_id, fields)
+                return
+        self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+
+    def _node_unhandled(self, body: str, request_id: str | None, timestamp: int, event_id: str | None) -> None:
+        """`Invoke Error \\t{"errorType": ..., "errorMessage": ...}` and its kin."""
+        blob = body.partition("\t")[2]
+        try:
+            error = _LOADS(blob)
+        except _JSONDecodeError:
+            error = None
+        if type(error) is not dict:
+            error = {}
+        error_type = error.get("errorType")
+        error_message = error.get("errorMessage")
+        fields = {
+            "error_type": error_type if type(error_type) is str else None,
+            "message": error_message if type(error_message) is str else body.partition("\t")[0].strip(),
+        }
+        self._signal("error", timestamp, request_id, event_id, fields)
+
+    def _json_line(self, message: str, timestamp: int, event_id: str | None) -> None:
+        try:
+            record = _LOADS(message)
+        except _JSONDecodeError:
+            record = None
+        if type(record) is not dict:
+            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+            return
+        record_type = record.get("type")
+        if type(record_type) is str and record_type.startswith("platform."):
+            body = record.get("record")
+            if type(body) is dict:
+                self._platform_record(record_type, body, timestamp, event_id)
+                return
+        if ("_aws" in record or "m" in record) and self._metrics(
+            parse_metric_object(record, timestamp), self.stream_state[1], event_id
+        ):
+            return
+        self._json_app_log(record, message, timestamp, event_id)
+
+    def _json_app_log(self, record: dict[str, Any], message: str, timestamp: int, event_id: str | None) -> None:
+        """An application log in Lambda's JSON log format (Python, Node, Powertools and the like)."""
+        level = record.get("level")
+        if level is None:
+            level = record.get("log_level")
+        level = level.upper() if type(level) is str else None
+        request_id = record.get("requestId") or record.get("AWSRequestId") or record.get("function_request_id")
+        if type(request_id) is not str:
+            request_id = self.stream_state[1]
+        text = record.get("message")
+        error_type = record.get("errorType")
+        error_message = record.get("errorMessage")
+        if type(text) is not str:
+            if text is not None:
+                text = orjson.dumps(text).decode()
+            elif type(error_type) is str:
+                text = f"{error_type}: {error_message}" if type(error_message) is str else error_type
+            else:
+                text = ""
+        self.events.append(self._log(timestamp, request_id, event_id, level, text, record))
+        unhandled = type(error_type) is str and (
+            ("log_level" in record and "level" not in record) or text.startswith(_NODE_UNHANDLED)
+        )
+        oom_found = False
+        if unhandled and error_type == "MemoryError":
+            fields = {"memory_size_mb": None, "max_memory_used_mb": None}
+            fields |= {"error_type": error_type, "message": error_message if type(error_message) is str else None}
+            self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+            oom_found = True
+        elif unhandled:
+            fields = {"error_type": error_type, "message": error_message if type(error_message) is str else None}
+            self._signal("error", timestamp, request_id, event_id, fields)
+        self._app_signals(message, request_id, timestamp, event_id, oom_scan=not oom_found)
+
+    def _app_line(
+        self,
+        level: str | None,
+        request_id: str | None,
+        body: str,
+        message: str,
+        timestamp: int,
+        event_id: str | None,
+        oom_scan: bool = True,
+    ) -> None:
+        """An application line: a metric line, or a `log` event plus any signal it shows."""
+        if "|" in body and self._metrics(parse_metric_text(body, timestamp), request_id, event_id):
+            return
+        fields = None
+        if body[:1] == "{":
+            try:
+                parsed = _LOADS(body)
+            except _JSONDecodeError:
+                parsed = None
+            if type(parsed) is dict:
+                if ("_aws" in parsed or "m" in parsed) and self._metrics(
+                    parse_metric_object(parsed, timestamp), request_id, event_id
+                ):
+                    return
+                fields = parsed
+        elif body.startswith("LAMBDA_WARNING: ") and "\n{" in body:
+            # Python JSON log format: the runtime's warning and the unhandled error's JSON in one event.
+            warning, _, error_json = body.partition("\n{")
+            self._app_line("WARNING", request_id, warning, warning, timestamp, event_id)
+            self._json_line("{" + error_json, timestamp, event_id)
+            return
+        text = body[:-1] if body[-1:] == "\n" else body
+        self.events.append(self._log(timestamp, request_id, event_id, level, text.rstrip("\r\n"), fields))
+        self._app_signals(body, request_id, timestamp, event_id, oom_scan)
+
+    def _app_signals(
+        self, text: str, request_id: str | None, timestamp: int, event_id: str | None, oom_scan: bool
+    ) -> None:
+        throttle = find_throttle(text)
+        if throttle is not None:
+            event = self._base("throttle", timestamp, request_id, event_id)
+            event["error_code"], event["message"] = throttle
+            self.events.append(event)
+        if oom_scan:
+            oom = find_out_of_memory(text)
+            if oom is not None:
+                fields = {"memory_size_mb": None, "max_memory_used_mb": None, "error_type": oom[0], "message": oom[1]}
+                self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+
+    def _metrics(
+        self, parsed: list[dict[str, Any]] | MalformedMetric | None, request_id: str | None, event_id: str | None
+    ) -> bool:
+        """Emit parsed metrics; False (the line stays a log line) when it was no valid metric line."""
+        if parsed is None:
+            return False
+        if type(parsed) is MalformedMetric:
+            self.classifier.count("metric_line_malformed")
+            return False
+        common = self._base("metric", 0, request_id, event_id)
+        for metric in parsed:
+            event = common | metric
+            if event["request_id"] is None:
+                event["request_id"] = request_id
+            self.events.append(event)
+        return True
+
+    # --- JSON platform records ----------------------------------------------------------------------
+
+    def _platform_record(self, record_type: str, record: dict[str, Any], timestamp: int, event_id: str | None) -> None:
+        if record_type == "platform.report":
+            metrics = record.get("metrics")
+            if type(metrics) is not dict:
+                metrics = {}
+            tracing = record.get("tracing")
+            trace_value = tracing.get("value") if type(tracing) is dict else None
+            request_id = record.get("requestId")
+            status = record.get("status")
+            error_type = record.get("errorType")
+            self._invocation(
+                timestamp,
+                request_id if type(request_id) is str else None,
+                event_id,
+                duration_ms=_json_number(metrics.get("durationMs")),
+                billed_duration_ms=_json_number(metrics.get("billedDurationMs")),
+                memory_size_mb=_json_int(metrics.get("memorySizeMB")),
+                max_memory_used_mb=_json_int(metrics.get("maxMemoryUsedMB")),
+                init_duration_ms=_json_number(metrics.get("initDurationMs")),
+                restore_duration_ms=_json_number(metrics.get("restoreDurationMs")),
+                billed_restore_duration_ms=_json_number(metrics.get("billedRestoreDurationMs")),
+                raw_status=None if status == "success" or type(status) is not str else status,
+                error_type=error_type if type(error_type) is str else None,
+                xray_trace_id=_xray_root(trace_value) if type(trace_value) is str else None,
+                log_format="json",
+            )
+        elif record_type in ("platform.initReport", "platform.restoreReport"):
+            status = record.get("status")
+            if type(status) is str and status != "success":
+                metrics = record.get("metrics")
+                duration = _json_number(metrics.get("durationMs")) if type(metrics) is dict else None
+                phase = "restore" if record_type == "platform.restoreReport" else record.get("phase")
+                self._init_error(timestamp, event_id, record.get("errorType"), phase, status, duration)
+        elif record_type == "platform.start":
+            request_id = record.get("requestId")
+            self.stream_state[1] = request_id if type(request_id) is str else None
+        elif record_type == "platform.initStart":
+            name = record.get("functionName")
+            if type(name) is str and name:
+                self.stream_state[0] = name
+                if self.function is None:
+                    self.function = name
+
+    # --- event construction -------------------------------------------------------------------------
+
+    def _invocation(
+        self,
+        timestamp: int,
+        request_id: str | None,
+        event_id: str | None,
+        *,
+        duration_ms: float | None,
+        billed_duration_ms: float | None,
+        memory_size_mb: int | None,
+        max_memory_used_mb: int | None,
+        init_duration_ms: float | None,
+        restore_duration_ms: float | None,
+        billed_restore_duration_ms: float | None,
+        raw_status: str | None,
+        error_type: str | None,
+        xray_trace_id: str | None,
+        log_format: str,
+    ) -> None:
+        """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies."""
+        if raw_status is None:
+            status = "success"
+        elif raw_status == "timeout":
+            status = "timeout"
+        else:
+            status = "error"
+        cold_start = init_duration_ms is not None or restore_duration_ms is not None
+        event = self._base("invocation", timestamp, request_id, event_id)
+        event["duration_ms"] = duration_ms
+        event["billed_duration_ms"] = billed_duration_ms
+        event["memory_size_mb"] = memory_size_mb
+        event["max_memory_used_mb"] = max_memory_used_mb
+        event["init_duration_ms"] = init_duration_ms
+        event["restore_duration_ms"] = restore_duration_ms
+        event["billed_restore_duration_ms"] = billed_restore_duration_ms
+        event["cold_start"] = cold_start
+        event["status"] = status
+        event["error_type"] = error_type
+        event["xray_trace_id"] = xray_trace_id
+        event["log_format"] = log_format
+        self.events.append(event)
+        if self.stream_state[1] == request_id:
+            self.stream_state[1] = None
+        if cold_start:
+            fields = {"init_duration_ms": init_duration_ms, "restore_duration_ms": restore_duration_ms}
+            self._signal("cold_start", timestamp, request_id, event_id, fields)
+        if status == "timeout":
+            self._signal("timeout", timestamp, request_id, event_id, {"timeout_s": None, "duration_ms": duration_ms})
+        elif error_type == "Runtime.OutOfMemory":
+            fields = {"memory_size_mb": memory_size_mb, "max_memory_used_mb": max_memory_used_mb}
+            fields |= {"error_type": error_type, "message": None}
+            self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+        elif status == "error":
+            self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": None})
+
+    def _signal(
+        self, signal: str, timestamp: int, request_id: str | None, event_id: str | None, fields: dict[str, Any]
+    ) -> None:
+        """Emit a timeout / out_of_memory / cold_start / error at most once per invocation."""
+        if request_id is not None and not self.classifier._first_sighting((self.function, request_id), signal):
+            earlier = self.pending_signals.get((request_id, signal))
+            if earlier is not None:
+                for name, value in fields.items():
+                    if earlier[name] is None:
+                        earlier[name] = value
+            self.classifier.count("signal_duplicate_suppressed")
+            return
+        event = self._base(signal, timestamp, request_id, event_id)
+        event.update(fields)
+        self.events.append(event)
+        if request_id is not None:
+            self.pending_signals[(request_id, signal)] = event
+
+    def _base(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
+        return {
+            "type": event_type,
+            "timestamp": timestamp,
+            "function": self.function,
+            "log_group": self.log_group,
+            "log_stream": self.log_stream,
+            "account": self.account,
+            "request_id": request_id,
+            "event_id": event_id,
+        }
+
+    def _log(
+        self,
+        timestamp: int,
+        request_id: str | None,
+        event_id: str | None,
+        level: str | None,
+        text: str,
+        fields: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        return {
+            "type": "log",
+            "timestamp": timestamp,
+            "function": self.function,
+            "log_group": self.log_group,
+            "log_stream": self.log_stream,
+            "account": self.account,
+            "request_id": request_id,
+            "event_id": event_id,
+            "level": level,
+            "message": text,
+            "fields": fields,
+        }
+
+    def _reject_event(self, log_event: Any, code: str, reason: str) -> None:
+        try:
+            raw = orjson.dumps(log_event)
+        except TypeError:
+            raw = repr(log_event).encode("utf-8", "backslashreplace")
+        where = f"{self.log_group} / {self.log_stream}"
+        self.rejects.append(Reject(code, f"{reason} (in {where})", raw, None, self.source))
+
+
+def _opt_float(text: str | None) -> float | None:
+    return None if text is None else float(text)
+
+
+def _opt_int(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+def _opt_number(text: str | None) -> int | float | None:
+    """Billed durations are whole milliseconds; keep them ints when they are written as ints."""
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else float(text)
+
+
+def _json_number(value: Any) -> int | float | None:
+    return value if type(value) in (int, float) else None
+
+
+def _json_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
+
+
+def _xray_root(trace_header: str) -> str | None:
+    """`Root=1-...;Parent=...;Sampled=1` -> `1-...`."""
+    for part in trace_header.split(";"):
+        if part.startswith("Root="):
+            return part[5:]
+    return None

@@ -1,0 +1,286 @@
+"""Decode: bytes from Kinesis (or files) into CloudWatch Logs documents. Hot path, no I/O.
+
+    record bytes -> [KPL deaggregation] -> [gzip, one or more members, bounded] -> JSON envelope
+
+A `RawRecord` is one Kinesis record. `decode_record` turns it into the CloudWatch Logs
+`DATA_MESSAGE` documents it carries, counts the `CONTROL_MESSAGE`s it skips, and turns every part it
+cannot read into a `Reject` with the raw bytes and a sentence saying what was wrong. Nothing in this
+module raises for bad data.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from shipper.reject import Reject
+
+GZIP_MAGIC = b"\x1f\x8b"
+KPL_MAGIC = b"\xf3\x89\x9a\xc2"
+_KPL_DIGEST_SIZE = 16
+_GZIP_WBITS = zlib.MAX_WBITS | 16
+
+DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+"""Cap on what one record may inflate to; above it the record is a decompression bomb."""
+
+
+class RawRecord(NamedTuple):
+    data: bytes
+    sequence_number: str | None
+    source: str | None
+    """Where the record came from (event source ARN and shard, or a file), for messages."""
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one record turned into."""
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    control_messages: int = 0
+    kpl_subrecords: int = 0
+
+
+def decode_record(record: RawRecord, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Decoded:
+    """Decode one Kinesis record: KPL aggregate, gzip (any number of members) or plain JSON."""
+    decoded = Decoded()
+    data = record.data
+    if data[:4] == KPL_MAGIC:
+        subrecords = _deaggregate(record, decoded)
+        if subrecords is not None:
+            decoded.kpl_subrecords = len(subrecords)
+            for subrecord in subrecords:
+                _decode_payload(subrecord, record, max_decompressed_bytes, decoded)
+            return decoded
+    _decode_payload(data, record, max_decompressed_bytes, decoded)
+    return decoded
+
+
+def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) -> None:
+    if data[:2] == GZIP_MAGIC:
+        members = _gunzip_members(data, cap, record, decoded)
+    elif data[:1] in (b"{", b" ", b"\n", b"\r", b"\t"):
+        members = [data]
+    else:
+        decoded.rejects.append(
+            _reject(
+                record,
+                data,
+                "unknown_format",
+                f"record is not gzip, KPL-aggregated or JSON (it starts with bytes {data[:8].hex(' ')!r})",
+            )
+        )
+        return
+    for member in members:
+        _parse_document(member, record, decoded)
+
+
+def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
+    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total."""
+    members: list[bytes] = []
+    produced = 0
+    remaining = data
+    while remaining:
+        inflater = zlib.decompressobj(_GZIP_WBITS)
+        try:
+            member = inflater.decompress(remaining, cap - produced + 1)
+        except zlib.error as exc:
+            decoded.rejects.append(_reject(record, data, "bad_gzip", f"gzip data is corrupt ({exc})"))
+            return members
+        produced += len(member)
+        if produced > cap:
+            decoded.rejects.append(
+                _reject(
+                    record,
+                    data,
+                    "decompression_bomb",
+                    f"record inflates to more than {cap:,} bytes from {len(data):,} compressed; "
+                    "treated as a decompression bomb (raise the limit if the data is genuine)",
+                )
+            )
+            return members
+        if not inflater.eof:
+            decoded.rejects.append(
+                _reject(
+                    record,
+                    data,
+                    "truncated_gzip",
+                    f"gzip stream ends early: {len(data):,} bytes read, member {len(members) + 1} is incomplete",
+                )
+            )
+            return members
+        members.append(member)
+        remaining = inflater.unused_data
+        if remaining and not remaining.startswith(GZIP_MAGIC):
+            if remaining.strip(b"\x00"):
+                decoded.rejects.append(
+                    _reject(
+                        record,
+                        remaining,
+                        "trailing_garbage",
+                        f"{len(remaining):,} bytes after gzip member {len(members)} are not another gzip member",
+                    )
+                )
+            break
+    return members
+
+
+def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:
+    try:
+        document = orjson.loads(member)
+    except orjson.JSONDecodeError as exc:
+        decoded.rejects.append(_json_reject(member, record, exc))
+        return
+    if type(document) is not dict:
+        decoded.rejects.append(
+            _reject(
+                record,
+                member,
+                "wrong_shape",
+                f"JSON is a {type(document).__name__}, not a CloudWatch Logs message object",
+            )
+        )
+        return
+    message_type = document.get("messageType")
+    if message_type == "DATA_MESSAGE":
+        problem = _envelope_problem(document)
+        if problem is None:
+            decoded.documents.append(document)
+        else:
+            decoded.rejects.append(_reject(record, member, "wrong_shape", problem))
+    elif message_type == "CONTROL_MESSAGE":
+        decoded.control_messages += 1
+    elif message_type is None:
+        decoded.rejects.append(
+            _reject(record, member, "wrong_shape", "JSON object has no messageType: not a CloudWatch Logs message")
+        )
+    else:
+        decoded.rejects.append(
+            _reject(record, member, "unknown_message_type", f"unknown CloudWatch Logs messageType {message_type!r}")
+        )
+
+
+def _envelope_problem(document: dict[str, Any]) -> str | None:
+    """What makes a DATA_MESSAGE unusable, or None. Per-event checks happen in the classifier."""
+    if type(document.get("logEvents")) is not list:
+        return "DATA_MESSAGE has no logEvents list"
+    for key in ("logGroup", "logStream"):
+        if type(document.get(key)) is not str:
+            return f"DATA_MESSAGE field {key!r} is missing or not a string"
+    return None
+
+
+def _json_reject(member: bytes, record: RawRecord, exc: orjson.JSONDecodeError) -> Reject:
+    try:
+        member.decode("utf-8")
+    except UnicodeDecodeError as utf8_error:
+        return _reject(
+            record,
+            member,
+            "invalid_utf8",
+            f"payload is not valid UTF-8 (byte 0x{member[utf8_error.start]:02x} at offset {utf8_error.start})",
+        )
+    return _reject(record, member, "not_json", f"payload is not valid JSON: {exc}")
+
+
+def _deaggregate(record: RawRecord, decoded: Decoded) -> list[bytes] | None:
+    """User records inside a KPL aggregate, or None when the record only looks aggregated.
+
+    A record is aggregated only when the magic is followed by a protobuf message and its MD5;
+    with a wrong digest it is an ordinary record that happens to start with the magic.
+    """
+    body = record.data[len(KPL_MAGIC) :]
+    if len(body) <= _KPL_DIGEST_SIZE:
+        return None
+    message, digest = body[:-_KPL_DIGEST_SIZE], body[-_KPL_DIGEST_SIZE:]
+    if hashlib.md5(message).digest() != digest:
+        return None
+    # The protobuf runtime is only needed for aggregated records: imported here to keep start-up cheap.
+    from aws_kinesis_agg.messages_pb2 import AggregatedRecord
+    from google.protobuf.message import DecodeError
+
+    aggregate = AggregatedRecord()
+    try:
+        aggregate.ParseFromString(message)
+    except DecodeError as exc:
+        decoded.rejects.append(
+            _reject(
+                record, record.data, "bad_kpl", f"KPL aggregate has a valid checksum but unreadable protobuf: {exc}"
+            )
+        )
+        return []
+    return [user_record.data for user_record in aggregate.records]
+
+
+def _reject(record: RawRecord, raw: bytes, code: str, reason: str) -> Reject:
+    return Reject(code=code, reason=reason, raw=raw, sequence_number=record.sequence_number, source=record.source)
+
+
+# --- input shapes: what carries records ------------------------------------------------------------
+
+
+def records_from_kinesis_event(event: dict[str, Any]) -> tuple[list[RawRecord], list[Reject]]:
+    """The records of a Lambda Kinesis event (`{"Records": [{"kinesis": {"data": base64, ...}}]}`)."""
+    records: list[RawRecord] = []
+    rejects: list[Reject] = []
+    entries = event.get("Records")
+    if type(entries) is not list:
+        rejects.append(Reject("wrong_shape", "event has no Records list", orjson.dumps(event)))
+        return records, rejects
+    a2b = binascii.a2b_base64
+    for index, entry in enumerate(entries):
+        kinesis = entry.get("kinesis") if type(entry) is dict else None
+        data = kinesis.get("data") if type(kinesis) is dict else None
+        sequence_number = kinesis.get("sequenceNumber") if type(kinesis) is dict else None
+        source = entry.get("eventID") if type(entry) is dict else None
+        if type(data) is not str:
+            rejects.append(
+                Reject(
+                    "wrong_shape",
+                    f"Records[{index}] has no kinesis.data string",
+                    orjson.dumps(entry),
+                    sequence_number if type(sequence_number) is str else None,
+                    source,
+                )
+            )
+            continue
+        try:
+            raw = a2b(data, strict_mode=True)
+        except binascii.Error as exc:
+            rejects.append(
+                Reject(
+                    "bad_base64",
+                    f"Records[{index}] kinesis.data is not valid base64 ({exc})",
+                    data.encode("utf-8", "surrogatepass"),
+                    sequence_number,
+                    source,
+                )
+            )
+            continue
+        records.append(RawRecord(raw, sequence_number, source))
+    return records, rejects
+
+
+def record_from_awslogs_event(
+    event: dict[str, Any], source: str | None = None
+) -> tuple[RawRecord | None, Reject | None]:
+    """The single record of a direct subscription event (`{"awslogs": {"data": base64}}`)."""
+    awslogs = event.get("awslogs")
+    data = awslogs.get("data") if type(awslogs) is dict else None
+    if type(data) is not str:
+        return None, Reject("wrong_shape", "awslogs event has no data string", orjson.dumps(event), None, source)
+    try:
+        return RawRecord(binascii.a2b_base64(data, strict_mode=True), None, source), None
+    except binascii.Error as exc:
+        reason = f"awslogs.data is not valid base64 ({exc})"
+        return None, Reject("bad_base64", reason, data.encode("utf-8", "surrogatepass"), None, source)
+
+
+def records_from_get_records(response_records: list[dict[str, Any]], source: str | None = None) -> list[RawRecord]:
+    """Records as boto3's `get_records` returns them (Data already raw bytes)."""
+    return [RawRecord(entry["Data"], entry["SequenceNumber"], source) for entry in response_records]

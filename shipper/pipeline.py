@@ -1,0 +1,91 @@
+"""The pipeline: records in, structured events and rejects out, grouped by the record they came from.
+
+    RawRecord -> decode_record -> CloudWatch Logs documents -> Classifier -> events
+
+The Lambda handler, the CLI and the consumer are thin shells around `Pipeline`; they only differ in
+where records come from and where events go. Keeping events grouped per record lets a caller report
+exactly which Kinesis records were not delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipper.classify import MAX_MESSAGE_CHARS, Classifier
+from shipper.decode import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    RawRecord,
+    decode_record,
+    record_from_awslogs_event,
+    records_from_kinesis_event,
+)
+from shipper.reject import Reject
+
+
+@dataclass(slots=True)
+class RecordOutcome:
+    """The events and rejects one record produced. `origin` is its sequence number, when it has one."""
+
+    origin: str | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+class Pipeline:
+    """Decodes and classifies records; `counts` says what happened to them, for reports and metrics."""
+
+    def __init__(
+        self,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_message_chars: int = MAX_MESSAGE_CHARS,
+    ) -> None:
+        self.max_decompressed_bytes = max_decompressed_bytes
+        self.classifier = Classifier(max_message_chars)
+        self.counts = self.classifier.counts
+
+    def process_records(self, records: Iterable[RawRecord]) -> list[RecordOutcome]:
+        classify = self.classifier.classify
+        cap = self.max_decompressed_bytes
+        outcomes = []
+        records_seen = control_messages = log_events = kpl_subrecords = 0
+        for record in records:
+            records_seen += 1
+            decoded = decode_record(record, cap)
+            outcome = RecordOutcome(record.sequence_number, rejects=decoded.rejects)
+            control_messages += decoded.control_messages
+            kpl_subrecords += decoded.kpl_subrecords
+            for document in decoded.documents:
+                log_events += len(document["logEvents"])
+                classify(document, outcome.events, outcome.rejects, record.source)
+            self._count_rejects(outcome.rejects)
+            outcomes.append(outcome)
+        count = self.classifier.count
+        count("records_received", records_seen)
+        count("control_messages_skipped", control_messages)
+        count("kpl_subrecords", kpl_subrecords)
+        count("log_events_received", log_events)
+        count("events_emitted", sum(len(outcome.events) for outcome in outcomes))
+        return outcomes
+
+    def process_kinesis_event(self, event: dict[str, Any]) -> list[RecordOutcome]:
+        """A Lambda Kinesis event. Records whose envelope is unusable come back as reject-only outcomes."""
+        records, envelope_rejects = records_from_kinesis_event(event)
+        outcomes = self.process_records(records)
+        for reject in envelope_rejects:
+            self._count_rejects([reject])
+            outcomes.append(RecordOutcome(reject.sequence_number, rejects=[reject]))
+        return outcomes
+
+    def process_awslogs_event(self, event: dict[str, Any], source: str | None = None) -> list[RecordOutcome]:
+        """A direct CloudWatch Logs subscription event (`{"awslogs": {"data": ...}}`)."""
+        record, reject = record_from_awslogs_event(event, source)
+        if record is None:
+            self._count_rejects([reject])
+            return [RecordOutcome(None, rejects=[reject])]
+        return self.process_records([record])
+
+    def _count_rejects(self, rejects: list[Reject]) -> None:
+        for reject in rejects:
+            self.classifier.count(f"rejected.{reject.code}")

@@ -1,0 +1,89 @@
+"""Builders for test input: CloudWatch Logs documents, Kinesis records and Lambda events."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from typing import Any
+
+import orjson
+
+from shipper.classify import Classifier
+from shipper.contract import contract_violations
+from shipper.reject import Reject
+
+LAMBDA_GROUP = "/aws/lambda/orders-api"
+STREAM = "2024/05/20/[$LATEST]4f9b1e2c7d6a4b0e9a3c5d7e1f2a3b4c"
+REQUEST_ID = "4b142fc3-17b8-4cdb-a46b-a8dbe7918715"
+
+
+def cwl_document(
+    messages: list[str],
+    log_group: str = LAMBDA_GROUP,
+    log_stream: str = STREAM,
+    start_ms: int = 1716222585000,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A DATA_MESSAGE with one log event per message, ids and timestamps increasing."""
+    return {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": log_stream,
+        "subscriptionFilters": ["central"],
+        "logEvents": [
+            {
+                "id": f"{38274620512364875123458823160957185384792635018476765184 + i}",
+                "timestamp": start_ms + i,
+                "message": message,
+            }
+            for i, message in enumerate(messages)
+        ],
+        **extra,
+    }
+
+
+def gz(document: dict[str, Any] | bytes) -> bytes:
+    data = document if isinstance(document, bytes) else orjson.dumps(document)
+    return gzip.compress(data, mtime=0)
+
+
+def kinesis_event(
+    payloads: list[bytes], first_sequence: int = 49652374810316455386124873493651468935098264726135504898
+) -> dict[str, Any]:
+    """A Lambda Kinesis event carrying `payloads` as records, sequence numbers increasing."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": "da10bf66b1f54bff5d96eae99149ad1f",
+                    "sequenceNumber": str(first_sequence + i),
+                    "data": base64.b64encode(payload).decode(),
+                    "approximateArrivalTimestamp": 1716222590.512,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000003:{first_sequence + i}",
+                "eventName": "aws:kinesis:record",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/central-logs",
+            }
+            for i, payload in enumerate(payloads)
+        ]
+    }
+
+
+def classify_messages(messages: list[str], **document_options: Any) -> list[dict[str, Any]]:
+    """Events for `messages` from a fresh classifier; every event is checked against the contract."""
+    events: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    Classifier().classify(cwl_document(messages, **document_options), events, rejects)
+    assert rejects == []
+    for event in events:
+        assert contract_violations(event) == [], event
+    return events
+
+
+def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["type"] == event_type]
