@@ -1,0 +1,174 @@
+"""Throughput of the hot path (decode + classify + NDJSON), as ratios to baselines run in this process.
+
+    python bench/bench_pipeline.py [--events N] [--repeat K]
+
+Three implementations run over the same generated corpus of Lambda Kinesis events, interleaved,
+best of K runs each, so machine noise hits them alike:
+
+- floor:   base64 + gunzip + orjson.loads, touching each message and doing nothing else;
+- naive:   stdlib json + gzip + one REPORT regex per line + json.dumps per event;
+- shipper: the real Pipeline (decode, classify, contract events) + NDJSON encoding.
+
+Targets: shipper takes at most 2.5x the floor's time and is at least 2x faster than naive.
+KPL-aggregated records (a few in the corpus) are skipped by the two baselines, which cannot read them;
+shipper decodes them, so it does slightly more work than the baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import re
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))
+
+from shipper.pipeline import Pipeline  # noqa: E402
+from shipper.sinks.base import encode_ndjson  # noqa: E402
+
+from generate import build_corpus  # noqa: E402
+
+_GZIP = b"\x1f\x8b"
+
+
+def run_floor(events: list[dict]) -> int:
+    touched = 0
+    b64decode, decompress, loads = base64.b64decode, zlib.decompress, orjson.loads
+    for event in events:
+        for record in event["Records"]:
+            data = b64decode(record["kinesis"]["data"])
+            if data[:2] != _GZIP:
+                continue
+            document = loads(decompress(data, 47))
+            for log_event in document["logEvents"]:
+                touched += len(log_event["message"]) > 0
+    return touched
+
+
+_NAIVE_REPORT = re.compile(
+    r"REPORT RequestId: (\S+)\s+Duration: ([\d.]+) ms\s+Billed Duration: (\d+) ms\s+"
+    r"Memory Size: (\d+) MB\s+Max Memory Used: (\d+) MB(?:\s+Init Duration: ([\d.]+) ms)?"
+)
+
+
+def run_naive(events: list[dict]) -> int:
+    lines = []
+    for event in events:
+        for record in event["Records"]:
+            data = base64.b64decode(record["kinesis"]["data"])
+            if data[:2] != _GZIP:
+                continue
+            document = json.loads(gzip.decompress(data))
+            if document["messageType"] != "DATA_MESSAGE":
+                continue
+            for log_event in document["logEvents"]:
+                message = log_event["message"]
+                match = _NAIVE_REPORT.match(message)
+                out = {
+                    "timestamp": log_event["timestamp"],
+                    "log_group": document["logGroup"],
+                    "log_stream": document["logStream"],
+                    "event_id": log_event["id"],
+                }
+                if match:
+                    out["type"] = "invocation"
+                    out["request_id"] = match.group(1)
+                    out["duration_ms"] = float(match.group(2))
+                    out["billed_duration_ms"] = int(match.group(3))
+                    out["memory_size_mb"] = int(match.group(4))
+                    out["max_memory_used_mb"] = int(match.group(5))
+                    out["init_duration_ms"] = float(match.group(6)) if match.group(6) else None
+                else:
+                    out["type"] = "log"
+                    out["message"] = message
+                lines.append(json.dumps(out))
+    return len("\n".join(lines))
+
+
+def run_shipper(events: list[dict]) -> int:
+    pipeline = Pipeline()
+    written = 0
+    for event in events:
+        for outcome in pipeline.process_kinesis_event(event):
+            written += len(encode_ndjson(outcome.events))
+    return written
+
+
+def _best_time(function: Callable[[list[dict]], int], events: list[dict]) -> float:
+    started = time.perf_counter()
+    function(events)
+    return time.perf_counter() - started
+
+
+def import_cost() -> str:
+    """`python -X importtime` for the modules the hot path needs, summarised to the top-level imports."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import shipper.pipeline, shipper.sinks"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    rows = []
+    for line in completed.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        if (
+            cumulative.isdigit()
+            and not name.startswith(" ")
+            and (name.startswith("shipper") or name in ("orjson", "zlib", "re", "binascii", "hashlib"))
+        ):
+            rows.append((int(cumulative), name))
+    total = sum(cost for cost, name in rows if name in ("shipper.pipeline", "shipper.sinks"))
+    listing = ", ".join(f"{name} {cost / 1000:.1f} ms" for cost, name in sorted(rows, reverse=True)[:8])
+    return f"import shipper.pipeline + shipper.sinks: {total / 1000:.1f} ms cumulative ({listing})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="log events in the corpus (default 200000)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each implementation; the best counts")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    corpus = build_corpus(args.events)
+    events = corpus.kinesis_events
+    log_events = corpus.truth["log_events"]
+    input_bytes = sum(len(r["kinesis"]["data"]) for e in events for r in e["Records"]) * 3 // 4
+    print(
+        f"corpus: {log_events:,} log events in {corpus.truth['records']:,} records, "
+        f"{input_bytes / 1e6:.1f} MB compressed (built in {time.perf_counter() - started:.1f} s)"
+    )
+
+    implementations = {"floor": run_floor, "naive": run_naive, "shipper": run_shipper}
+    best = dict.fromkeys(implementations, float("inf"))
+    for _ in range(args.repeat):
+        for name, function in implementations.items():
+            best[name] = min(best[name], _best_time(function, events))
+
+    for name, seconds in best.items():
+        print(
+            f"{name:8s} {seconds * 1000:8.1f} ms  {log_events / seconds:12,.0f} events/s  "
+            f"{input_bytes / seconds / 1e6:7.1f} MB/s (compressed in)"
+        )
+    floor_ratio = best["shipper"] / best["floor"]
+    naive_speedup = best["naive"] / best["shipper"]
+    print(f"shipper / floor time:  {floor_ratio:.2f}x  (target <= 2.5x: {'met' if floor_ratio <= 2.5 else 'NOT met'})")
+    print(f"naive / shipper time:  {naive_speedup:.2f}x  (target >= 2x: {'met' if naive_speedup >= 2 else 'NOT met'})")
+    print(import_cost())
+
+
+if __name__ == "__main__":
+    main()
