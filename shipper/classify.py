@@ -51,7 +51,25 @@ _SPACED_PLATFORM_FIELD = re.compile(
     r"(RequestId|Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|"
     r"Memory Size|Max Memory Used|Status|Error Type|Phase): (\S+)"
 )
+# Canonical REPORT line (tabs, no Status/Restore fields): one regex instead of the generic field parser.
+# What may follow it is checked with string operations: nothing, or the X-Ray trailer on its second line.
+_REPORT = re.compile(
+    r"REPORT RequestId: ([^\t ]+)\tDuration: (\d+(?:\.\d+)?) ms\tBilled Duration: (\d+) ms\t"
+    r"Memory Size: (\d+) MB\tMax Memory Used: (\d+) MB\t(?:Init Duration: (\d+(?:\.\d+)?) ms\t)?"
+)
+_XRAY_TRAILER = "\nXRAY TraceId: "
+# Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
+# level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
+_QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
 _FAILURES = frozenset(("timeout", "out_of_memory", "error"))
+# Lambda writes platform records as {"time":"<24-char ISO time>","type":"platform.<name>","record":{...}}.
+# Most of them open or close an invocation and produce no event: read those without parsing the JSON.
+_PLATFORM_PREFIX = '{"time":"'
+_PLATFORM_TYPE_AT = len(_PLATFORM_PREFIX) + 24 + len('",')
+_PLATFORM_TYPE_KEY = '"type":"platform.'
+_SILENT_PLATFORM_TYPES = frozenset(
+    ("runtimeDone", "initRuntimeDone", "restoreStart", "restoreRuntimeDone", "extension", "telemetrySubscription")
+)
 _LOADS = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
@@ -167,9 +185,13 @@ class _DocumentClassifier:
     def run(self) -> None:
         max_chars = self.classifier.max_message_chars
         state = self.stream_state
+        app_line = self._app_line
         for log_event in self.document["logEvents"]:
-            message = log_event.get("message") if type(log_event) is dict else None
-            timestamp = log_event.get("timestamp") if type(log_event) is dict else None
+            try:
+                message = log_event["message"]
+                timestamp = log_event["timestamp"]
+            except (KeyError, TypeError, IndexError):
+                message = timestamp = None
             if type(message) is not str or type(timestamp) is not int:
                 self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
                 continue
@@ -188,7 +210,7 @@ class _DocumentClassifier:
                 self._python_text_line(message, timestamp, event_id)
             elif first == "{":
                 self._json_line(message, timestamp, event_id)
-            elif first.isdigit():
+            elif "0" <= first <= "9":
                 self._timestamped_line(message, timestamp, event_id)
             elif first == "S" and message.startswith("START RequestId: "):
                 words = message.split(None, 3)
@@ -201,34 +223,63 @@ class _DocumentClassifier:
             elif first in "IRTLX" and self._other_platform_line(message, timestamp, event_id):
                 pass
             else:
-                self._app_line(None, state[1], message, message, timestamp, event_id)
+                app_line(None, state[1], message, timestamp, event_id)
 
     # --- TEXT platform lines ------------------------------------------------------------------------
 
     def _report_line(self, message: str, timestamp: int, event_id: str | None) -> None:
-        head, xray_sep, xray = message.partition("\nXRAY TraceId: ")
+        match = _REPORT.match(message)
+        if match is not None:
+            rest = message[match.end() :]
+            if rest.startswith(_XRAY_TRAILER):
+                xray = _trace_id(rest[len(_XRAY_TRAILER) :])
+            elif rest in ("", "\n"):
+                xray = None
+            else:
+                match = None
+        if match is not None:
+            request_id, duration, billed, memory, max_memory, init = match.groups()
+            init_duration = None if init is None else float(init)
+            self._invocation(
+                timestamp,
+                request_id,
+                event_id,
+                float(duration),
+                int(billed),
+                int(memory),
+                int(max_memory),
+                init_duration,
+                None,
+                None,
+                None,
+                None,
+                xray,
+                "text",
+            )
+            return
+        head, xray_sep, xray = message.partition(_XRAY_TRAILER)
         fields = platform_fields(head)
         try:
             self._invocation(
                 timestamp,
                 fields.get("RequestId"),
                 event_id,
-                duration_ms=_opt_float(fields.get("Duration")),
-                billed_duration_ms=_opt_number(fields.get("Billed Duration")),
-                memory_size_mb=_opt_int(fields.get("Memory Size")),
-                max_memory_used_mb=_opt_int(fields.get("Max Memory Used")),
-                init_duration_ms=_opt_float(fields.get("Init Duration")),
-                restore_duration_ms=_opt_float(fields.get("Restore Duration")),
-                billed_restore_duration_ms=_opt_number(fields.get("Billed Restore Duration")),
-                raw_status=fields.get("Status"),
-                error_type=fields.get("Error Type"),
-                xray_trace_id=xray.split("\t", 1)[0].strip() or None if xray_sep else None,
-                log_format="text",
+                _opt_float(fields.get("Duration")),
+                _opt_number(fields.get("Billed Duration")),
+                _opt_int(fields.get("Memory Size")),
+                _opt_int(fields.get("Max Memory Used")),
+                _opt_float(fields.get("Init Duration")),
+                _opt_float(fields.get("Restore Duration")),
+                _opt_number(fields.get("Billed Restore Duration")),
+                fields.get("Status"),
+                fields.get("Error Type"),
+                _trace_id(xray) if xray_sep else None,
+                "text",
             )
         except ValueError:
             # A REPORT line whose numbers do not parse is kept as a log line, not lost.
             self.classifier.count("platform_line_unparsed")
-            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
@@ -294,7 +345,7 @@ class _DocumentClassifier:
             error_type, sep, error_message = first_line.partition(": ")
             if _EXCEPTION_TYPE.fullmatch(error_type):
                 request_id = self.stream_state[1]
-                self._app_line("ERROR", request_id, body, message, timestamp, event_id, oom_scan=False)
+                self._app_line("ERROR", request_id, body, timestamp, event_id, oom_scan=False)
                 if error_type == "MemoryError":
                     fields = {"memory_size_mb": None, "max_memory_used_mb": None}
                     fields |= {"error_type": error_type, "message": first_line}
@@ -306,9 +357,9 @@ class _DocumentClassifier:
         parts = message.split("\t", 3)
         level = _PYTHON_LEVELS.get(parts[0]) if len(parts) == 4 else None
         if level is None:
-            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
-        self._app_line(level, parts[2] or self.stream_state[1], parts[3], message, timestamp, event_id)
+        self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
 
     def _timestamped_line(self, message: str, timestamp: int, event_id: str | None) -> None:
         """Node `<ISO time>\\t<request id>\\t<LEVEL>\\t<text>`, or Lambda's `Task timed out` line."""
@@ -319,7 +370,7 @@ class _DocumentClassifier:
                 if request_id == "undefined" or not request_id:
                     request_id = self.stream_state[1]
                 body = parts[3]
-                self._app_line(parts[2], request_id, body, message, timestamp, event_id)
+                self._app_line(parts[2], request_id, body, timestamp, event_id)
                 if parts[2] == "ERROR" and body.startswith(_NODE_UNHANDLED):
                     self._node_unhandled(body, request_id, timestamp, event_id)
                 return
@@ -329,7 +380,7 @@ class _DocumentClassifier:
                 fields = {"timeout_s": float(match.group(2)), "duration_ms": None}
                 self._signal("timeout", timestamp, match.group(1), event_id, fields)
                 return
-        self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+        self._app_line(None, self.stream_state[1], message, timestamp, event_id)
 
     def _node_unhandled(self, body: str, request_id: str | None, timestamp: int, event_id: str | None) -> None:
         """`Invoke Error \\t{"errorType": ..., "errorMessage": ...}` and its kin."""
@@ -349,12 +400,22 @@ class _DocumentClassifier:
         self._signal("error", timestamp, request_id, event_id, fields)
 
     def _json_line(self, message: str, timestamp: int, event_id: str | None) -> None:
+        if message.startswith(_PLATFORM_TYPE_KEY, _PLATFORM_TYPE_AT) and message.startswith(_PLATFORM_PREFIX):
+            name_start = _PLATFORM_TYPE_AT + len(_PLATFORM_TYPE_KEY)
+            name = message[name_start : message.find('"', name_start)]
+            if name in _SILENT_PLATFORM_TYPES:
+                return
+            if name == "start":
+                id_start = message.find('"requestId":"', name_start) + len('"requestId":"')
+                if id_start > name_start:
+                    self.stream_state[1] = message[id_start : message.find('"', id_start)] or None
+                    return
         try:
             record = _LOADS(message)
         except _JSONDecodeError:
             record = None
         if type(record) is not dict:
-            self._app_line(None, self.stream_state[1], message, message, timestamp, event_id)
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
         record_type = record.get("type")
         if type(record_type) is str and record_type.startswith("platform."):
@@ -374,40 +435,52 @@ class _DocumentClassifier:
         if level is None:
             level = record.get("log_level")
         level = level.upper() if type(level) is str else None
-        request_id = record.get("requestId") or record.get("AWSRequestId") or record.get("function_request_id")
+        request_id = record.get("requestId")
         if type(request_id) is not str:
-            request_id = self.stream_state[1]
+            request_id = record.get("AWSRequestId") or record.get("function_request_id")
+            if type(request_id) is not str:
+                request_id = self.stream_state[1]
         text = record.get("message")
-        error_type = record.get("errorType")
+        event = self._base("log", timestamp, request_id, event_id)
+        event["level"] = level
+        event["fields"] = record
+        self.events.append(event)
+        if "errorType" not in record:
+            event["message"] = text if type(text) is str else "" if text is None else orjson.dumps(text).decode()
+            if level not in _QUIET_LEVELS:
+                self._app_signals(message, request_id, timestamp, event_id, oom_scan=True)
+            return
+        error_type = record["errorType"]
         error_message = record.get("errorMessage")
+        if type(error_message) is not str:
+            error_message = None
         if type(text) is not str:
             if text is not None:
                 text = orjson.dumps(text).decode()
             elif type(error_type) is str:
-                text = f"{error_type}: {error_message}" if type(error_message) is str else error_type
+                text = f"{error_type}: {error_message}" if error_message is not None else error_type
             else:
                 text = ""
-        self.events.append(self._log(timestamp, request_id, event_id, level, text, record))
+        event["message"] = text
+        # The runtime's own unhandled-error records: Python's `log_level` shape, Node's "Invoke Error ..." text.
         unhandled = type(error_type) is str and (
             ("log_level" in record and "level" not in record) or text.startswith(_NODE_UNHANDLED)
         )
-        oom_found = False
-        if unhandled and error_type == "MemoryError":
+        oom_found = unhandled and error_type == "MemoryError"
+        if oom_found:
             fields = {"memory_size_mb": None, "max_memory_used_mb": None}
-            fields |= {"error_type": error_type, "message": error_message if type(error_message) is str else None}
+            fields |= {"error_type": error_type, "message": error_message}
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
-            oom_found = True
         elif unhandled:
-            fields = {"error_type": error_type, "message": error_message if type(error_message) is str else None}
-            self._signal("error", timestamp, request_id, event_id, fields)
-        self._app_signals(message, request_id, timestamp, event_id, oom_scan=not oom_found)
+            self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": error_message})
+        if level not in _QUIET_LEVELS:
+            self._app_signals(message, request_id, timestamp, event_id, oom_scan=not oom_found)
 
     def _app_line(
         self,
         level: str | None,
         request_id: str | None,
         body: str,
-        message: str,
         timestamp: int,
         event_id: str | None,
         oom_scan: bool = True,
@@ -416,7 +489,8 @@ class _DocumentClassifier:
         if "|" in body and self._metrics(parse_metric_text(body, timestamp), request_id, event_id):
             return
         fields = None
-        if body[:1] == "{":
+        first = body[:1]
+        if first == "{":
             try:
                 parsed = _LOADS(body)
             except _JSONDecodeError:
@@ -427,15 +501,29 @@ class _DocumentClassifier:
                 ):
                     return
                 fields = parsed
-        elif body.startswith("LAMBDA_WARNING: ") and "\n{" in body:
+        elif first == "L" and body.startswith("LAMBDA_WARNING: ") and "\n{" in body:
             # Python JSON log format: the runtime's warning and the unhandled error's JSON in one event.
             warning, _, error_json = body.partition("\n{")
-            self._app_line("WARNING", request_id, warning, warning, timestamp, event_id)
+            self._app_line("WARNING", request_id, warning, timestamp, event_id)
             self._json_line("{" + error_json, timestamp, event_id)
             return
-        text = body[:-1] if body[-1:] == "\n" else body
-        self.events.append(self._log(timestamp, request_id, event_id, level, text.rstrip("\r\n"), fields))
-        self._app_signals(body, request_id, timestamp, event_id, oom_scan)
+        self.events.append(
+            {
+                "type": "log",
+                "timestamp": timestamp,
+                "function": self.function,
+                "log_group": self.log_group,
+                "log_stream": self.log_stream,
+                "account": self.account,
+                "request_id": request_id,
+                "event_id": event_id,
+                "level": level,
+                "message": body.rstrip("\r\n"),
+                "fields": fields,
+            }
+        )
+        if level not in _QUIET_LEVELS:
+            self._app_signals(body, request_id, timestamp, event_id, oom_scan)
 
     def _app_signals(
         self, text: str, request_id: str | None, timestamp: int, event_id: str | None, oom_scan: bool
@@ -484,17 +572,17 @@ class _DocumentClassifier:
                 timestamp,
                 request_id if type(request_id) is str else None,
                 event_id,
-                duration_ms=_json_number(metrics.get("durationMs")),
-                billed_duration_ms=_json_number(metrics.get("billedDurationMs")),
-                memory_size_mb=_json_int(metrics.get("memorySizeMB")),
-                max_memory_used_mb=_json_int(metrics.get("maxMemoryUsedMB")),
-                init_duration_ms=_json_number(metrics.get("initDurationMs")),
-                restore_duration_ms=_json_number(metrics.get("restoreDurationMs")),
-                billed_restore_duration_ms=_json_number(metrics.get("billedRestoreDurationMs")),
-                raw_status=None if status == "success" or type(status) is not str else status,
-                error_type=error_type if type(error_type) is str else None,
-                xray_trace_id=_xray_root(trace_value) if type(trace_value) is str else None,
-                log_format="json",
+                _json_number(metrics.get("durationMs")),
+                _json_number(metrics.get("billedDurationMs")),
+                _json_int(metrics.get("memorySizeMB")),
+                _json_int(metrics.get("maxMemoryUsedMB")),
+                _json_number(metrics.get("initDurationMs")),
+                _json_number(metrics.get("restoreDurationMs")),
+                _json_number(metrics.get("billedRestoreDurationMs")),
+                None if status == "success" or type(status) is not str else status,
+                error_type if type(error_type) is str else None,
+                _xray_root(trace_value) if type(trace_value) is str else None,
+                "json",
             )
         elif record_type in ("platform.initReport", "platform.restoreReport"):
             status = record.get("status")
@@ -520,7 +608,6 @@ class _DocumentClassifier:
         timestamp: int,
         request_id: str | None,
         event_id: str | None,
-        *,
         duration_ms: float | None,
         billed_duration_ms: float | None,
         memory_size_mb: int | None,
@@ -533,7 +620,10 @@ class _DocumentClassifier:
         xray_trace_id: str | None,
         log_format: str,
     ) -> None:
-        """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies."""
+        """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies.
+
+        `raw_status` is the status the line wrote, None for success.
+        """
         if raw_status is None:
             status = "success"
         elif raw_status == "timeout":
@@ -541,20 +631,30 @@ class _DocumentClassifier:
         else:
             status = "error"
         cold_start = init_duration_ms is not None or restore_duration_ms is not None
-        event = self._base("invocation", timestamp, request_id, event_id)
-        event["duration_ms"] = duration_ms
-        event["billed_duration_ms"] = billed_duration_ms
-        event["memory_size_mb"] = memory_size_mb
-        event["max_memory_used_mb"] = max_memory_used_mb
-        event["init_duration_ms"] = init_duration_ms
-        event["restore_duration_ms"] = restore_duration_ms
-        event["billed_restore_duration_ms"] = billed_restore_duration_ms
-        event["cold_start"] = cold_start
-        event["status"] = status
-        event["error_type"] = error_type
-        event["xray_trace_id"] = xray_trace_id
-        event["log_format"] = log_format
-        self.events.append(event)
+        self.events.append(
+            {
+                "type": "invocation",
+                "timestamp": timestamp,
+                "function": self.function,
+                "log_group": self.log_group,
+                "log_stream": self.log_stream,
+                "account": self.account,
+                "request_id": request_id,
+                "event_id": event_id,
+                "duration_ms": duration_ms,
+                "billed_duration_ms": billed_duration_ms,
+                "memory_size_mb": memory_size_mb,
+                "max_memory_used_mb": max_memory_used_mb,
+                "init_duration_ms": init_duration_ms,
+                "restore_duration_ms": restore_duration_ms,
+                "billed_restore_duration_ms": billed_restore_duration_ms,
+                "cold_start": cold_start,
+                "status": status,
+                "error_type": error_type,
+                "xray_trace_id": xray_trace_id,
+                "log_format": log_format,
+            }
+        )
         if self.stream_state[1] == request_id:
             self.stream_state[1] = None
         if cold_start:
@@ -599,29 +699,6 @@ class _DocumentClassifier:
             "event_id": event_id,
         }
 
-    def _log(
-        self,
-        timestamp: int,
-        request_id: str | None,
-        event_id: str | None,
-        level: str | None,
-        text: str,
-        fields: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        return {
-            "type": "log",
-            "timestamp": timestamp,
-            "function": self.function,
-            "log_group": self.log_group,
-            "log_stream": self.log_stream,
-            "account": self.account,
-            "request_id": request_id,
-            "event_id": event_id,
-            "level": level,
-            "message": text,
-            "fields": fields,
-        }
-
     def _reject_event(self, log_event: Any, code: str, reason: str) -> None:
         try:
             raw = orjson.dumps(log_event)
@@ -656,6 +733,12 @@ def _json_int(value: Any) -> int | None:
     if type(value) is float and value.is_integer():
         return int(value)
     return None
+
+
+def _trace_id(xray_trailer: str) -> str | None:
+    """The trace id at the start of `1-...\tSegmentId: ...` (tabs or spaces)."""
+    words = xray_trailer.split(None, 1)
+    return words[0] if words else None
 
 
 def _xray_root(trace_header: str) -> str | None:

@@ -36,6 +36,24 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 _STATSD_HEAD = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*:[-+.:0-9A-Za-z_]+\|(?:c|ms|g|s|h|d)(?:\||$)", re.MULTILINE)
 _MONITORING = re.compile(r"MONITORING\|(\S*)")
 
+# Fast paths: the shapes libraries actually write, read by one regex each. Anything else (sets, exponents,
+# sections out of the usual order, malformed lines) goes to the general parsers below, which give the
+# same answer for these shapes and a reason for the rest.
+_DECIMAL = r"[+-]?[0-9]{1,20}(?:\.[0-9]{1,20})?"
+_STATSD_COMMON = re.compile(
+    r"([A-Za-z][A-Za-z0-9_.\-]*)"
+    rf":({_DECIMAL}(?::{_DECIMAL})*)"
+    r"\|(c|ms|g|h|d)"
+    r"(?:\|@([0-9]{0,10}\.?[0-9]{1,10}))?"
+    r"(?:\|#([^|\n]*))?"
+    r"(?:\|c:[^|\n]*)?(?:\|e:[^|\n]*)?(?:\|card:[^|\n]*)?"
+    r"(?:\|T([0-9]{1,11}))?"
+)
+_DATADOG_COMMON = re.compile(
+    rf"([0-9]{{1,11}})\|({_DECIMAL})\|(count|gauge|histogram|distribution)\|([A-Za-z][A-Za-z0-9_.\-]*)(?:\|#([^|\s]*))?"
+)
+_LUMIGO_COMMON = re.compile(rf"({_DECIMAL})\|([A-Za-z][^|\s]*)\|([^|\s]+)\|([^|\s]+)\|([^|\s]*)")
+
 _STATSD_TYPES = {"c": "count", "ms": "timer", "g": "gauge", "s": "set", "h": "histogram", "d": "distribution"}
 _STATSD_IGNORED_SECTIONS = ("c", "e", "card")
 _DATADOG_TYPES = ("count", "gauge", "histogram", "distribution")
@@ -62,10 +80,15 @@ def parse_metric_text(body: str, timestamp_ms: int) -> list[dict[str, Any]] | Ma
     if "|" not in body:
         return None
     if "MONITORING|" in body:
-        return _parse_monitoring(body, timestamp_ms)
+        return _parse_monitoring_common(body, timestamp_ms) or _parse_monitoring(body, timestamp_ms)
     body = body.rstrip("\n")
     if "\n" in body:
         return _parse_statsd_packet(body, timestamp_ms)
+    common = _STATSD_COMMON.fullmatch(body)
+    if common is not None:
+        metrics = _statsd_common(common, timestamp_ms)
+        if metrics is not None:
+            return metrics
     if _STATSD_HEAD.match(body) is None:
         return None
     return _parse_statsd_line(body, timestamp_ms)
@@ -269,7 +292,74 @@ def _parse_statsd_line(line: str, timestamp_ms: int) -> list[dict[str, Any]] | M
     ]
 
 
+def _statsd_common(match: re.Match[str], timestamp_ms: int) -> list[dict[str, Any]] | None:
+    """Metrics of a line `_STATSD_COMMON` matched; None sends it to the general parser for a reason."""
+    name, packed, type_code, rate_text, tag_text, epoch = match.groups()
+    raw_values = packed.split(":")
+    if len(raw_values) > MAX_VALUES_PER_METRIC:
+        return None
+    sample_rate = 1.0
+    if rate_text is not None:
+        sample_rate = float(rate_text)
+        if not 0.0 < sample_rate <= 1.0:
+            return None
+    tags: dict[str, str] = {}
+    if tag_text is not None:
+        parsed_tags = _tags_from_text(tag_text, ":", bare_allowed=True)
+        if isinstance(parsed_tags, MalformedMetric):
+            return None
+        tags = parsed_tags
+    timestamp = timestamp_ms if epoch is None else int(epoch) * 1000
+    metric_type = _STATSD_TYPES[type_code]
+    unit = "Milliseconds" if type_code == "ms" else None
+    is_gauge = type_code == "g"
+    return [
+        _metric(
+            timestamp,
+            name,
+            float(raw),
+            metric_type,
+            unit,
+            None,
+            tags if index == 0 else dict(tags),
+            sample_rate,
+            "statsd",
+            is_gauge and raw[0] in "+-",
+            None,
+        )
+        for index, raw in enumerate(raw_values)
+    ]
+
+
 # MONITORING| lines: Datadog and Lumigo
+
+
+def _parse_monitoring_common(body: str, timestamp_ms: int) -> list[dict[str, Any]] | None:
+    """The first MONITORING| token when it has the usual Datadog or Lumigo shape; else None."""
+    found = _MONITORING.search(body)
+    if found is None:
+        return None
+    token = found.group(1)
+    datadog = _DATADOG_COMMON.fullmatch(token)
+    if datadog is not None:
+        epoch, value, metric_type, name, tag_text = datadog.groups()
+        tags = {} if tag_text is None else _tags_from_text(tag_text, ":", bare_allowed=True)
+        if isinstance(tags, MalformedMetric):
+            return None
+        return [
+            _metric(int(epoch) * 1000, name, float(value), metric_type, None, None, tags, None, "datadog", False, None)
+        ]
+    lumigo = _LUMIGO_COMMON.fullmatch(token)
+    if lumigo is not None:
+        value, unit, name, namespace, dimensions = lumigo.groups()
+        tags = _tags_from_text(dimensions, "=", bare_allowed=False)
+        if isinstance(tags, MalformedMetric):
+            return None
+        metric_type = _metric_type_for_unit(unit)
+        return [
+            _metric(timestamp_ms, name, float(value), metric_type, unit, namespace, tags, None, "lumigo", False, None)
+        ]
+    return None
 
 
 def _parse_monitoring(body: str, timestamp_ms: int) -> list[dict[str, Any]] | MalformedMetric | None:

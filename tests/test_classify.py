@@ -578,3 +578,32 @@ def test_platform_fields_reads_every_report_field():
 )
 def test_classifier_never_raises_and_every_event_meets_the_contract(messages, suffix):
     classify_messages([m + suffix for m in messages])
+
+
+@pytest.mark.parametrize(
+    "start_record",
+    [
+        # Lambda's own layout, read without parsing the JSON
+        f'{{"time":"2024-05-20T16:29:45.008Z","type":"platform.start","record":{{"requestId":"{REQUEST_ID}","version":"$LATEST"}}}}',
+        # the same record in another key order, parsed in full
+        f'{{"type":"platform.start","time":"2024-05-20T16:29:45.008Z","record":{{"version":"$LATEST","requestId":"{REQUEST_ID}"}}}}',
+    ],
+)
+def test_platform_start_opens_the_invocation_for_later_lines_whichever_way_it_is_read(start_record):
+    events = classify_messages([
+        start_record,
+        f'{{"time":"2024-05-20T16:29:45.019Z","type":"platform.runtimeDone","record":{{"requestId":"{REQUEST_ID}","status":"success"}}}}',
+        "raw print() output\n",
+    ])
+    [log] = events
+    assert log["request_id"] == REQUEST_ID
+
+
+def test_xray_trace_id_with_tabs_or_spaces_in_either_report_form():
+    xray = "XRAY TraceId: 1-636d1462-33ef10600061cad86dab71c8\tSegmentId: 7ccb4860675ee485\tSampled: true\t\n"
+    canonical = report(*BASIC, xray=xray)
+    with_status = report(*BASIC, "Status: error", "Error Type: Runtime.Unknown", xray=xray)
+    spaced = canonical.replace("\t", " ")
+    for message in (canonical, canonical.replace(xray, xray.replace("\t", " ")), with_status, spaced):
+        [invocation, *_] = classify_messages([message])
+        assert invocation["xray_trace_id"] == "1-636d1462-33ef10600061cad86dab71c8", message

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shipper import metrics
 from shipper.contract import contract_violations
 from shipper.metrics import (
     MAX_TAGS_PER_LINE,
@@ -891,3 +892,51 @@ def test_mutated_emf_documents_never_raise(case: tuple[dict[str, Any], list[dict
     key = data.draw(st.sampled_from(sorted(document)))
     document[key] = data.draw(JSON_VALUES)
     check_result(parse_metric_object(document, TS))
+
+
+# The fast paths for common shapes must agree with the general parsers wherever they answer.
+
+_fast_name = st.from_regex(r"[A-Za-z][A-Za-z0-9_.\-]{0,12}", fullmatch=True)
+_fast_decimal = st.from_regex(r"[+-]?[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True)
+_fast_tags = st.lists(st.from_regex(r"[a-z]{0,5}(:[a-z0-9:]{0,5})?", fullmatch=True), max_size=4).map(",".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=_fast_name,
+    values=st.lists(_fast_decimal, min_size=1, max_size=4),
+    type_code=st.sampled_from(["c", "ms", "g", "h", "d"]),
+    rate=st.none() | st.from_regex(r"0?\.[0-9]{1,3}|1(\.0)?|0", fullmatch=True),
+    tags=st.none() | _fast_tags,
+    container=st.booleans(),
+    epoch=st.none() | st.integers(0, 99_999_999_999),
+)
+def test_statsd_fast_path_agrees_with_the_general_parser(name, values, type_code, rate, tags, container, epoch):
+    line = f"{name}:{':'.join(values)}|{type_code}"
+    line += "" if rate is None else f"|@{rate}"
+    line += "" if tags is None else f"|#{tags}"
+    line += "|c:ci-1" if container else ""
+    line += "" if epoch is None else f"|T{epoch}"
+    match = metrics._STATSD_COMMON.fullmatch(line)
+    assert match is not None
+    fast = metrics._statsd_common(match, 5)
+    general = metrics._parse_statsd_line(line, 5)
+    if fast is None:
+        assert isinstance(general, MalformedMetric)
+    else:
+        assert fast == general
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first=st.from_regex(r"[0-9]{1,11}|[+-]?[0-9]{1,4}(\.[0-9]{1,3})?", fullmatch=True),
+    second=st.from_regex(r"[+-]?[0-9]{1,4}(\.[0-9]{1,3})?|[A-Za-z][A-Za-z%/]{0,8}", fullmatch=True),
+    third=st.sampled_from(["count", "gauge", "histogram", "distribution", "latency", "x"]),
+    rest=st.lists(st.from_regex(r"#?[a-z=:,]{0,8}", fullmatch=True), max_size=3),
+    prefix=st.sampled_from(["", "2024-05-20T16:29:45.009Z\tabc\tINFO\t", "note "]),
+)
+def test_monitoring_fast_path_agrees_with_the_general_parser(first, second, third, rest, prefix):
+    body = prefix + "MONITORING|" + "|".join([first, second, third, *rest])
+    fast = metrics._parse_monitoring_common(body, 5)
+    if fast is not None:
+        assert fast == metrics._parse_monitoring(body, 5)
