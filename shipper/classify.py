@@ -436,9 +436,9 @@ class _DocumentClassifier:
             level = record.get("log_level")
         level = level.upper() if type(level) is str else None
         request_id = record.get("requestId")
-        if type(request_id) is not str:
+        if type(request_id) is not str or not request_id:
             request_id = record.get("AWSRequestId") or record.get("function_request_id")
-            if type(request_id) is not str:
+            if type(request_id) is not str or not request_id:
                 request_id = self.stream_state[1]
         text = record.get("message")
         event = self._base("log", timestamp, request_id, event_id)
@@ -672,7 +672,14 @@ class _DocumentClassifier:
     def _signal(
         self, signal: str, timestamp: int, request_id: str | None, event_id: str | None, fields: dict[str, Any]
     ) -> None:
-        """Emit a timeout / out_of_memory / cold_start / error at most once per invocation."""
+        """Emit a timeout / out_of_memory / cold_start / error at most once per invocation.
+
+        An unhandled error seen outside any invocation happened during init: `init_error` reports it,
+        and the line itself stays a `log` event.
+        """
+        if request_id is None and signal == "error":
+            self.classifier.count("error_outside_invocation")
+            return
         if request_id is not None and not self.classifier._first_sighting((self.function, request_id), signal):
             earlier = self.pending_signals.get((request_id, signal))
             if earlier is not None:

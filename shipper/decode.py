@@ -201,10 +201,12 @@ def _deaggregate(record: RawRecord, decoded: Decoded) -> list[bytes] | None:
     if hashlib.md5(message).digest() != digest:
         return None
     # The protobuf runtime is only needed for aggregated records: imported here to keep start-up cheap.
-    from aws_kinesis_agg.messages_pb2 import AggregatedRecord
+    # Through `deaggregator`: the library's generated messages_pb2 imports its sibling config_pb2 as a
+    # top-level module, which works only after that module has put the package directory on sys.path.
+    from aws_kinesis_agg import deaggregator
     from google.protobuf.message import DecodeError
 
-    aggregate = AggregatedRecord()
+    aggregate = deaggregator.messages_pb2.AggregatedRecord()
     try:
         aggregate.ParseFromString(message)
     except DecodeError as exc:

@@ -26,7 +26,7 @@ THROTTLE_ERROR_CODES = (
 )
 
 _THROTTLE_CODE = re.compile(
-    r"(?<![\w.])(" + "|".join(THROTTLE_ERROR_CODES) + r")(?!\w)"
+    r"(?<!\w)(" + "|".join(THROTTLE_ERROR_CODES) + r")(?!\w)"
     # The bare code "Throttling" is an ordinary English word: only count it where it reads as a code.
     r"|(?<=[(\"'])(Throttling)(?=[)\"'])"
 )

@@ -320,12 +320,10 @@ def test_node_text_lines_and_unhandled_errors():
         ("ERROR", None),
     ]
     assert logs[0]["message"] == "processed order 42"
-    errors = of_type(events, "error")
-    assert [(e["error_type"], e["request_id"]) for e in errors] == [
-        ("TypeError", REQUEST_ID),
-        ("Runtime.ImportModuleError", None),
-    ]
-    assert errors[0]["message"] == "Cannot read properties of undefined (reading 'id')"
+    # The init-time Uncaught Exception belongs to no invocation: it stays a log line (INIT_REPORT reports it).
+    [error] = of_type(events, "error")
+    assert (error["error_type"], error["request_id"]) == ("TypeError", REQUEST_ID)
+    assert error["message"] == "Cannot read properties of undefined (reading 'id')"
 
 
 # --- JSON log format -----------------------------------------------------------------------------------
@@ -454,6 +452,9 @@ def test_lambda_warning_prefix_before_json_unhandled_error():
             "SlowDown",
         ),
         ("kinesis put failed: LimitExceededException", "LimitExceededException"),
+        ("2024-05-20 16:29:45 4b142fc3 ERROR LedgerHandler - ledger write failed: software.amazon.awssdk.services."
+         "dynamodb.model.ProvisionedThroughputExceededException: The level of configured provisioned throughput "
+         "(Service: DynamoDb, Status Code: 400, Request ID: ABC)", "ProvisionedThroughputExceededException"),
         ("upstream said: Rate exceeded", "RateExceeded"),
         ("HTTP 429 Too Many Requests from api.example.com", "HTTP429"),
         ('request failed {"statusCode": 429}', "HTTP429"),
