@@ -1,27 +1,73 @@
 """Sinks: where structured events go.
 
 A sink is small: it writes one batch of events, says whether a failure is worth retrying, and
-closes. Everything around that (batching, retries, deadlines, counters) lives once, outside sinks.
-`build_sink` turns a spec string from the command line into a sink.
+closes. Everything around that (batching, retries, deadlines, counters) lives once, outside sinks,
+in shipper.delivery. `build_sink` turns a spec string and its options into a sink.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from shipper.errors import ConfigError
 from shipper.sinks.base import Sink, SinkError
-from shipper.sinks.local import JsonLinesFileSink, NullSink, StdoutSink
+from shipper.sinks.local import DirectorySink, JsonLinesFileSink, NullSink, StdoutSink
 
-__all__ = ["JsonLinesFileSink", "NullSink", "Sink", "SinkError", "StdoutSink", "build_sink"]
+__all__ = [
+    "DirectorySink",
+    "JsonLinesFileSink",
+    "NullSink",
+    "Sink",
+    "SinkError",
+    "StdoutSink",
+    "build_sink",
+    "sink_kind",
+]
+
+_LOCAL_KINDS = frozenset({"stdout", "null", "jsonl", "dir"})
+_HTTP_KINDS = frozenset({"http", "https"})
+_AWS_KINDS = frozenset({"s3", "kinesis", "firehose", "cloudwatch"})
+SPECS = (
+    "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
+    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf"
+)
 
 
-def build_sink(spec: str) -> Sink:
-    """Build a sink from its spec: `stdout`, `null`, `jsonl:PATH` (`.gz` suffix compresses)."""
-    kind, _, target = spec.partition(":")
-    if kind == "stdout" and not target:
-        return StdoutSink()
-    if kind == "null" and not target:
-        return NullSink()
-    if kind == "jsonl":
-        if not target:
-            raise ValueError("sink 'jsonl' needs a file: --sink jsonl:PATH")
-        return JsonLinesFileSink(target)
-    raise ValueError(f"unknown sink {spec!r}: expected stdout, null or jsonl:PATH")
+def sink_kind(spec: str) -> str:
+    """The kind of a sink spec: `stdout`, `jsonl`, `http`, `s3`, ... (`https` URLs are `http`)."""
+    kind = spec.partition(":")[0]
+    if kind not in _LOCAL_KINDS | _HTTP_KINDS | _AWS_KINDS:
+        raise ConfigError(f"unknown sink {spec!r}: expected {SPECS}")
+    return "http" if kind == "https" else kind
+
+
+def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
+    """Build a sink from its spec (see SPECS; a `.gz` jsonl path compresses) and its options.
+
+    AWS sinks are built by shipper.sinks.aws, imported only here so that boto3 loads only when one
+    is configured. Local sinks take no options.
+    """
+    options = options or {}
+    kind = sink_kind(spec)
+    if kind in _AWS_KINDS:
+        try:
+            from shipper.sinks.aws import build_aws_sink
+        except ImportError as exc:
+            raise ConfigError(f"sink {spec!r} needs boto3: pip install 'shipper[aws]' ({exc})") from exc
+        return build_aws_sink(spec, options)
+    if kind == "http":
+        from shipper.sinks.http import build_http_sink
+
+        return build_http_sink(spec, options)
+    if options:
+        raise ConfigError(f"sink {spec!r} takes no options, got: {', '.join(sorted(options))}")
+    target = spec.partition(":")[2]
+    if kind in ("stdout", "null"):
+        if target:
+            raise ConfigError(f"sink {kind!r} takes nothing after it, got {spec!r}")
+        return StdoutSink() if kind == "stdout" else NullSink()
+    if not target:
+        what = "file" if kind == "jsonl" else "directory"
+        raise ConfigError(f"sink {kind!r} needs a {what}: {kind}:PATH")
+    return JsonLinesFileSink(target) if kind == "jsonl" else DirectorySink(target)

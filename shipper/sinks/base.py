@@ -11,10 +11,12 @@ from typing import Any, Protocol
 
 import orjson
 
+from shipper.errors import ShipperError
+
 _NDJSON = orjson.OPT_APPEND_NEWLINE
 
 
-class SinkError(Exception):
+class SinkError(ShipperError):
     """A sink did not take (all of) a batch.
 
     retryable:   whether sending the same events again may succeed (throttling, 5xx, timeouts).

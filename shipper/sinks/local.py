@@ -1,10 +1,14 @@
-"""Sinks that write on this machine: standard output, nowhere, and a JSON-lines file."""
+"""Sinks that write on this machine: standard output, nowhere, a JSON-lines file, and a directory."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import sys
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from shipper.sinks.base import SinkError, encode_ndjson
@@ -66,3 +70,46 @@ class JsonLinesFileSink:
 
     def close(self) -> None:
         self._file.close()
+
+
+class DirectorySink:
+    """Writes each batch to a new NDJSON file in a directory, fsync'd before `send` returns.
+
+    Files are named `<UTC time>-<random>.ndjson`, so names sort by time and never collide. A file
+    appears only once complete (written under a hidden temporary name, then renamed). This is the
+    local dead-letter target.
+    """
+
+    name = "dir"
+    max_batch_events = 100_000
+    max_batch_bytes = 64 * 1024 * 1024
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create directory {path}: {exc.strerror}", retryable=False) from exc
+
+    def send(self, events: Sequence[dict[str, Any]]) -> None:
+        file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
+        final = os.path.join(self.path, file_name)
+        temporary = os.path.join(self.path, f".{file_name}.tmp")
+        try:
+            with open(temporary, "xb") as file:
+                file.write(encode_ndjson(events))
+                file.flush()
+                os.fsync(file.fileno())
+            os.rename(temporary, final)
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise SinkError(f"cannot write a file in {self.path}: {exc.strerror}", retryable=False) from exc
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,451 @@
+"""Delivery: batching, retries, deadlines, the dead letter and counters, written once around any sink.
+
+    Router.deliver([(origin, [event | Reject, ...]), ...], deadline) -> DeliveryReport
+      routes each event by its `type` to the sinks configured for it, each wrapped in a Delivery;
+      rejects go to the dead letter.
+    Delivery (one per sink)
+      buffers events into batches within the sink's limits, sends them, retries what the sink says
+      may succeed (exponential backoff, full jitter, Retry-After honoured, only the failed events),
+      and hands what the sink refuses for good, or what still fails after the last attempt, to the
+      dead letter.
+
+Every event ends in one `Status` per sink. An origin (an opaque key the caller gives, such as a
+Kinesis sequence number) takes the worst status of all its events in all sinks:
+NOT_DELIVERED > DEAD_LETTERED > DELIVERED. NOT_DELIVERED means the caller must send it again:
+retrying would pass the deadline, or the dead letter could not be written. Nothing is dropped
+without being counted: events whose type no sink takes are counted as unrouted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from shipper.contract import EVENT_TYPES
+from shipper.reject import Reject
+from shipper.sinks.base import Sink, SinkError
+
+__all__ = [
+    "DEFAULT_MAX_WAIT_S",
+    "Deadline",
+    "Delivery",
+    "DeliveryReport",
+    "Items",
+    "Origin",
+    "RetryPolicy",
+    "Route",
+    "Router",
+    "Settled",
+    "SinkCounters",
+    "Status",
+    "event_size",
+]
+
+log = logging.getLogger(__name__)
+
+Origin = Hashable
+"""The caller's key for a group of events (a Kinesis sequence number, a file name); opaque here."""
+Deadline = Callable[[], float]
+"""Returns the seconds the caller has left (for Lambda: remaining time less a safety margin)."""
+
+Items = Iterable[tuple[Origin, Iterable[dict[str, Any] | Reject]]]
+"""What a Router takes: per origin, its events and rejects."""
+_Buffered = tuple[Origin, dict[str, Any], int]
+"""A buffered event: its origin, the event, its encoded size in bytes."""
+
+
+class Status(StrEnum):
+    """What became of an event, or of an origin: the worst of its events' statuses."""
+
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+    NOT_DELIVERED = "not_delivered"
+    """Not delivered and not dead-lettered: the caller must send it again."""
+
+
+DEFAULT_MAX_WAIT_S = 1.0
+"""How long an event may wait in a buffer for its batch to fill, by default."""
+
+_SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
+
+
+def event_size(event: dict[str, Any]) -> int:
+    """Bytes the event takes as one NDJSON line: what batch limits are measured in."""
+    return len(orjson.dumps(event)) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniformly in [0, min(cap, base * 2**(n-1))]."""
+
+    max_attempts: int = 5
+    base_s: float = 0.2
+    cap_s: float = 10.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2.0 ** (attempt - 1)))
+
+
+@dataclass(slots=True)
+class SinkCounters:
+    """Totals for one sink since start. After a flush: received = sent + dead_lettered + undelivered."""
+
+    received_events: int = 0
+    sent_events: int = 0
+    errors: int = 0
+    """Failed sends (each SinkError), whether retried or not."""
+    retries: int = 0
+    """Sends that were retries of a failed send."""
+    dead_lettered_events: int = 0
+    undelivered_events: int = 0
+    """Neither delivered nor dead-lettered: reported to the caller to send again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """`count` events of `origin` ended in `status` in one sink."""
+
+    origin: Origin
+    status: Status
+    count: int
+    reason: str | None = None
+
+
+class Delivery:
+    """One sink with batching, retries, a deadline, a dead letter and counters around it.
+
+    `add` buffers an event and sends the buffer when it reaches the sink's max_batch_events or
+    max_batch_bytes, or when its oldest event is `max_wait_s` old; `flush` sends what is buffered.
+    Both return what was settled by the sends they made. `dead_letter` is the Delivery that takes
+    entries for refused events; without one, refused events are NOT_DELIVERED.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        dead_letter: Delivery | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sink = sink
+        self.name = name or sink.name
+        self.retry = retry or RetryPolicy()
+        self.max_wait_s = max_wait_s
+        self.dead_letter = dead_letter
+        self.counters = SinkCounters()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._max_events = sink.max_batch_events
+        self._max_bytes = sink.max_batch_bytes
+        self._buffer: list[_Buffered] = []
+        self._buffer_bytes = 0
+        self._oldest = 0.0
+
+    def __repr__(self) -> str:
+        return f"Delivery({self.name!r}, buffered={len(self._buffer)})"
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def add(
+        self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None, size: int | None = None
+    ) -> list[Settled]:
+        """Buffer one event; send the buffer if it is full or old. `size` defaults to `event_size(event)`."""
+        self.counters.received_events += 1
+        if size is None:
+            size = event_size(event)
+        settled: list[Settled] = []
+        if self._buffer and self._buffer_bytes + size > self._max_bytes:
+            settled = self._send_buffer(deadline)
+        now = self._clock()
+        buffer = self._buffer
+        if not buffer:
+            self._oldest = now
+        buffer.append((origin, event, size))
+        self._buffer_bytes += size
+        if (
+            len(buffer) >= self._max_events
+            or self._buffer_bytes >= self._max_bytes
+            or now - self._oldest >= self.max_wait_s
+        ):
+            settled += self._send_buffer(deadline)
+        return settled
+
+    def flush(self, deadline: Deadline | None = None, *, force: bool = True) -> list[Settled]:
+        """Send the buffer: always when `force`, else only once its oldest event is `max_wait_s` old."""
+        if self._buffer and (force or self._clock() - self._oldest >= self.max_wait_s):
+            return self._send_buffer(deadline)
+        return []
+
+    def write_now(self, entry: dict[str, Any], deadline: Deadline | None = None) -> str | None:
+        """Send one entry at once, outside the buffer; None when written, else why not (for dead letters)."""
+        self.counters.received_events += 1
+        (settled,) = self._send([(None, entry, event_size(entry))], deadline)
+        return None if settled.status is Status.DELIVERED else settled.reason
+
+    def _send_buffer(self, deadline: Deadline | None) -> list[Settled]:
+        batch = self._buffer
+        self._buffer = []
+        self._buffer_bytes = 0
+        return self._send(batch, deadline)
+
+    def _send(self, batch: list[_Buffered], deadline: Deadline | None) -> list[Settled]:
+        """Send one batch with retries; every item of it comes back settled."""
+        settled: list[Settled] = []
+        pending = batch
+        wait = 0.0
+        error: SinkError | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            if deadline is not None and wait >= deadline():
+                why = f"{error}; retrying would pass the deadline" if error else "deadline reached before sending"
+                return settled + self._settle(pending, Status.NOT_DELIVERED, why)
+            if attempt > 1:
+                self.counters.retries += 1
+                self._sleep(wait)
+            error = self._attempt([item[1] for item in pending])
+            if error is None:
+                return settled + self._settle(pending, Status.DELIVERED)
+            self.counters.errors += 1
+            delivered, pending = _split(pending, error.failed)
+            settled += self._settle(delivered, Status.DELIVERED)
+            if not pending:
+                return settled
+            if not error.retryable:
+                return settled + self._refuse(pending, str(error), deadline)
+            wait = max(self.retry.backoff(attempt, self._rng), error.retry_after or 0.0)
+            log.info(
+                "sink %s: %d events failed (%s); attempt %d in %.2fs", self.name, len(pending), error, attempt + 1, wait
+            )
+        return settled + self._refuse(pending, f"{error} (after {self.retry.max_attempts} attempts)", deadline)
+
+    def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
+        try:
+            self.sink.send(events)
+        except SinkError as exc:
+            return exc
+        except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient
+            log.error("sink %s raised %s instead of SinkError", self.name, type(exc).__name__, exc_info=True)
+            return SinkError(f"unexpected {type(exc).__name__} from sink {self.name}", retryable=True)
+        return None
+
+    def _refuse(self, items: list[_Buffered], reason: str, deadline: Deadline | None) -> list[Settled]:
+        """Events the sink will not take: to the dead letter, or NOT_DELIVERED when that cannot be done."""
+        if self.dead_letter is None:
+            log.warning(
+                "sink %s: %d events not delivered and no dead letter to take them: %s", self.name, len(items), reason
+            )
+            return self._settle(items, Status.NOT_DELIVERED, reason)
+        entry = {"code": "sink_refused", "sink": self.name, "reason": reason, "events": [item[1] for item in items]}
+        failure = self.dead_letter.write_now(entry, deadline)
+        if failure is not None:
+            log.error(
+                "sink %s: %d events not delivered, and the dead letter failed too: %s", self.name, len(items), failure
+            )
+            return self._settle(items, Status.NOT_DELIVERED, f"{reason}; dead letter failed: {failure}")
+        log.warning("sink %s: %d events dead-lettered: %s", self.name, len(items), reason)
+        return self._settle(items, Status.DEAD_LETTERED, reason)
+
+    def _settle(self, items: list[_Buffered], status: Status, reason: str | None = None) -> list[Settled]:
+        counters = self.counters
+        if status is Status.DELIVERED:
+            counters.sent_events += len(items)
+        elif status is Status.DEAD_LETTERED:
+            counters.dead_lettered_events += len(items)
+        else:
+            counters.undelivered_events += len(items)
+        per_origin = Counter(item[0] for item in items)
+        return [Settled(origin, status, count, reason) for origin, count in per_origin.items()]
+
+
+def _split(items: list[_Buffered], failed: Sequence[int] | None) -> tuple[list[_Buffered], list[_Buffered]]:
+    """(delivered, failed) items of a send whose SinkError named `failed` indices."""
+    if failed is None:
+        return [], items
+    bad = set(failed)
+    if not all(isinstance(index, int) and 0 <= index < len(items) for index in bad):
+        return [], items  # indices outside the batch: trust none of them, nothing is lost by resending
+    return [item for i, item in enumerate(items) if i not in bad], [item for i, item in enumerate(items) if i in bad]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Events of `types` (contract `type` values) go to `delivery`; None means every type."""
+
+    delivery: Delivery
+    types: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """The status of each origin settled by a call, in the order the origins were first given."""
+
+    statuses: dict[Origin, Status]
+    reasons: dict[Origin, str] = field(default_factory=dict)
+    """Why, for origins that were not simply delivered."""
+
+    def origins(self, status: Status) -> list[Origin]:
+        return [origin for origin, got in self.statuses.items() if got is status]
+
+    @property
+    def delivered_origins(self) -> list[Origin]:
+        return self.origins(Status.DELIVERED)
+
+    @property
+    def dead_lettered_origins(self) -> list[Origin]:
+        return self.origins(Status.DEAD_LETTERED)
+
+    @property
+    def undelivered_origins(self) -> list[Origin]:
+        """Origins the caller must send again."""
+        return self.origins(Status.NOT_DELIVERED)
+
+    def counts(self) -> dict[str, int]:
+        """Number of origins per status, every status present."""
+        counts = dict.fromkeys(Status, 0) | Counter(self.statuses.values())
+        return {status.value: count for status, count in counts.items()}
+
+    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial-batch response: the undelivered origins (Kinesis sequence numbers)."""
+        return {"batchItemFailures": [{"itemIdentifier": str(origin)} for origin in self.undelivered_origins]}
+
+
+@dataclass(slots=True)
+class _Tally:
+    outstanding: int = 0
+    status: Status = Status.DELIVERED
+    reason: str | None = None
+    reject_reason: str | None = None
+    """Why the origin's first reject was rejected: the reason once the dead letter has it."""
+
+    def settle(self, settled: Settled) -> None:
+        self.outstanding -= settled.count
+        if _SEVERITY[settled.status] > _SEVERITY[self.status]:
+            self.status = settled.status
+            self.reason = settled.reason
+
+
+class Router:
+    """Sends each event to the sinks its type is routed to; rejects go to the dead letter.
+
+    `deliver` sends everything it is given and returns every origin settled. A long-running caller
+    may instead `submit` (sending only full or old batches) and `flush(force=False)` when idle; each
+    returns the origins settled so far, which may leave out an earlier origin still buffered.
+    """
+
+    def __init__(self, routes: Sequence[Route], dead_letter: Delivery | None = None) -> None:
+        self.routes = tuple(routes)
+        self.dead_letter = dead_letter
+        self.rejects = 0
+        self.unrouted_events = 0
+        every_type = tuple(route.delivery for route in self.routes if route.types is None)
+        self._targets = {
+            event_type: every_type + tuple(route.delivery for route in self.routes if event_type in (route.types or ()))
+            for event_type in EVENT_TYPES
+        }
+        self._unknown_type_targets = every_type
+        self._ledger: dict[Origin, _Tally] = {}
+
+    def deliver(self, items: Items, deadline: Deadline | None = None) -> DeliveryReport:
+        """Send every event and reject of `items` and return the status of every origin in them."""
+        self._add(items, deadline)
+        return self.flush(deadline)
+
+    def submit(self, items: Items, deadline: Deadline | None = None) -> DeliveryReport:
+        """Buffer `items`, sending batches that are full or old; returns the origins settled so far."""
+        self._add(items, deadline)
+        return self._collect()
+
+    def flush(self, deadline: Deadline | None = None, *, force: bool = True) -> DeliveryReport:
+        """Send buffered batches (all when `force`, else those `max_wait_s` old); returns settled origins."""
+        for route in self.routes:
+            self._record(route.delivery.flush(deadline, force=force), dead_letter=False)
+        if self.dead_letter is not None:
+            self._record(self.dead_letter.flush(deadline, force=force), dead_letter=True)
+        return self._collect()
+
+    def close(self) -> DeliveryReport:
+        """Flush everything, close every sink, and return the origins settled by the flush."""
+        report = self.flush()
+        for route in self.routes:
+            route.delivery.sink.close()
+        if self.dead_letter is not None:
+            self.dead_letter.sink.close()
+        return report
+
+    def stats(self) -> dict[str, Any]:
+        """Counters per sink and for the dead letter, rejects and unrouted events, as plain numbers."""
+        return {
+            "sinks": {route.delivery.name: asdict(route.delivery.counters) for route in self.routes},
+            "dead_letter": None if self.dead_letter is None else asdict(self.dead_letter.counters),
+            "rejects": self.rejects,
+            "unrouted_events": self.unrouted_events,
+        }
+
+    def _add(self, items: Items, deadline: Deadline | None) -> None:
+        ledger = self._ledger
+        targets_for = self._targets.get
+        unknown = self._unknown_type_targets
+        record = self._record
+        for origin, records in items:
+            tally = ledger.get(origin)
+            if tally is None:
+                tally = ledger[origin] = _Tally()
+            for event in records:
+                if isinstance(event, Reject):
+                    self._reject(tally, origin, event, deadline)
+                    continue
+                targets = targets_for(event.get("type"), unknown)
+                if not targets:
+                    self.unrouted_events += 1
+                    continue
+                size = event_size(event)
+                tally.outstanding += len(targets)
+                for delivery in targets:
+                    settled = delivery.add(event, origin, deadline, size)
+                    if settled:
+                        record(settled, dead_letter=False)
+
+    def _reject(self, tally: _Tally, origin: Origin, reject: Reject, deadline: Deadline | None) -> None:
+        self.rejects += 1
+        tally.outstanding += 1
+        tally.reject_reason = tally.reject_reason or reject.reason
+        if self.dead_letter is None:
+            tally.settle(Settled(origin, Status.NOT_DELIVERED, 1, f"{reject.reason} (no dead letter)"))
+        else:
+            self._record(self.dead_letter.add(reject.to_dead_letter(), origin, deadline), dead_letter=True)
+
+    def _record(self, settled: list[Settled], *, dead_letter: bool) -> None:
+        """Apply settlements to the ledger; written to the dead letter counts as DEAD_LETTERED."""
+        ledger = self._ledger
+        for done in settled:
+            tally = ledger[done.origin]
+            if dead_letter and done.status is Status.DELIVERED:
+                done = Settled(done.origin, Status.DEAD_LETTERED, done.count, tally.reject_reason)
+            tally.settle(done)
+
+    def _collect(self) -> DeliveryReport:
+        settled = [origin for origin, tally in self._ledger.items() if tally.outstanding == 0]
+        statuses: dict[Origin, Status] = {}
+        reasons: dict[Origin, str] = {}
+        for origin in settled:
+            tally = self._ledger.pop(origin)
+            statuses[origin] = tally.status
+            if tally.reason is not None:
+                reasons[origin] = tally.reason
+        return DeliveryReport(statuses, reasons)

@@ -1,0 +1,23 @@
+"""The exceptions the shipper raises on purpose, in one tree.
+
+    ShipperError
+    ├── ConfigError      the configuration is wrong; the message names the variable, flag or key and
+    │                    what is wrong with it. Also a ValueError.
+    ├── SecretError      a secret reference is malformed or could not be read; `retryable` says whether
+    │                    AWS may answer later. Names the reference, never the value. In shipper.secrets.
+    └── SinkError        a sink did not take (all of) a batch: `retryable`, `failed` (indices into the
+                         batch; None means all) and `retry_after` (seconds). Defined in shipper.sinks.base.
+
+Decoding never raises for bad input: it becomes a Reject. Delivery never raises for a sink's failure:
+it reports each origin delivered, dead-lettered or not delivered (see shipper.delivery).
+"""
+
+from __future__ import annotations
+
+
+class ShipperError(Exception):
+    """Base of every exception the shipper raises on purpose."""
+
+
+class ConfigError(ShipperError, ValueError):
+    """The configuration is wrong; the message says where (variable, flag or key) and what."""

@@ -1,0 +1,321 @@
+"""HTTP sink: POST each batch to an endpoint, with the standard library only.
+
+Presets choose the body and how the response is read:
+
+    ndjson         one JSON object per line (application/x-ndjson); the default
+    webhook        one JSON array of events (application/json)
+    elasticsearch  the _bulk API: an action line before each document; per-document failures
+    opensearch     come back through SinkError.failed, and 429 or 5xx documents are retryable
+
+Failures are classified for the delivery layer: 408, 429 and 5xx responses, refused or dropped
+connections and timeouts may pass on a second try; other 4xx responses and untrusted TLS
+certificates will not. A Retry-After header (seconds or an HTTP date) becomes retry_after.
+
+TLS certificates are verified (`ca_bundle` names a CA file for a private CA). The API key is a
+secret reference (`env:NAME`, `ssm:/path`, `secretsmanager:name`) resolved through shipper.secrets
+at each send; its value never appears in a repr, an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from shipper.errors import ConfigError
+from shipper.secrets import REFERENCE_KINDS
+from shipper.sinks.base import SinkError, encode_ndjson
+
+__all__ = ["PRESETS", "HttpSink", "build_http_sink"]
+
+PRESETS = ("ndjson", "webhook", "elasticsearch", "opensearch")
+_BULK_PRESETS = ("elasticsearch", "opensearch")
+# Only what failures need: a successful 10,000-document response shrinks to {"errors":false}.
+_BULK_FILTER = "filter_path=errors,items.*.status,items.*.error"
+_SNIPPET_CHARS = 300
+
+
+class HttpSink:
+    """POSTs batches to one URL. See the module docstring for presets and failure classification."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        preset: str = "ndjson",
+        gzip: bool = False,
+        headers: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        api_key_header: str = "Authorization",
+        api_key_scheme: str | None = None,
+        ca_bundle: str | None = None,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        index: str | None = None,
+        max_batch_events: int = 1000,
+        max_batch_bytes: int = 5 * 1024 * 1024,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"HTTP sink needs an http:// or https:// URL with a host, got {url!r}")
+        if parts.username or parts.password:
+            raise ConfigError("HTTP sink URL must not hold credentials: use api_key=REFERENCE")
+        if preset not in PRESETS:
+            raise ConfigError(f"HTTP sink preset {preset!r} is not one of {', '.join(PRESETS)}")
+        if api_key is not None and api_key.partition(":")[0] not in REFERENCE_KINDS:
+            # The value is not echoed: it may be the key itself, pasted where its reference belongs.
+            raise ConfigError("HTTP sink api_key must be a secret reference: env:NAME, ssm:/path, secretsmanager:name")
+        for header, value in (headers or {}).items():
+            if not header or not _one_line(header + value):
+                raise ConfigError(f"HTTP sink header {header!r} must be one line of printable ASCII")  # value not shown
+        self.url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        """The endpoint without its query string, which may hold tokens: safe to show."""
+        self.preset = preset
+        self.max_batch_events = max_batch_events
+        self.max_batch_bytes = max_batch_bytes
+        self._host = parts.hostname
+        self._port = parts.port
+        self._gzip = gzip
+        self._headers = dict(headers or {})
+        self._api_key = api_key
+        self._api_key_header = api_key_header
+        if api_key_scheme is None:
+            api_key_scheme = "ApiKey" if preset == "elasticsearch" else "Bearer"
+        self._api_key_prefix = f"{api_key_scheme} " if api_key_scheme else ""
+        self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            try:
+                self._tls = ssl.create_default_context(cafile=ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"HTTP sink cannot load ca_bundle {ca_bundle!r}: {exc}") from None
+        elif ca_bundle is not None:
+            raise ConfigError("HTTP sink ca_bundle needs an https:// URL")
+        path, query = parts.path or "/", parts.query
+        self._check: Callable[[bytes, int], None] | None = None
+        if preset in _BULK_PRESETS:
+            if index is None and path.rstrip("/") in ("", "/_bulk"):
+                raise ConfigError(f"{preset} sink needs index=NAME or a URL ending in /INDEX/_bulk")
+            if not path.endswith("/_bulk"):
+                path = path.rstrip("/") + "/_bulk"
+            query = f"{query}&{_BULK_FILTER}" if query else _BULK_FILTER
+            action = {"create": {"_index": index} if index else {}}
+            self._action_line = orjson.dumps(action) + b"\n"
+            self._encode: Callable[[Sequence[dict[str, Any]]], bytes] = self._encode_bulk
+            self._content_type = "application/x-ndjson"
+            self._check = _check_bulk
+        elif index is not None:
+            raise ConfigError("HTTP sink option index is for the elasticsearch and opensearch presets")
+        elif preset == "webhook":
+            self._encode, self._content_type = _encode_json_array, "application/json"
+        else:
+            self._encode, self._content_type = encode_ndjson, "application/x-ndjson"
+        self._target = f"{path}?{query}" if query else path
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"HttpSink({self.url!r}, preset={self.preset!r})"
+
+    def send(self, events: Sequence[dict[str, Any]]) -> None:
+        body = self._encode(events)
+        headers = {**self._headers, "Content-Type": self._content_type}
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        secret = None
+        if self._api_key is not None:
+            secret = self._secret(self._api_key)
+            headers[self._api_key_header] = self._api_key_prefix + secret
+        status, retry_after, payload = self._post(body, headers)
+        if 200 <= status < 300:
+            if self._check is not None:
+                self._check(payload, len(events))
+            return
+        retryable = status in (408, 429) or status >= 500
+        reason = _snippet(payload, secret)
+        raise SinkError(
+            f"HTTP {status} from {self.url}" + (f": {reason}" if reason else ""),
+            retryable=retryable,
+            retry_after=retry_after if retryable else None,
+        )
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def _secret(self, ref: str) -> str:
+        from shipper.secrets import SecretError, get_secret  # only sinks with an API key need it
+
+        try:
+            secret = get_secret(ref).strip()
+        except SecretError as exc:
+            raise SinkError(f"HTTP sink {self.url}: {exc}", retryable=exc.retryable) from None
+        if not secret or not _one_line(secret):
+            raise SinkError(f"HTTP sink {self.url}: secret {ref} is empty or not one line", retryable=False)
+        return secret
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, float | None, bytes]:
+        """(status, retry_after, body) of one POST, on the kept connection or a new one."""
+        try:
+            connection = self._connection or self._connect()
+            connection.request("POST", self._target, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except ssl.SSLCertVerificationError as exc:
+            self._drop_connection()
+            reason = f"TLS certificate of {self.url} is not trusted: {exc.verify_message}"
+            raise SinkError(reason, retryable=False) from None
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise SinkError(f"POST {self.url} failed: {type(exc).__name__}: {exc}", retryable=True) from None
+        if response.will_close:
+            self._drop_connection()
+        return response.status, _retry_after(response.getheader("Retry-After")), payload
+
+    def _connect(self) -> http.client.HTTPConnection:
+        connect_timeout, read_timeout = self._timeouts
+        if self._tls is None:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=connect_timeout)
+        else:
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=connect_timeout, context=self._tls)
+        connection.connect()
+        connection.sock.settimeout(read_timeout)
+        self._connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _encode_bulk(self, events: Sequence[dict[str, Any]]) -> bytes:
+        action = self._action_line
+        dumps = orjson.dumps
+        newline = orjson.OPT_APPEND_NEWLINE
+        return b"".join([action + dumps(event, option=newline) for event in events])
+
+
+def _one_line(text: str) -> bool:
+    """Whether `text` can go in a header as it is: printable ASCII, no line breaks."""
+    return text.isascii() and text.isprintable()
+
+
+def _encode_json_array(events: Sequence[dict[str, Any]]) -> bytes:
+    return orjson.dumps(list(events))
+
+
+def _check_bulk(payload: bytes, count: int) -> None:
+    """Raise for the documents a 2xx _bulk response says failed; 429 and 5xx ones are retryable."""
+    try:
+        response = orjson.loads(payload)
+        failed_any = response["errors"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        # The documents may or may not be in: sending again risks duplicates, not losing them.
+        raise SinkError(f"_bulk response is not readable: {_snippet(payload, None)}", retryable=True) from None
+    if not failed_any:
+        return
+    items = response.get("items")
+    if not isinstance(items, list) or len(items) != count:
+        raise SinkError(f"_bulk response does not list {count} items", retryable=True)
+    failed: list[int] = []
+    retryable = False
+    kinds: Counter[str] = Counter()
+    for index, item in enumerate(items):
+        result = next(iter(item.values()), None) if isinstance(item, dict) else None
+        status = result.get("status") if isinstance(result, dict) else None
+        if not isinstance(status, int):
+            status, result = 500, {"error": "unreadable item"}
+        if 200 <= status < 300:
+            continue
+        failed.append(index)
+        retryable |= status == 429 or status >= 500
+        error = result.get("error")
+        kinds[f"{status} {error.get('type') if isinstance(error, dict) else error}"] += 1
+    summary = ", ".join(f"{n} x {kind}" for kind, n in kinds.most_common())
+    raise SinkError(f"_bulk: {len(failed)} of {count} documents failed: {summary}", retryable=retryable, failed=failed)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _snippet(payload: bytes, secret: str | None) -> str:
+    """The start of a response body for a message, one line, with the secret cut out if echoed."""
+    text = " ".join(payload[: _SNIPPET_CHARS * 2].decode("utf-8", "replace").split())[:_SNIPPET_CHARS]
+    return text.replace(secret, "[secret]") if secret else text
+
+
+_Converter = Callable[[str, Any], Any]
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"HTTP sink option {key} must be text, got {value!r}")
+    return value
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"HTTP sink option {key} must be true or false, got {value!r}")
+
+
+def _positive(kind: type) -> _Converter:
+    def convert(key: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
+            raise ConfigError(f"HTTP sink option {key} must be a positive {kind.__name__}, got {value!r}")
+        return kind(value)
+
+    return convert
+
+
+_OPTIONS: dict[str, _Converter] = {
+    "preset": _text,
+    "gzip": _flag,
+    "api_key": _text,
+    "api_key_header": _text,
+    "api_key_scheme": _text,
+    "ca_bundle": _text,
+    "connect_timeout_s": _positive(float),
+    "read_timeout_s": _positive(float),
+    "index": _text,
+    "max_batch_events": _positive(int),
+    "max_batch_bytes": _positive(int),
+}
+_HEADER = "header."
+
+
+def build_http_sink(spec: str, options: Mapping[str, Any]) -> HttpSink:
+    """An HttpSink from `http:URL` or a bare URL and options: those of HttpSink, plus `header.NAME=value`."""
+    url = spec.removeprefix("http:") if spec.startswith("http:") and not spec.startswith("http://") else spec
+    unknown = [key for key in options if key not in _OPTIONS and not key.startswith(_HEADER)]
+    if unknown:
+        raise ConfigError(
+            f"unknown HTTP sink option(s) {', '.join(sorted(unknown))}; known: {', '.join(_OPTIONS)}, {_HEADER}NAME"
+        )
+    headers = {
+        key.removeprefix(_HEADER): value if isinstance(value, str) else orjson.dumps(value).decode()
+        for key, value in options.items()
+        if key.startswith(_HEADER)
+    }
+    kwargs = {key: _OPTIONS[key](key, value) for key, value in options.items() if key in _OPTIONS}
+    return HttpSink(url, headers=headers, **kwargs)

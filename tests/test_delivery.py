@@ -1,0 +1,270 @@
+"""The delivery layer around one sink: batching, retries, backoff, deadlines, the dead letter, counters."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from fake_sinks import FakeTime, ScriptedSink, Step, delivery, events, fail, fail_where, ok
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status, event_size
+
+
+def send_all(target: Delivery, batch: list[dict[str, Any]], origin: Any = "o", deadline: Any = None) -> list[Any]:
+    settled = [s for event in batch for s in target.add(event, origin, deadline)]
+    return settled + target.flush(deadline)
+
+
+def test_batches_hold_at_most_max_batch_events() -> None:
+    sink = ScriptedSink(max_batch_events=3)
+    send_all(delivery(sink, FakeTime()), events(7))
+    assert [len(batch) for batch in sink.batches] == [3, 3, 1]
+
+
+def test_batches_hold_at_most_max_batch_bytes() -> None:
+    batch = events(5)
+    sink = ScriptedSink(max_batch_bytes=event_size(batch[0]) * 2 + 1)
+    send_all(delivery(sink, FakeTime()), batch)
+    assert [len(batch) for batch in sink.batches] == [2, 2, 1]
+
+
+def test_an_event_larger_than_max_batch_bytes_goes_alone() -> None:
+    sink = ScriptedSink(max_batch_bytes=10)
+    send_all(delivery(sink, FakeTime()), events(2))
+    assert sink.batches == [["e0"], ["e1"]]
+
+
+def test_oldest_event_past_max_wait_flushes_on_add_and_on_flush() -> None:
+    time_ = FakeTime()
+    sink = ScriptedSink()
+    target = delivery(sink, time_, max_wait_s=1.0)
+    first, second, third, fourth = events(4)
+    assert target.add(first) == []
+    time_.now = 0.5
+    assert target.add(second) == []
+    time_.now = 1.2
+    target.add(third)
+    assert sink.batches == [["e0", "e1", "e2"]]
+
+    time_.now = 1.3
+    target.add(fourth)
+    time_.now = 1.5
+    assert target.flush(force=False) == []
+    assert target.buffered == 1
+    time_.now = 2.4
+    assert target.flush(force=False)[0].status is Status.DELIVERED
+    assert sink.batches[-1] == ["e3"]
+
+
+def test_only_failed_events_are_retried_and_each_arrives_once() -> None:
+    time_ = FakeTime()
+    # attempt 1: e1 and e3 fail; attempt 2 (sends e1, e3): index 0 (e1) fails again; attempt 3: ok.
+    sink = ScriptedSink(fail(failed=[1, 3]), fail(failed=[0]))
+    target = delivery(sink, time_)
+    settled = send_all(target, events(5))
+    assert sink.batches == [["e0", "e1", "e2", "e3", "e4"], ["e1", "e3"], ["e1"]]
+    assert set(sink.delivered.values()) == {1}
+    assert len(sink.delivered) == 5
+    assert {s.status for s in settled} == {Status.DELIVERED}
+    assert sum(s.count for s in settled) == 5
+    counters = target.counters
+    assert (counters.received_events, counters.sent_events, counters.errors, counters.retries) == (5, 5, 2, 2)
+    assert len(time_.sleeps) == 2
+
+
+def test_failed_indices_outside_the_batch_resend_the_whole_batch() -> None:
+    sink = ScriptedSink(fail(failed=[0, 9]))
+    send_all(delivery(sink, FakeTime()), events(3))
+    # The sink's answer cannot be trusted, so nothing is taken as delivered: a duplicate beats a loss.
+    assert sink.batches[1] == ["e0", "e1", "e2"]
+    assert set(sink.delivered) == {"e0", "e1", "e2"}
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
+    policy = RetryPolicy(max_attempts=10, base_s=0.5, cap_s=3.0)
+    rng = random.Random(1)
+    for attempt in range(1, 7):
+        bound = min(3.0, 0.5 * 2 ** (attempt - 1))
+        waits = [policy.backoff(attempt, rng) for _ in range(300)]
+        assert all(0.0 <= wait <= bound for wait in waits)
+        assert min(waits) < 0.1 * bound  # full jitter reaches down to zero...
+        assert max(waits) > 0.9 * bound  # ...and up to the cap of the attempt
+
+
+def test_waits_between_attempts_follow_the_policy() -> None:
+    time_ = FakeTime()
+    sink = ScriptedSink(*[fail()] * 4)
+    target = Delivery(sink, retry=RetryPolicy(5, 1.0, 4.0), sleep=time_.sleep, clock=time_.clock, rng=random.Random(3))
+    send_all(target, events(1))
+    assert len(time_.sleeps) == 4
+    assert all(0.0 <= wait <= min(4.0, 2.0**i) for i, wait in enumerate(time_.sleeps))
+    assert sink.delivered == Counter({"e0": 1})
+
+
+def test_retry_after_is_waited_at_least() -> None:
+    time_ = FakeTime()
+    sink = ScriptedSink(fail(retry_after=7.0))
+    send_all(delivery(sink, time_), events(2))
+    assert time_.sleeps[0] >= 7.0
+    assert sink.delivered == Counter({"e0": 1, "e1": 1})
+
+
+def test_refused_events_go_to_the_dead_letter_with_the_reason_and_are_not_retried() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink(name="dlq")
+    sink = ScriptedSink(fail_where(lambda event: event["event_id"] == "e1", retryable=False), name="picky")
+    target = delivery(sink, time_, dead_letter=delivery(dead, time_))
+    settled = send_all(target, events(3))
+    assert len(sink.batches) == 1
+    assert dead.taken == [{"code": "sink_refused", "sink": "picky", "reason": "some refused", "events": events(3)[1:2]}]
+    by_status = Counter({s.status: s.count for s in settled})
+    assert by_status == Counter({Status.DELIVERED: 2, Status.DEAD_LETTERED: 1})
+    assert (target.counters.sent_events, target.counters.dead_lettered_events) == (2, 1)
+    assert time_.sleeps == []
+
+
+def test_retries_exhausted_go_to_the_dead_letter() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink()
+    sink = ScriptedSink(*[fail()] * 3)
+    target = delivery(sink, time_, attempts=3, dead_letter=delivery(dead, time_))
+    (settled,) = send_all(target, events(2))
+    assert settled.status is Status.DEAD_LETTERED
+    assert "after 3 attempts" in settled.reason
+    assert len(sink.batches) == 3
+    assert [entry["events"] for entry in dead.taken] == [events(2)]
+    assert target.counters.retries == 2
+
+
+def test_without_a_dead_letter_refused_events_are_not_delivered() -> None:
+    sink = ScriptedSink(fail(retryable=False))
+    target = delivery(sink, FakeTime())
+    (settled,) = send_all(target, events(2))
+    assert (settled.status, settled.count) == (Status.NOT_DELIVERED, 2)
+    assert target.counters.undelivered_events == 2
+
+
+def test_a_failing_dead_letter_leaves_events_not_delivered() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink(*[fail()] * 10, name="dead")
+    sink = ScriptedSink(fail(retryable=False))
+    target = delivery(sink, time_, dead_letter=delivery(dead, time_, attempts=2))
+    (settled,) = send_all(target, events(2))
+    assert settled.status is Status.NOT_DELIVERED
+    assert "dead letter failed" in settled.reason
+    assert target.counters.undelivered_events == 2
+    assert target.counters.dead_lettered_events == 0
+
+
+def test_deadline_stops_retrying_and_reports_not_delivered_instead_of_dead_lettering() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink()
+    sink = ScriptedSink(*[fail(retry_after=2.0)] * 10)
+    target = delivery(sink, time_, attempts=10, dead_letter=delivery(dead, time_))
+
+    def remaining() -> float:
+        return 5.0 - time_.now
+
+    (settled,) = send_all(target, events(3), deadline=remaining)
+    assert settled.status is Status.NOT_DELIVERED
+    assert "deadline" in settled.reason
+    assert len(sink.batches) == 3  # at 0 s, about 2 s and about 4 s; the next wait would pass 5 s
+    assert time_.now < 5.0
+    assert dead.taken == []
+    assert target.counters.undelivered_events == 3
+
+
+def test_a_passed_deadline_sends_nothing() -> None:
+    sink = ScriptedSink()
+    target = delivery(sink, FakeTime())
+    (settled,) = send_all(target, events(2), deadline=lambda: 0.0)
+    assert settled.status is Status.NOT_DELIVERED
+    assert sink.batches == []
+
+
+def test_an_exception_outside_the_contract_is_retried_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def explode(events: Sequence[dict[str, Any]]) -> Exception:
+        return RuntimeError("bug")
+
+    sink = ScriptedSink(explode)
+    with caplog.at_level(logging.ERROR, logger="shipper.delivery"):
+        (settled,) = send_all(delivery(sink, FakeTime()), events(1))
+    assert settled.status is Status.DELIVERED
+    assert "RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize("failures", [0, 1, 3, 4])
+def test_a_sink_failing_its_first_attempts_loses_nothing(failures: int) -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink()
+    sink = ScriptedSink(*[fail()] * failures, max_batch_events=10)
+    target = delivery(sink, time_, attempts=4, dead_letter=delivery(dead, time_))
+    batch = events(25)
+    settled = send_all(target, batch)
+
+    dead_ids = [event["event_id"] for entry in dead.taken for event in entry["events"]]
+    counters = target.counters
+    assert counters.received_events == counters.sent_events + counters.dead_lettered_events == 25
+    assert counters.retries == min(failures, 3)
+    assert sorted(list(sink.delivered) + dead_ids) == sorted(event["event_id"] for event in batch)
+    assert set(sink.delivered.values()) <= {1}
+    # the first batch of 10 takes every failure: it is dead-lettered only when the failures outlast 4 attempts
+    assert len(dead_ids) == (10 if failures >= 4 else 0)
+    assert sum(s.count for s in settled) == 25
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> list[Step]:
+    """A random failure script: whole-batch or per-event failures, retryable or not, with retry_after."""
+    steps: list[Step] = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["ok", "all", "some", "some-permanent", "permanent"]))
+        if kind == "ok":
+            steps.append(ok)
+        elif kind in ("all", "permanent"):
+            steps.append(fail(retryable=kind == "all", retry_after=draw(st.none() | st.floats(0, 3))))
+        else:
+            modulus = draw(st.integers(2, 4))
+            steps.append(fail_where(lambda e, m=modulus: int(e["event_id"][1:]) % m == 0, retryable=kind == "some"))
+    return steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    script=scripts(),
+    sizes=st.lists(st.integers(0, 6), min_size=1, max_size=6),
+    max_batch=st.integers(1, 7),
+    attempts=st.integers(1, 4),
+)
+def test_property_every_event_is_delivered_once_or_dead_lettered_and_origins_take_the_worst(
+    script: list[Step], sizes: list[int], max_batch: int, attempts: int
+) -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink()
+    sink = ScriptedSink(*script, max_batch_events=max_batch)
+    dead_letter = delivery(dead, time_)
+    router = Router([Route(delivery(sink, time_, attempts=attempts, dead_letter=dead_letter))], dead_letter)
+    items, start = [], 0
+    for origin, size in enumerate(sizes):
+        items.append((origin, events(size, start)))
+        start += size
+
+    report = router.deliver(items)
+
+    dead_ids = Counter(event["event_id"] for entry in dead.taken for event in entry["events"])
+    assert set(sink.delivered.values()) | set(dead_ids.values()) <= {1}
+    assert not set(sink.delivered) & set(dead_ids)
+    assert sorted([*sink.delivered, *dead_ids]) == sorted(f"e{i}" for i in range(start))
+    assert list(report.statuses) == list(range(len(sizes)))
+    for origin, batch in items:
+        ids = {event["event_id"] for event in batch}
+        expected = Status.DEAD_LETTERED if ids & set(dead_ids) else Status.DELIVERED
+        assert report.statuses[origin] is expected
+    counters = router.stats()["sinks"]["scripted"]
+    assert counters["received_events"] == counters["sent_events"] + counters["dead_lettered_events"] == start

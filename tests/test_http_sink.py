@@ -1,0 +1,379 @@
+"""The HTTP sink against a real HTTP server on 127.0.0.1 that fails on purpose.
+
+The server counts every event it stores by event id, so "delivered exactly once" is checked where it
+matters: at the destination.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fake_sinks import FakeTime, events
+
+from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status
+from shipper.errors import ConfigError
+from shipper.sinks import DirectorySink, build_sink
+from shipper.sinks.base import SinkError
+from shipper.sinks.http import HttpSink
+
+SECRET = "s3cr3t-Value-7f9c2a"
+
+
+class Endpoint:
+    """What the server does with each POST (`plan`, then "ok"), and what it stored."""
+
+    def __init__(self) -> None:
+        self.plan: deque[str] = deque()
+        self.stored: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.throttle_once: set[str] = set()
+        """Event ids the _bulk endpoint answers 429 for the first time it sees them."""
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def do_POST(self) -> None:
+        endpoint: Endpoint = self.server.endpoint
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with endpoint.lock:
+            behaviour = endpoint.plan.popleft() if endpoint.plan else "ok"
+            endpoint.requests.append((self.path, dict(self.headers), body))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        if behaviour == "drop":  # took the request, then the connection is gone without an answer
+            self.close_connection = True
+            return
+        if behaviour == "hang":  # answers only after the client has given up
+            endpoint.release.wait(5)
+            self.close_connection = True
+            return
+        if behaviour == "429":
+            self.answer(429, b'{"error":"slow down"}', {"Retry-After": "3"})
+        elif behaviour == "503-date":
+            self.answer(503, b"unavailable", {"Retry-After": formatdate(time.time() + 4, usegmt=True)})
+        elif behaviour == "echo-401":  # a server that echoes the credentials it did not accept
+            self.answer(401, f"bad credentials: {self.headers.get('Authorization')}".encode())
+        elif behaviour.isdigit():
+            self.answer(int(behaviour), b'{"error":"' + behaviour.encode() + b'"}')
+        elif self.path.split("?")[0].endswith("/_bulk"):
+            self.answer(200, self.bulk(endpoint, body))
+        else:
+            docs = orjson.loads(body) if body.startswith(b"[") else [orjson.loads(line) for line in body.splitlines()]
+            with endpoint.lock:
+                endpoint.stored.update(doc["event_id"] for doc in docs)
+            self.answer(200, b'{"ok":true}')
+
+    def bulk(self, endpoint: Endpoint, body: bytes) -> bytes:
+        lines = body.splitlines()
+        items = []
+        for action, doc in zip(lines[0::2], lines[1::2], strict=True):
+            assert set(orjson.loads(action)) == {"create"}
+            event = orjson.loads(doc)
+            with endpoint.lock:
+                if event["message"] == "poison":
+                    result = {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "bad field"}}
+                elif event["event_id"] in endpoint.throttle_once:
+                    endpoint.throttle_once.discard(event["event_id"])
+                    result = {"status": 429, "error": {"type": "es_rejected_execution_exception"}}
+                else:
+                    endpoint.stored[event["event_id"]] += 1
+                    result = {"status": 201}
+            items.append({"create": result})
+        return orjson.dumps({"errors": any(item["create"]["status"] > 299 for item in items), "items": items})
+
+    def answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def serve(tls: ssl.SSLContext | None = None) -> Iterator[tuple[Endpoint, str]]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    httpd.endpoint = Endpoint()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    scheme = "https" if tls else "http"
+    try:
+        yield httpd.endpoint, f"{scheme}://127.0.0.1:{httpd.server_address[1]}"  # type: ignore[attr-defined]
+    finally:
+        httpd.endpoint.release.set()  # type: ignore[attr-defined]
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Endpoint, str]]:
+    yield from serve()
+
+
+def route(sink: HttpSink, time_: FakeTime, dead_dir: Path, attempts: int = 8) -> Router:
+    settings = {"retry": RetryPolicy(attempts, 0.05, 1.0), "sleep": time_.sleep, "clock": time_.clock}
+    dead_letter = Delivery(DirectorySink(str(dead_dir)), name="dead_letter", **settings)
+    return Router([Route(Delivery(sink, name="http", dead_letter=dead_letter, **settings))], dead_letter)
+
+
+def dead_letters(dead_dir: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for path in sorted(dead_dir.glob("*.ndjson")) for line in path.read_bytes().splitlines()]
+
+
+def test_every_event_arrives_exactly_once_through_errors_throttling_drops_and_hangs(
+    server: tuple[Endpoint, str], tmp_path: Path
+) -> None:
+    endpoint, url = server
+    endpoint.plan.extend(["500", "429", "drop", "hang", "503-date", "502"])
+    time_ = FakeTime()
+    sink = build_sink(f"http:{url}/ingest", {"max_batch_events": 25, "read_timeout_s": 0.3})
+    router = route(sink, time_, tmp_path)
+    items = [(f"seq-{n}", events(30, 30 * n)) for n in range(3)]
+
+    report = router.deliver(items)
+
+    assert report.statuses == dict.fromkeys(["seq-0", "seq-1", "seq-2"], Status.DELIVERED)
+    assert endpoint.stored == Counter({f"e{i}": 1 for i in range(90)})
+    counters = router.stats()["sinks"]["http"]
+    assert counters["received_events"] == counters["sent_events"] == 90
+    assert counters["retries"] == counters["errors"] == 6
+    assert time_.sleeps[1] >= 3.0  # Retry-After: 3
+    assert time_.sleeps[4] >= 2.0  # Retry-After: an HTTP date about 4 s ahead
+    assert dead_letters(tmp_path) == []
+    router.close()
+
+
+def test_a_permanent_error_dead_letters_the_batch_with_the_reason(server: tuple[Endpoint, str], tmp_path: Path) -> None:
+    endpoint, url = server
+    endpoint.plan.extend(["ok", "400"])
+    sink = build_sink(f"{url}/ingest", {"max_batch_events": 10})
+    router = route(sink, FakeTime(), tmp_path)
+    report = router.deliver([("a", events(10)), ("b", events(10, 10)), ("c", events(5, 20))])
+
+    assert report.statuses == {"a": Status.DELIVERED, "b": Status.DEAD_LETTERED, "c": Status.DELIVERED}
+    (entry,) = dead_letters(tmp_path)
+    assert entry["code"] == "sink_refused" and entry["sink"] == "http"
+    assert entry["reason"].startswith(f"HTTP 400 from {url}/ingest")
+    assert [event["event_id"] for event in entry["events"]] == [f"e{i}" for i in range(10, 20)]
+    assert endpoint.stored == Counter({f"e{i}": 1 for i in [*range(10), *range(20, 25)]})
+    assert len(endpoint.requests) == 3  # the refused batch was not retried
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "retryable", "retry_after"),
+    [
+        ("500", True, None),
+        ("503", True, None),
+        ("429", True, 3.0),
+        ("408", True, None),
+        ("400", False, None),
+        ("404", False, None),
+        ("drop", True, None),
+        ("hang", True, None),
+    ],
+)
+def test_failures_are_classified(
+    server: tuple[Endpoint, str], behaviour: str, retryable: bool, retry_after: float | None
+) -> None:
+    endpoint, url = server
+    endpoint.plan.append(behaviour)
+    sink = HttpSink(url, read_timeout_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(SinkError) as raised:
+        sink.send(events(2))
+    assert time.monotonic() - started < 3
+    assert (raised.value.retryable, raised.value.retry_after, raised.value.failed) == (retryable, retry_after, None)
+    sink.send(events(2))  # and the next send works, on a fresh connection where needed
+    assert endpoint.stored == Counter({"e0": 1, "e1": 1})
+    sink.close()
+
+
+def test_a_refused_connection_is_retryable() -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as unused:
+        port = unused.server_address[1]
+    with pytest.raises(SinkError) as raised:
+        HttpSink(f"http://127.0.0.1:{port}/", connect_timeout_s=1).send(events(1))
+    assert raised.value.retryable
+
+
+def test_retry_after_as_an_http_date(server: tuple[Endpoint, str]) -> None:
+    endpoint, url = server
+    endpoint.plan.append("503-date")
+    with pytest.raises(SinkError) as raised:
+        HttpSink(url).send(events(1))
+    assert 2.0 <= raised.value.retry_after <= 4.5
+
+
+def test_webhook_sends_a_gzipped_json_array_with_headers(server: tuple[Endpoint, str]) -> None:
+    endpoint, url = server
+    sink = build_sink(f"{url}/hook?token=abc", {"preset": "webhook", "gzip": True, "header.X-Team": "payments"})
+    sink.send(events(3))
+    path, headers, body = endpoint.requests[0]
+    assert path == "/hook?token=abc"
+    assert headers["Content-Encoding"] == "gzip" and headers["Content-Type"] == "application/json"
+    assert headers["X-Team"] == "payments"
+    assert orjson.loads(gzip.decompress(body)) == events(3)
+    assert "token" not in repr(sink)
+
+
+def test_bulk_retries_only_throttled_documents_and_dead_letters_rejected_ones(
+    server: tuple[Endpoint, str], tmp_path: Path
+) -> None:
+    endpoint, url = server
+    endpoint.throttle_once = {"e2", "e5"}
+    batch = events(8)
+    batch[6]["message"] = "poison"
+    sink = build_sink(url, {"preset": "elasticsearch", "index": "lambda-logs"})
+    report = route(sink, FakeTime(), tmp_path).deliver([("a", batch[:4]), ("b", batch[4:])])
+
+    assert report.statuses == {"a": Status.DELIVERED, "b": Status.DEAD_LETTERED}
+    assert endpoint.stored == Counter({f"e{i}": 1 for i in range(8) if i != 6})
+    (entry,) = dead_letters(tmp_path)
+    assert [event["event_id"] for event in entry["events"]] == ["e6"]
+    assert "400 mapper_parsing_exception" in entry["reason"]
+    paths = [path for path, _, _ in endpoint.requests]
+    assert paths == ["/_bulk?filter_path=errors,items.*.status,items.*.error"] * 2
+    first_action = orjson.loads(endpoint.requests[0][2].splitlines()[0])
+    assert first_action == {"create": {"_index": "lambda-logs"}}
+    assert len(endpoint.requests[1][2].splitlines()) == 6  # the retry carried only e2, e5 and e6
+
+
+def test_bulk_index_from_the_url(server: tuple[Endpoint, str]) -> None:
+    endpoint, url = server
+    build_sink(f"{url}/logs-2024", {"preset": "opensearch"}).send(events(1))
+    assert endpoint.requests[0][0].startswith("/logs-2024/_bulk?")
+    assert orjson.loads(endpoint.requests[0][2].splitlines()[0]) == {"create": {}}
+
+
+def test_the_secret_never_shows(
+    server: tuple[Endpoint, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    endpoint, url = server
+    monkeypatch.setenv("SHIPPER_TEST_API_KEY", SECRET + "\n")
+    endpoint.plan.extend(["echo-401", "500"])
+    sink = build_sink(f"{url}/ingest", {"api_key": "env:SHIPPER_TEST_API_KEY"})
+    with caplog.at_level(logging.DEBUG):
+        report = route(sink, FakeTime(), tmp_path).deliver([("a", events(2))])
+        with pytest.raises(SinkError) as raised:
+            sink.send(events(1))
+
+    assert endpoint.requests[0][1]["Authorization"] == f"Bearer {SECRET}"
+    assert report.statuses == {"a": Status.DEAD_LETTERED}
+    assert "[secret]" in dead_letters(tmp_path)[0]["reason"]
+    shown = [
+        repr(sink),
+        str(sink),
+        str(raised.value),
+        caplog.text,
+        *capsys.readouterr(),
+        str(report),
+        *(path.read_text() for path in tmp_path.iterdir()),
+    ]
+    assert not [text for text in shown if SECRET in text]
+
+
+def test_a_key_given_where_its_reference_belongs_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_sink("https://logs.example.com", {"api_key": SECRET})
+    assert SECRET not in str(raised.value)
+    assert "secret reference" in str(raised.value)
+
+
+def test_a_missing_secret_is_a_permanent_failure_naming_the_reference(
+    server: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = server
+    monkeypatch.delenv("SHIPPER_TEST_MISSING", raising=False)
+    with pytest.raises(SinkError) as raised:
+        HttpSink(url, api_key="env:SHIPPER_TEST_MISSING").send(events(1))
+    assert not raised.value.retryable
+    assert "env:SHIPPER_TEST_MISSING" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "message"),
+    [
+        ("http:ftp://host/x", {}, "http:// or https:// URL"),
+        ("https://user:pw@host/x", {}, "must not hold credentials"),
+        ("https://host", {"preset": "splunk"}, "preset 'splunk'"),
+        ("https://host", {"preset": "elasticsearch"}, "index=NAME"),
+        ("https://host", {"index": "x"}, "elasticsearch and opensearch"),
+        ("http://host", {"ca_bundle": "/x.pem"}, "needs an https:// URL"),
+        ("https://host", {"ca_bundle": "/nonexistent/ca.pem"}, "cannot load ca_bundle"),
+        ("https://host", {"gzip": "yes"}, "gzip must be true or false"),
+        ("https://host", {"read_timeout_s": 0}, "read_timeout_s must be a positive float"),
+        ("https://host", {"max_batch_events": 2.5}, "max_batch_events must be a positive int"),
+        ("https://host", {"colour": "blue"}, "unknown HTTP sink option(s) colour"),
+        ("https://host", {"header.X-Token": "a\nb"}, "header 'X-Token' must be one line"),
+    ],
+)
+def test_bad_options_are_refused_at_build(spec: str, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_sink(spec, options)
+    assert message in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_is_verified_unless_the_ca_is_given(certificate: tuple[str, str]) -> None:
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    servers = serve(context)
+    endpoint, url = next(servers)
+    try:
+        with pytest.raises(SinkError) as raised:
+            HttpSink(url).send(events(1))
+        assert not raised.value.retryable
+        assert "not trusted" in str(raised.value)
+        assert endpoint.stored == Counter()
+
+        trusted = HttpSink(url, ca_bundle=cert)
+        trusted.send(events(2))
+        trusted.send(events(1, 2))
+        assert endpoint.stored == Counter({"e0": 1, "e1": 1, "e2": 1})
+        trusted.close()
+    finally:
+        servers.close()

@@ -1,0 +1,136 @@
+"""Routing: event types to sinks, rejects to the dead letter, and one status per origin (worst wins)."""
+
+from __future__ import annotations
+
+from fake_sinks import FakeTime, ScriptedSink, delivery, events, fail, fail_where
+
+from shipper.delivery import Route, Router, Status
+from shipper.reject import Reject
+
+
+def types_taken(sink: ScriptedSink) -> set[str]:
+    return {event["type"] for event in sink.taken}
+
+
+def test_each_event_type_goes_to_the_sinks_routed_for_it() -> None:
+    time_ = FakeTime()
+    logs, metrics, everything = ScriptedSink(name="logs"), ScriptedSink(name="cw"), ScriptedSink(name="s3")
+    router = Router(
+        [
+            Route(delivery(logs, time_), frozenset({"log"})),
+            Route(delivery(metrics, time_), frozenset({"invocation", "metric"})),
+            Route(delivery(everything, time_)),
+        ]
+    )
+    batch = events(2, 0, "log") + events(2, 2, "metric") + events(1, 4, "invocation") + events(1, 5, "timeout")
+    report = router.deliver([("seq-1", batch)])
+    assert types_taken(logs) == {"log"} and len(logs.taken) == 2
+    assert types_taken(metrics) == {"metric", "invocation"} and len(metrics.taken) == 3
+    assert len(everything.taken) == 6
+    assert report.statuses == {"seq-1": Status.DELIVERED}
+
+
+def test_events_no_sink_takes_are_counted_and_do_not_hold_their_origin_back() -> None:
+    time_ = FakeTime()
+    logs = ScriptedSink(name="logs")
+    router = Router([Route(delivery(logs, time_), frozenset({"log"}))])
+    report = router.deliver([("a", events(1, 0, "log") + events(2, 1, "metric"))])
+    assert report.statuses == {"a": Status.DELIVERED}
+    assert router.stats()["unrouted_events"] == 2
+
+
+def test_worst_status_wins_across_sinks_and_events() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink(name="dead")
+    dead_letter = delivery(dead, time_)
+    good = ScriptedSink(name="good")
+    picky = ScriptedSink(*[fail_where(lambda e: e["message"] == "bad", retryable=False)] * 10, name="picky")
+    down = ScriptedSink(*[fail(retry_after=1.0)] * 50, name="down")
+    router = Router(
+        [
+            Route(delivery(good, time_, dead_letter=dead_letter)),
+            Route(delivery(picky, time_, dead_letter=dead_letter), frozenset({"log"})),
+            Route(delivery(down, time_, dead_letter=dead_letter, attempts=50), frozenset({"metric"})),
+        ],
+        dead_letter,
+    )
+    items = [
+        ("ok", events(2)),
+        ("refused", events(1, 10) + events(1, 11, message="bad")),
+        ("late", events(1, 20, "metric")),
+        ("refused-and-late", events(1, 30, message="bad") + events(1, 31, "metric")),
+        ("empty", []),
+    ]
+
+    def remaining() -> float:
+        return 4.0 - time_.now
+
+    report = router.deliver(items, deadline=remaining)
+    assert report.statuses == {
+        "ok": Status.DELIVERED,
+        "refused": Status.DEAD_LETTERED,
+        "late": Status.NOT_DELIVERED,
+        "refused-and-late": Status.NOT_DELIVERED,
+        "empty": Status.DELIVERED,
+    }
+    assert report.undelivered_origins == ["late", "refused-and-late"]
+    assert report.dead_lettered_origins == ["refused"]
+    assert report.counts() == {"delivered": 2, "dead_lettered": 1, "not_delivered": 2}
+    assert report.batch_item_failures() == {
+        "batchItemFailures": [{"itemIdentifier": "late"}, {"itemIdentifier": "refused-and-late"}]
+    }
+    assert "deadline" in report.reasons["late"]
+    # every event reached the catch-all sink once, whatever happened elsewhere
+    assert sorted(good.delivered) == sorted(e["event_id"] for _, batch in items for e in batch)
+    assert sorted(e["event_id"] for entry in dead.taken for e in entry["events"]) == ["e11", "e30"]
+
+
+def test_rejects_go_to_the_dead_letter_and_the_origin_is_dead_lettered() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink(name="dead")
+    dead_letter = delivery(dead, time_)
+    sink = ScriptedSink()
+    router = Router([Route(delivery(sink, time_, dead_letter=dead_letter))], dead_letter)
+    reject = Reject("truncated_gzip", "gzip stream ends early", b"\x1f\x8b\x08", sequence_number="49", source="shard-0")
+    report = router.deliver([("49", [*events(2), reject]), ("50", events(1, 5))])
+    assert report.statuses == {"49": Status.DEAD_LETTERED, "50": Status.DELIVERED}
+    assert report.reasons["49"] == "gzip stream ends early"
+    assert dead.taken == [reject.to_dead_letter()]
+    assert len(sink.taken) == 3
+    assert router.stats()["rejects"] == 1
+    assert report.batch_item_failures() == {"batchItemFailures": []}
+
+
+def test_a_reject_without_a_dead_letter_is_not_delivered() -> None:
+    router = Router([Route(delivery(ScriptedSink(), FakeTime()))])
+    report = router.deliver([("7", [Reject("bad_base64", "not base64", b"??")])])
+    assert report.undelivered_origins == ["7"]
+
+
+def test_a_reject_the_dead_letter_cannot_take_is_not_delivered() -> None:
+    time_ = FakeTime()
+    dead_letter = delivery(ScriptedSink(*[fail(retryable=False)] * 5, name="dead"), time_)
+    router = Router([Route(delivery(ScriptedSink(), time_, dead_letter=dead_letter))], dead_letter)
+    report = router.deliver([("7", [Reject("bad_base64", "not base64", b"??")]), ("8", events(1))])
+    assert report.statuses == {"7": Status.NOT_DELIVERED, "8": Status.DELIVERED}
+
+
+def test_an_origin_given_twice_is_one_origin() -> None:
+    time_ = FakeTime()
+    sink = ScriptedSink(fail_where(lambda e: e["event_id"] == "e5", retryable=False))
+    router = Router([Route(delivery(sink, time_))])
+    report = router.deliver([("a", events(2)), ("b", events(1, 3)), ("a", events(1, 5))])
+    assert report.statuses == {"a": Status.NOT_DELIVERED, "b": Status.DELIVERED}
+
+
+def test_submit_returns_origins_as_their_batches_are_sent_and_flush_sends_old_ones() -> None:
+    time_ = FakeTime()
+    sink = ScriptedSink(max_batch_events=4)
+    router = Router([Route(delivery(sink, time_, max_wait_s=5.0))])
+    assert router.submit([("a", events(2))]).statuses == {}
+    assert router.submit([("b", events(2, 2))]).statuses == {"a": Status.DELIVERED, "b": Status.DELIVERED}
+    assert router.submit([("c", events(1, 4))]).statuses == {}
+    assert router.flush(force=False).statuses == {}
+    time_.now += 5.0
+    assert router.flush(force=False).statuses == {"c": Status.DELIVERED}
+    assert [len(batch) for batch in sink.batches] == [4, 1]
