@@ -1,10 +1,11 @@
 """The `shipper` command.
 
-    shipper run PATH... [--sink SPEC]
+    shipper run PATH... [--sink SPEC]... [--route NAME=TYPES]... [--dead-letter SPEC] [--config FILE]
 
 `run` reads Lambda Kinesis events and direct CloudWatch Logs subscription events saved as JSON
-files (a directory is searched recursively for *.json), writes one JSON object per structured event
-to the sink, explains every reject on stderr, and exits 1 when any input was rejected.
+files (a directory is searched recursively for *.json), sends the structured events to the sinks
+(standard output by default), explains every reject on stderr, and exits 1 when any input was
+rejected or any event could not be delivered.
 """
 
 from __future__ import annotations
@@ -18,54 +19,92 @@ from pathlib import Path
 
 import orjson
 
+from shipper.config import Config, build_router, load_config_from_file, merge_cli
+from shipper.delivery import Router, Status
+from shipper.errors import ConfigError
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.reject import Reject
-from shipper.sinks import Sink, SinkError, build_sink
 
 EXIT_OK = 0
-EXIT_REJECTS = 1
+EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="process saved Lambda Kinesis / CloudWatch Logs events")
-    run.add_argument("paths", nargs="+", metavar="PATH", help="JSON event files, or directories of them")
-    run.add_argument(
-        "--sink", default="stdout", metavar="SPEC", help="where events go: stdout (default), null, jsonl:FILE"
-    )
-    run.add_argument("--quiet", action="store_true", help="print no summary (rejects are still reported)")
+    parser = _parser()
     args = parser.parse_args(argv)
     try:
-        sink = build_sink(args.sink)
-    except (ValueError, SinkError) as exc:
+        config = _config(args)
+        router = build_router(config)
+    except ConfigError as exc:
         parser.error(str(exc))
-    return run_files(args.paths, sink, quiet=args.quiet)
+    return run_files(args.paths, router, quiet=args.quiet)
 
 
-def run_files(paths: Sequence[str], sink: Sink, quiet: bool = False) -> int:
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="process saved Lambda Kinesis / CloudWatch Logs subscription events")
+    run.add_argument("paths", nargs="+", metavar="PATH", help="JSON event files, or directories of them")
+    run.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery settings")
+    run.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="where events go (repeatable): stdout, null, jsonl:FILE, dir:PATH, https://..., s3://BUCKET/PREFIX, "
+        "kinesis:STREAM, firehose:NAME, cloudwatch, cloudwatch:emf; default stdout",
+    )
+    run.add_argument("--route", action="append", default=[], metavar="NAME=TYPES", help="event types a sink gets")
+    run.add_argument("--dead-letter", metavar="SPEC", help="where rejects and refused events go: dir:PATH, s3://...")
+    run.add_argument("--retry-max-attempts", metavar="N")
+    run.add_argument("--retry-base-s", metavar="SECONDS")
+    run.add_argument("--retry-cap-s", metavar="SECONDS")
+    run.add_argument("--batch-max-wait-s", metavar="SECONDS")
+    run.add_argument("--quiet", action="store_true", help="print no summary (rejects are still reported)")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config_from_file(args.config) if args.config else None
+    sinks = args.sink or ([] if config is not None else ["stdout"])
+    return merge_cli(
+        config,
+        sinks=sinks,
+        routes=args.route,
+        dead_letter=args.dead_letter,
+        retry_max_attempts=args.retry_max_attempts,
+        retry_base_s=args.retry_base_s,
+        retry_cap_s=args.retry_cap_s,
+        batch_max_wait_s=args.batch_max_wait_s,
+    )
+
+
+def run_files(paths: Sequence[str], router: Router, quiet: bool = False) -> int:
     pipeline = Pipeline()
     events_by_type: Counter[str] = Counter()
+    statuses: Counter[Status] = Counter()
     rejects = files = 0
     try:
         for path in _input_files(paths):
             files += 1
-            for outcome in _process_file(pipeline, path):
-                if outcome.events:
-                    sink.send(outcome.events)
-                    events_by_type.update(event["type"] for event in outcome.events)
+            items = []
+            for index, outcome in enumerate(_process_file(pipeline, path)):
+                events_by_type.update(event["type"] for event in outcome.events)
                 for reject in outcome.rejects:
                     rejects += 1
                     _report_reject(reject)
-    except SinkError as exc:
-        print(f"shipper: sink {sink.name} failed: {exc}", file=sys.stderr)
-        return EXIT_REJECTS
+                items.append(((str(path), outcome.origin or index), [*outcome.events, *outcome.rejects]))
+            _tally(router.submit(items).statuses, statuses)
     finally:
-        sink.close()
+        _tally(router.close().statuses, statuses)
     if not quiet:
-        _print_summary(files, pipeline.counts, events_by_type, rejects)
-    return EXIT_REJECTS if rejects else EXIT_OK
+        _print_summary(files, pipeline.counts, events_by_type, rejects, statuses, router)
+    return EXIT_INCOMPLETE if rejects or statuses[Status.NOT_DELIVERED] else EXIT_OK
+
+
+def _tally(settled: dict, statuses: Counter[Status]) -> None:
+    statuses.update(settled.values())
 
 
 def _input_files(paths: Sequence[str]) -> Iterator[Path]:
@@ -82,11 +121,8 @@ def _process_file(pipeline: Pipeline, path: Path) -> list[RecordOutcome]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return [
-            RecordOutcome(
-                None, rejects=[Reject("unreadable_file", f"cannot read {path}: {exc.strerror}", b"", None, source)]
-            )
-        ]
+        reason = f"cannot read {path}: {exc.strerror}"
+        return [RecordOutcome(None, rejects=[Reject("unreadable_file", reason, b"", None, source)])]
     try:
         event = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -109,7 +145,14 @@ def _report_reject(reject: Reject) -> None:
     print(f"shipper: rejected{where}: {reject.reason}", file=sys.stderr)
 
 
-def _print_summary(files: int, counts: dict[str, int], events_by_type: Counter[str], rejects: int) -> None:
+def _print_summary(
+    files: int,
+    counts: dict[str, int],
+    events_by_type: Counter[str],
+    rejects: int,
+    statuses: Counter[Status],
+    router: Router,
+) -> None:
     by_type = ", ".join(f"{name} {count:,}" for name, count in events_by_type.most_common())
     print(
         f"shipper: {files:,} files, {counts.get('records_received', 0):,} records, "
@@ -118,6 +161,17 @@ def _print_summary(files: int, counts: dict[str, int], events_by_type: Counter[s
         f"{counts.get('control_messages_skipped', 0):,} control messages skipped; {rejects:,} rejected",
         file=sys.stderr,
     )
+    for name, sink in router.stats()["sinks"].items():
+        print(
+            f"shipper: sink {name}: {sink['sent_events']:,} sent, {sink['retries']:,} retries, "
+            f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered",
+            file=sys.stderr,
+        )
+    if statuses[Status.NOT_DELIVERED]:
+        print(
+            f"shipper: {statuses[Status.NOT_DELIVERED]:,} records were not fully delivered; run again to retry them",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
