@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	@mkdir -p out
+	@mkdir -p out && rm -f out/events.ndjson
 	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson
 	@echo "structured events written to out/events.ndjson"
 
