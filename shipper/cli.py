@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,21 +31,31 @@ EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 
 
+#: Modules that add a subcommand: each has `add_command(subparsers)`, which sets `func` on its parser.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_command(commands)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_command(commands)
     args = parser.parse_args(argv)
     try:
-        config = _config(args)
-        router = build_router(config)
+        return args.func(args)
     except ConfigError as exc:
         parser.error(str(exc))
+
+
+def _run(args: argparse.Namespace) -> int:
+    router = build_router(_config(args))
     return run_files(args.paths, router, quiet=args.quiet)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="process saved Lambda Kinesis / CloudWatch Logs subscription events")
+    run.set_defaults(func=_run)
     run.add_argument("paths", nargs="+", metavar="PATH", help="JSON event files, or directories of them")
     run.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery settings")
     run.add_argument(
@@ -62,7 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-cap-s", metavar="SECONDS")
     run.add_argument("--batch-max-wait-s", metavar="SECONDS")
     run.add_argument("--quiet", action="store_true", help="print no summary (rejects are still reported)")
-    return parser
 
 
 def _config(args: argparse.Namespace) -> Config:
