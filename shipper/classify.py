@@ -325,13 +325,7 @@ class _DocumentClassifier:
         reason = first_line.partition(" Error: ")[2].strip()
         error_type = rest.strip().split("\n", 1)[0].strip() or "Runtime.ExitError"
         if reason.endswith("signal: killed"):
-            self._signal(
-                "out_of_memory",
-                timestamp,
-                request_id,
-                event_id,
-                {"memory_size_mb": None, "max_memory_used_mb": None, "error_type": error_type, "message": reason},
-            )
+            self._signal("out_of_memory", timestamp, request_id, event_id, _oom_fields(None, None, error_type, reason))
         else:
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": reason})
 
@@ -347,8 +341,7 @@ class _DocumentClassifier:
                 request_id = self.stream_state[1]
                 self._app_line("ERROR", request_id, body, timestamp, event_id, oom_scan=False)
                 if error_type == "MemoryError":
-                    fields = {"memory_size_mb": None, "max_memory_used_mb": None}
-                    fields |= {"error_type": error_type, "message": first_line}
+                    fields = _oom_fields(None, None, error_type, first_line)
                     self._signal("out_of_memory", timestamp, request_id, event_id, fields)
                 else:
                     fields = {"error_type": error_type, "message": error_message if sep else None}
@@ -366,7 +359,7 @@ class _DocumentClassifier:
         if message[24:25] == "\t":
             parts = message.split("\t", 3)
             if len(parts) == 4 and parts[2] in _NODE_LEVELS:
-                request_id = parts[1]
+                request_id: str | None = parts[1]
                 if request_id == "undefined" or not request_id:
                     request_id = self.stream_state[1]
                 body = parts[3]
@@ -377,7 +370,7 @@ class _DocumentClassifier:
         elif " Task timed out after " in message:
             match = _TASK_TIMED_OUT.match(message)
             if match is not None:
-                fields = {"timeout_s": float(match.group(2)), "duration_ms": None}
+                fields: dict[str, Any] = {"timeout_s": float(match.group(2)), "duration_ms": None}
                 self._signal("timeout", timestamp, match.group(1), event_id, fields)
                 return
         self._app_line(None, self.stream_state[1], message, timestamp, event_id)
@@ -468,9 +461,9 @@ class _DocumentClassifier:
         )
         oom_found = unhandled and error_type == "MemoryError"
         if oom_found:
-            fields = {"memory_size_mb": None, "max_memory_used_mb": None}
-            fields |= {"error_type": error_type, "message": error_message}
-            self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+            self._signal(
+                "out_of_memory", timestamp, request_id, event_id, _oom_fields(None, None, error_type, error_message)
+            )
         elif unhandled:
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": error_message})
         if level not in _QUIET_LEVELS:
@@ -536,7 +529,7 @@ class _DocumentClassifier:
         if oom_scan:
             oom = find_out_of_memory(text)
             if oom is not None:
-                fields = {"memory_size_mb": None, "max_memory_used_mb": None, "error_type": oom[0], "message": oom[1]}
+                fields = _oom_fields(None, None, oom[0], oom[1])
                 self._signal("out_of_memory", timestamp, request_id, event_id, fields)
 
     def _metrics(
@@ -545,7 +538,7 @@ class _DocumentClassifier:
         """Emit parsed metrics; False (the line stays a log line) when it was no valid metric line."""
         if parsed is None:
             return False
-        if type(parsed) is MalformedMetric:
+        if isinstance(parsed, MalformedMetric):
             self.classifier.count("metric_line_malformed")
             return False
         common = self._base("metric", 0, request_id, event_id)
@@ -663,8 +656,7 @@ class _DocumentClassifier:
         if status == "timeout":
             self._signal("timeout", timestamp, request_id, event_id, {"timeout_s": None, "duration_ms": duration_ms})
         elif error_type == "Runtime.OutOfMemory":
-            fields = {"memory_size_mb": memory_size_mb, "max_memory_used_mb": max_memory_used_mb}
-            fields |= {"error_type": error_type, "message": None}
+            fields = _oom_fields(memory_size_mb, max_memory_used_mb, error_type, None)
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
         elif status == "error":
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": None})
@@ -713,6 +705,18 @@ class _DocumentClassifier:
             raw = repr(log_event).encode("utf-8", "backslashreplace")
         where = f"{self.log_group} / {self.log_stream}"
         self.rejects.append(Reject(code, f"{reason} (in {where})", raw, None, self.source))
+
+
+def _oom_fields(
+    memory_size_mb: int | None, max_memory_used_mb: int | None, error_type: str | None, message: str | None
+) -> dict[str, Any]:
+    """The fields of an `out_of_memory` event."""
+    return {
+        "memory_size_mb": memory_size_mb,
+        "max_memory_used_mb": max_memory_used_mb,
+        "error_type": error_type,
+        "message": message,
+    }
 
 
 def _opt_float(text: str | None) -> float | None:

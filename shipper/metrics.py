@@ -415,13 +415,14 @@ def _parse_datadog_fields(fields: list[str], count: int) -> list[dict[str, Any]]
         return MalformedMetric(
             f"Datadog metric name {_show(name)} must start with a letter and hold only A-Z, 0-9, _ . -."
         )
-    tags: dict[str, str] | MalformedMetric = {}
+    tags: dict[str, str] = {}
     if count == 6:
         if not fields[4].startswith("#"):
             return MalformedMetric(f"Datadog tags {_show(fields[4])} must start with #.")
-        tags = _tags_from_text(fields[4][1:], ":", bare_allowed=True)
-        if isinstance(tags, MalformedMetric):
-            return tags
+        parsed_tags = _tags_from_text(fields[4][1:], ":", bare_allowed=True)
+        if isinstance(parsed_tags, MalformedMetric):
+            return parsed_tags
+        tags = parsed_tags
     return [_metric(timestamp, name, value, metric_type, None, None, tags, None, "datadog", False, None)]
 
 

@@ -79,7 +79,7 @@ def find_out_of_memory(text: str) -> tuple[str | None, str] | None:
     if "emory" not in text:
         return None
     match = _OOM.search(text)
-    if match is None:
+    if match is None or match.lastindex is None:
         return None
     return _OOM_ERROR_TYPES[match.lastindex - 1], _line_at(text, match.start())
 
