@@ -273,6 +273,20 @@ def _parse_statsd_line(line: str, timestamp_ms: int) -> list[dict[str, Any]] | M
                 return MalformedMetric(f"StatsD timestamp |T{_show(section[1:])} is not epoch seconds.")
             timestamp = when
 
+    return _statsd_metrics(timestamp, name, raw_values, values, metric_type, tags, sample_rate)
+
+
+def _statsd_metrics(
+    timestamp: int,
+    name: str,
+    raw_values: list[str],
+    values: list[float],
+    metric_type: str,
+    tags: dict[str, str],
+    sample_rate: float,
+) -> list[dict[str, Any]]:
+    """One metric dict per value of a StatsD line; a gauge written with a sign is a delta."""
+    unit = "Milliseconds" if metric_type == "timer" else None
     is_gauge = metric_type == "gauge"
     return [
         _metric(
@@ -280,7 +294,7 @@ def _parse_statsd_line(line: str, timestamp_ms: int) -> list[dict[str, Any]] | M
             name,
             value,
             metric_type,
-            "Milliseconds" if metric_type == "timer" else None,
+            unit,
             None,
             tags if index == 0 else dict(tags),
             sample_rate,
@@ -310,25 +324,8 @@ def _statsd_common(match: re.Match[str], timestamp_ms: int) -> list[dict[str, An
             return None
         tags = parsed_tags
     timestamp = timestamp_ms if epoch is None else int(epoch) * 1000
-    metric_type = _STATSD_TYPES[type_code]
-    unit = "Milliseconds" if type_code == "ms" else None
-    is_gauge = type_code == "g"
-    return [
-        _metric(
-            timestamp,
-            name,
-            float(raw),
-            metric_type,
-            unit,
-            None,
-            tags if index == 0 else dict(tags),
-            sample_rate,
-            "statsd",
-            is_gauge and raw[0] in "+-",
-            None,
-        )
-        for index, raw in enumerate(raw_values)
-    ]
+    values = [float(raw) for raw in raw_values]
+    return _statsd_metrics(timestamp, name, raw_values, values, _STATSD_TYPES[type_code], tags, sample_rate)
 
 
 # MONITORING| lines: Datadog and Lumigo

@@ -9,48 +9,21 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import importlib.util
 import json
 import re
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+import generate
+
 ROOT = Path(__file__).resolve().parents[1]
 KPL_MAGIC = bytes.fromhex("f3899ac2")
-COUNTERS = (
-    "invocations",
-    "cold_starts",
-    "timeouts",
-    "out_of_memory",
-    "errors",
-    "init_errors",
-    "throttles",
-    "metric_values",
-    "metric_lines",
-    "log_lines",
-    "platform_lines",
-)
-
-
-def load_generator() -> ModuleType:
-    """Import examples/generate.py (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "examples" / "generate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate"] = module  # dataclasses look their module up while the class is created
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = load_generator()
 
 
 # --- decoding, independent of the generator ------------------------------------------------------------------------
@@ -248,11 +221,11 @@ def assert_truth_matches(truth: dict[str, Any], docs: list[dict[str, Any]]) -> N
     assert sorted(observed) == sorted(truth["functions"])
     for name, expected in truth["functions"].items():
         got = observed[name]
-        for key in COUNTERS:
+        for key in generate.COUNTERS:
             assert got.get(key, 0) == expected[key], (name, key)
         assert sorted(got["durations_ms"]) == sorted(expected["durations_ms"]), name
         assert got["memory"] == {expected["memory_size_mb"]}, name
-    for key in COUNTERS:
+    for key in generate.COUNTERS:
         assert truth[key] == sum(f[key] for f in truth["functions"].values()), key
     assert truth["log_events"] == len(messages(docs))
     assert truth["log_events"] == sum(truth[k] for k in ("platform_lines", "log_lines", "metric_lines"))
