@@ -149,6 +149,7 @@ class _DocumentClassifier:
     __slots__ = (
         "account",
         "classifier",
+        "common",
         "document",
         "events",
         "function",
@@ -179,6 +180,7 @@ class _DocumentClassifier:
         self.account = owner if type(owner) is str else None
         self.stream_state = classifier._stream_state(self.log_group, self.log_stream)
         self.function = function_from_log_source(self.log_group, self.log_stream) or self.stream_state[0]
+        self.common = self._common_fields()
         # (request id, signal type) -> the event emitted from this document, to be completed by later lines
         self.pending_signals: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -500,21 +502,15 @@ class _DocumentClassifier:
             self._app_line("WARNING", request_id, warning, timestamp, event_id)
             self._json_line("{" + error_json, timestamp, event_id)
             return
-        self.events.append(
-            {
-                "type": "log",
-                "timestamp": timestamp,
-                "function": self.function,
-                "log_group": self.log_group,
-                "log_stream": self.log_stream,
-                "account": self.account,
-                "request_id": request_id,
-                "event_id": event_id,
-                "level": level,
-                "message": body.rstrip("\r\n"),
-                "fields": fields,
-            }
-        )
+        event = self.common.copy()
+        event["type"] = "log"
+        event["timestamp"] = timestamp
+        event["request_id"] = request_id
+        event["event_id"] = event_id
+        event["level"] = level
+        event["message"] = body.rstrip("\r\n")
+        event["fields"] = fields
+        self.events.append(event)
         if level not in _QUIET_LEVELS:
             self._app_signals(body, request_id, timestamp, event_id, oom_scan)
 
@@ -593,6 +589,7 @@ class _DocumentClassifier:
                 self.stream_state[0] = name
                 if self.function is None:
                     self.function = name
+                    self.common = self._common_fields()
 
     # --- event construction -------------------------------------------------------------------------
 
@@ -686,17 +683,26 @@ class _DocumentClassifier:
         if request_id is not None:
             self.pending_signals[(request_id, signal)] = event
 
-    def _base(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
+    def _common_fields(self) -> dict[str, Any]:
+        """The fields every event of this document starts from: copied per event, cheaper than a literal."""
         return {
-            "type": event_type,
-            "timestamp": timestamp,
+            "type": None,
+            "timestamp": 0,
             "function": self.function,
             "log_group": self.log_group,
             "log_stream": self.log_stream,
             "account": self.account,
-            "request_id": request_id,
-            "event_id": event_id,
+            "request_id": None,
+            "event_id": None,
         }
+
+    def _base(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
+        event = self.common.copy()
+        event["type"] = event_type
+        event["timestamp"] = timestamp
+        event["request_id"] = request_id
+        event["event_id"] = event_id
+        return event
 
     def _reject_event(self, log_event: Any, code: str, reason: str) -> None:
         try:

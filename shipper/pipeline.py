@@ -9,7 +9,7 @@ exactly which Kinesis records were not delivered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,22 +34,29 @@ class RecordOutcome:
 
 
 class Pipeline:
-    """Decodes and classifies records; `counts` says what happened to them, for reports and metrics."""
+    """Decodes and classifies records; `counts` says what happened to them, for reports and metrics.
+
+    Documents from a log group in `skip_log_groups` are counted (`log_group_batches_skipped`) and not
+    classified: the Lambda handler skips its own log group this way, so it never ships its own output.
+    """
 
     def __init__(
         self,
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
         max_message_chars: int = MAX_MESSAGE_CHARS,
+        skip_log_groups: Collection[str] = (),
     ) -> None:
         self.max_decompressed_bytes = max_decompressed_bytes
+        self.skip_log_groups = frozenset(skip_log_groups)
         self.classifier = Classifier(max_message_chars)
         self.counts = self.classifier.counts
 
     def process_records(self, records: Iterable[RawRecord]) -> list[RecordOutcome]:
         classify = self.classifier.classify
         cap = self.max_decompressed_bytes
+        skip = self.skip_log_groups
         outcomes = []
-        records_seen = control_messages = log_events = kpl_subrecords = 0
+        records_seen = control_messages = log_events = kpl_subrecords = skipped = 0
         for record in records:
             records_seen += 1
             decoded = decode_record(record, cap)
@@ -57,6 +64,9 @@ class Pipeline:
             control_messages += decoded.control_messages
             kpl_subrecords += decoded.kpl_subrecords
             for document in decoded.documents:
+                if skip and document["logGroup"] in skip:
+                    skipped += 1
+                    continue
                 log_events += len(document["logEvents"])
                 classify(document, outcome.events, outcome.rejects, record.source)
             self._count_rejects(outcome.rejects)
@@ -65,6 +75,7 @@ class Pipeline:
         count("records_received", records_seen)
         count("control_messages_skipped", control_messages)
         count("kpl_subrecords", kpl_subrecords)
+        count("log_group_batches_skipped", skipped)
         count("log_events_received", log_events)
         count("events_emitted", sum(len(outcome.events) for outcome in outcomes))
         return outcomes
