@@ -218,7 +218,7 @@ class _DocumentClassifier:
                 words = message.split(None, 3)
                 state[1] = words[2] if len(words) > 2 else None
             elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
-                if message[1] == "N":
+                if message[1] == "N":  # END closes the invocation; EXTENSION lines carry nothing
                     state[1] = None
             elif first == "R" and message.startswith("REPORT RequestId: "):
                 self._report_line(message, timestamp, event_id)
