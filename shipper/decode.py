@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import json
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _KPL_DIGEST_SIZE = 16
 _GZIP_WBITS = zlib.MAX_WBITS | 16
 
+_INFLATE_STEP = 8 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 """Cap on what one record may inflate to; above it the record is a decompression bomb."""
 
@@ -81,18 +83,27 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
 
 
 def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
-    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total."""
+    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total.
+
+    Each member is inflated in steps of at most `_INFLATE_STEP` bytes, so a decompression bomb is
+    stopped holding about `cap` bytes, not the doubled buffer one large call would grow.
+    """
     members: list[bytes] = []
     produced = 0
     remaining = data
     while remaining:
         inflater = zlib.decompressobj(_GZIP_WBITS)
+        pieces = []
+        pending = remaining
         try:
-            member = inflater.decompress(remaining, cap - produced + 1)
+            while pending and not inflater.eof and produced <= cap:
+                piece = inflater.decompress(pending, min(_INFLATE_STEP, cap - produced + 1))
+                produced += len(piece)
+                pieces.append(piece)
+                pending = inflater.unconsumed_tail
         except zlib.error as exc:
             decoded.rejects.append(_reject(record, data, "bad_gzip", f"gzip data is corrupt ({exc})"))
             return members
-        produced += len(member)
         if produced > cap:
             decoded.rejects.append(
                 _reject(
@@ -114,7 +125,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
                 )
             )
             return members
-        members.append(member)
+        members.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         remaining = inflater.unused_data
         if remaining and not remaining.startswith(GZIP_MAGIC):
             if remaining.strip(b"\x00"):
@@ -134,8 +145,10 @@ def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:
     try:
         document = orjson.loads(member)
     except orjson.JSONDecodeError as exc:
-        decoded.rejects.append(_json_reject(member, record, exc))
-        return
+        document = _with_surrogates_rejected(member, record, decoded) if "surrogate" in str(exc) else None
+        if document is None:
+            decoded.rejects.append(_json_reject(member, record, exc))
+            return
     if type(document) is not dict:
         decoded.rejects.append(
             _reject(
@@ -163,6 +176,39 @@ def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:
         decoded.rejects.append(
             _reject(record, member, "unknown_message_type", f"unknown CloudWatch Logs messageType {message_type!r}")
         )
+
+
+def _with_surrogates_rejected(member: bytes, record: RawRecord, decoded: Decoded) -> Any:
+    """The document, minus the log events whose text holds a lone UTF-16 surrogate (`\\ud800`).
+
+    Such text cannot be written as UTF-8, so those events alone become rejects and the rest of the
+    batch goes through. None when the surrogate is elsewhere (the whole record is then rejected).
+    """
+    try:
+        document = json.loads(member)
+    except ValueError:
+        return None
+    events = document.get("logEvents") if type(document) is dict else None
+    if type(events) is not list:
+        return None
+    kept = []
+    for index, log_event in enumerate(events):
+        if _is_utf8(json.dumps(log_event, ensure_ascii=False)):
+            kept.append(log_event)
+        else:
+            raw = json.dumps(log_event).encode("ascii")
+            reason = f"log event {index} holds a lone UTF-16 surrogate, which is not valid Unicode text"
+            decoded.rejects.append(_reject(record, raw, "invalid_unicode", reason))
+    document["logEvents"] = kept
+    return document if _is_utf8(json.dumps(document, ensure_ascii=False)) else None
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _envelope_problem(document: dict[str, Any]) -> str | None:

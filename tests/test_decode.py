@@ -251,3 +251,26 @@ def test_random_bytes_as_kinesis_data_never_raise():
     payloads = [os.urandom(n) for n in (0, 1, 2, 4, 17, 300)]
     outcomes = Pipeline().process_kinesis_event(kinesis_event(payloads))
     assert all(outcome.rejects for outcome in outcomes)
+
+
+def test_a_lone_surrogate_rejects_only_the_log_event_that_holds_it():
+    member = (
+        b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/lambda/f","logStream":"s","logEvents":['
+        b'{"id":"1","timestamp":1,"message":"bad \\ud800 text"},{"id":"2","timestamp":2,"message":"fine"}]}'
+    )
+    pipeline = Pipeline()
+    [outcome] = pipeline.process_records([_record(gz(member), "77")])
+    assert [event["message"] for event in outcome.events] == ["fine"]
+    [reject] = outcome.rejects
+    assert reject.code == "invalid_unicode"
+    assert reject.sequence_number == "77"
+    assert json.loads(reject.raw)["message"] == "bad \ud800 text"
+    orjson.dumps(reject.to_dead_letter())  # the dead-letter entry itself is writable
+
+
+def test_a_lone_surrogate_outside_the_log_events_rejects_the_record():
+    member = b'{"messageType":"DATA_MESSAGE","logGroup":"\\udc00","logStream":"s","logEvents":[]}'
+    decoded = decode_record(_record(gz(member)))
+    [reject] = decoded.rejects
+    assert reject.code == "not_json"
+    assert "surrogate" in reject.reason
