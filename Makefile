@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE := examples/sample
 
-.PHONY: run test lint bench sample clean
+.PHONY: run test lint bench fuzz sample clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_pipeline.py
+
+# Coverage-guided fuzzing of the decoder and classifier; FUZZ_SECONDS sets the budget.
+FUZZ_SECONDS ?= 120
+fuzz: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet atheris
+	$(BIN)/python fuzz/fuzz_pipeline.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 # Regenerates the bundled sample export (deterministic: same seed, same bytes).
 sample: $(BIN)/.installed
