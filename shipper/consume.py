@@ -1,0 +1,431 @@
+"""`shipper consume`: a long-running Kinesis consumer in one process, for users who do not run the Lambda.
+
+    shipper consume --stream NAME [--endpoint-url URL] [--region REGION]
+                    [--checkpoint-dir DIR | --checkpoint-table TABLE]
+                    [--metrics-port PORT [--metrics-address ADDRESS]]
+                    [--sink SPEC]... [--route NAME=TYPES]... [--dead-letter SPEC] [--config FILE]
+                    [--max-records N] [--idle-s SECONDS] [--metrics-prefix P] [--metrics-label TAG]...
+
+One loop reads every shard of the stream in turn with GetRecords, within the per-shard read limits
+(at most 5 calls and 2 MiB a second per shard; a shard that is throttled backs off exponentially),
+and hands each response, as one batch, to the same Pipeline and Router as `shipper run`. Only once
+the Router says every record of the batch was delivered or dead-lettered is the shard checkpointed
+at the batch's last record; when a record was not delivered, the shard is checkpointed before it
+and read again from there after a backoff. So a restart, even after SIGKILL, loses nothing and
+repeats only the last uncheckpointed batch of each shard.
+
+Resharding: a shard is read only once its parents (ParentShardId, AdjacentParentShardId) are read
+to their end (checkpoint SHARD_END) or have left the stream (trimmed past retention). The shard
+list is refreshed periodically and whenever a shard ends.
+
+SIGTERM or SIGINT stops the loop after the batch in hand; delivery retries get SHUTDOWN_GRACE_S
+more, then the sinks are flushed and closed. What was delivered is checkpointed; what was not is
+read again at the next start.
+
+This is deliberately one process with no lease coordination: two consumers of one stream with one
+checkpoint store would overwrite each other. Past what one process can read, deploy the Lambda,
+whose event source mapping is the distributed consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Set
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
+from shipper.config import Config, build_router, load_config_from_env, load_config_from_file, merge_cli
+from shipper.config import _number as parse_number
+from shipper.decode import records_from_get_records
+from shipper.delivery import RetryPolicy, Router, Status
+from shipper.errors import ConfigError
+from shipper.pipeline import Pipeline
+from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
+
+if TYPE_CHECKING:
+    from shipper.telemetry.registry import Telemetry
+
+log = logging.getLogger(__name__)
+
+MIN_READ_INTERVAL_S = 0.2
+"""GetRecords is limited to 5 calls a second per shard."""
+READ_BYTES_PER_S = 2 * 1024 * 1024
+"""... and to 2 MiB a second per shard."""
+MAX_RECORDS = 10_000
+"""The most records GetRecords returns in one call."""
+DEFAULT_IDLE_S = 1.0
+REFRESH_S = 30.0
+SHUTDOWN_GRACE_S = 5.0
+HEALTH_STALE_S = 60.0
+DEFAULT_CHECKPOINT_DIR = "shipper-checkpoints"
+_READ_BACKOFF = RetryPolicy(base_s=0.5, cap_s=30.0)
+_MAX_LIST_PAGES = 10_000
+
+
+@dataclass(slots=True)
+class ShardState:
+    """One shard as the consumer sees it."""
+
+    shard_id: str
+    parents: tuple[str, ...]
+    closed: bool
+    position: str | None = None
+    """Sequence number of the last checkpointed record; None reads from the shard's oldest record."""
+    iterator: str | None = None
+    next_read: float = 0.0
+    failures: int = 0
+    """Consecutive failed reads or deliveries, for the backoff."""
+
+
+def readable(shards: Mapping[str, ShardState], finished: Set[str]) -> list[ShardState]:
+    """Shards to read: not finished, and each parent finished or no longer in the stream."""
+    return [
+        shard
+        for shard in shards.values()
+        if shard.shard_id not in finished and all(p in finished or p not in shards for p in shard.parents)
+    ]
+
+
+class Consumer:
+    """Reads every shard of `stream` into `pipeline` and `router`, checkpointing in `checkpoints`, until `stop`."""
+
+    def __init__(
+        self,
+        client: Any,
+        stream: str,
+        pipeline: Pipeline,
+        router: Router,
+        checkpoints: Checkpoints,
+        stop: threading.Event,
+        telemetry: Telemetry | None = None,
+        *,
+        max_records: int = MAX_RECORDS,
+        idle_s: float = DEFAULT_IDLE_S,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.pipeline = pipeline
+        self.router = router
+        self.checkpoints = checkpoints
+        self.telemetry = telemetry
+        self.max_records = max_records
+        self.idle_s = idle_s
+        self.refresh_s = refresh_s
+        self._stop = stop
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._positions = checkpoints.load()
+        self.finished = {shard for shard, position in self._positions.items() if position == SHARD_END}
+        self.shards: dict[str, ShardState] = {}
+        self._refresh_at = 0.0
+        self._stopping_since: float | None = None
+        self._last_loop = self._last_read = clock()
+        self._checkpoint_error: str | None = None
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self._aws_errors = (BotoCoreError, ClientError)
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Read until `stop` is set; the batch in hand is finished first."""
+        while not self._stop.is_set():
+            self._stop.wait(self.step())
+
+    def step(self) -> float:
+        """Read every shard that is due; return the seconds until the next one is."""
+        now = self._last_loop = self._clock()
+        if now >= self._refresh_at:
+            self._refresh()
+        for shard in readable(self.shards, self.finished):
+            if self._stop.is_set():
+                return 0.0
+            if shard.next_read <= self._clock():
+                self._read(shard)
+        due = [shard.next_read for shard in readable(self.shards, self.finished)]
+        return max(0.0, min([*due, self._refresh_at]) - self._clock())
+
+    def health(self) -> str | None:
+        """None while reading normally, else what is wrong (for /healthz)."""
+        now = self._clock()
+        if self._stop.is_set():
+            return "shutting down"
+        if now - self._last_loop > HEALTH_STALE_S:
+            return f"the read loop has not come round for {now - self._last_loop:.0f} s (a sink may be retrying)"
+        if now - self._last_read > HEALTH_STALE_S:
+            return f"no successful GetRecords for {now - self._last_read:.0f} s"
+        return self._checkpoint_error
+
+    # --- shards ----------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Bring the shard list up to date: new shards (children of a reshard) appear, trimmed ones leave."""
+        try:
+            listed = self._list_shards()
+        except self._aws_errors as exc:
+            log.warning("cannot list the shards of %s: %s", self.stream, exc)
+            self._refresh_at = self._clock() + self.idle_s * 5
+            return
+        for entry in listed:
+            shard_id = entry["ShardId"]
+            closed = "EndingSequenceNumber" in entry.get("SequenceNumberRange", {})
+            state = self.shards.get(shard_id)
+            if state is None:
+                parents = tuple(p for p in (entry.get("ParentShardId"), entry.get("AdjacentParentShardId")) if p)
+                position = self._positions.get(shard_id)
+                self.shards[shard_id] = ShardState(
+                    shard_id, parents, closed, None if position == SHARD_END else position
+                )
+            else:
+                state.closed = closed
+        for shard_id in set(self.shards) - {entry["ShardId"] for entry in listed}:
+            if shard_id not in self.finished:
+                log.warning("shard %s left the stream before it was read to its end (past retention?)", shard_id)
+            del self.shards[shard_id]
+            self._set_lag(shard_id, None)
+        self._refresh_at = self._clock() + self.refresh_s
+
+    def _list_shards(self) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"StreamName": self.stream}
+        for _ in range(_MAX_LIST_PAGES):
+            page = self.client.list_shards(**request)
+            shards += page["Shards"]
+            if not page.get("NextToken"):
+                return shards
+            request = {"NextToken": page["NextToken"]}
+        raise RuntimeError(f"ListShards returned more than {_MAX_LIST_PAGES} pages")
+
+    def _read(self, shard: ShardState) -> None:
+        started = self._clock()
+        try:
+            if shard.iterator is None:
+                shard.iterator = self._iterator(shard)
+            response = self.client.get_records(ShardIterator=shard.iterator, Limit=self.max_records)
+        except self._aws_errors as exc:  # throttling, an expired iterator, a connection error ...
+            self._read_failed(shard, exc)
+            return
+        self._last_read = self._clock()
+        records = response.get("Records", [])
+        lag = response.get("MillisBehindLatest")
+        if records and not self._deliver(shard, records):
+            shard.iterator = None  # read again from the checkpoint, after a backoff
+            self._back_off(shard)
+            return
+        shard.failures = 0
+        shard.iterator = response.get("NextShardIterator")
+        # A closed shard ends when GetRecords gives no next iterator. Emulators that keep giving one
+        # end it when a read comes back empty and caught up.
+        if shard.iterator is None or (shard.closed and not records and lag == 0):
+            self._finish(shard)
+            return
+        self._set_lag(shard.shard_id, lag)
+        more = len(records) >= self.max_records or bool(lag)
+        size = sum(len(record["Data"]) for record in records)
+        shard.next_read = started + max(MIN_READ_INTERVAL_S if more else self.idle_s, size / READ_BYTES_PER_S)
+
+    def _iterator(self, shard: ShardState) -> str:
+        if shard.position is None:
+            where: dict[str, str] = {"ShardIteratorType": "TRIM_HORIZON"}
+        else:
+            where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": shard.position}
+        response = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard.shard_id, **where)
+        return response["ShardIterator"]
+
+    def _read_failed(self, shard: ShardState, exc: Exception) -> None:
+        error = getattr(exc, "response", {}).get("Error", {})
+        code = error.get("Code") or type(exc).__name__
+        if self.telemetry is not None:
+            self.telemetry.count_read_error(shard.shard_id, code)
+        if code in ("ExpiredIteratorException", "ResourceNotFoundException"):
+            shard.iterator = None
+            self._refresh_at = min(self._refresh_at, self._clock())
+        level = logging.INFO if "Throughput" in code or "Throttl" in code else logging.WARNING
+        log.log(level, "shard %s: GetRecords failed (%s); backing off", shard.shard_id, exc)
+        self._back_off(shard)
+
+    def _back_off(self, shard: ShardState) -> None:
+        shard.failures += 1
+        wait = max(MIN_READ_INTERVAL_S, _READ_BACKOFF.backoff(min(shard.failures, 30), self._rng))
+        shard.next_read = self._clock() + wait
+
+    def _finish(self, shard: ShardState) -> None:
+        self._save(shard.shard_id, SHARD_END)
+        self.finished.add(shard.shard_id)
+        self._set_lag(shard.shard_id, None)
+        self._refresh_at = self._clock()  # its children can be read now: list them
+        log.info("shard %s read to its end", shard.shard_id)
+
+    # --- delivery and checkpoints ----------------------------------------------------------------
+
+    def _deliver(self, shard: ShardState, records: list[dict[str, Any]]) -> bool:
+        """Process and deliver one batch; checkpoint its delivered prefix. True when all of it was delivered."""
+        started = time.perf_counter()
+        raws = records_from_get_records(records, source=f"{self.stream}/{shard.shard_id}")
+        outcomes = self.pipeline.process_records(raws)
+        shard_id = shard.shard_id
+        report = self.router.deliver(
+            [((shard_id, outcome.origin), [*outcome.events, *outcome.rejects]) for outcome in outcomes],
+            self._deadline,
+        )
+        done = None
+        for raw in raws:
+            if report.statuses.get((shard_id, raw.sequence_number), Status.NOT_DELIVERED) is Status.NOT_DELIVERED:
+                reason = report.reasons.get((shard_id, raw.sequence_number), "not settled")
+                log.warning(
+                    "shard %s: record %s not delivered (%s); reading it again", shard_id, raw.sequence_number, reason
+                )
+                break
+            done = raw.sequence_number
+        if done is not None:
+            self._save(shard_id, done)
+            shard.position = done
+        if self.telemetry is not None:
+            seconds = time.perf_counter() - started
+            self.telemetry.observe_batch(outcomes, report, self.pipeline.counts, self.router.stats(), seconds)
+        return done == raws[-1].sequence_number
+
+    def _deadline(self) -> float:
+        """Seconds delivery may still spend retrying: unlimited, until a stop leaves SHUTDOWN_GRACE_S."""
+        if not self._stop.is_set():
+            return math.inf
+        if self._stopping_since is None:
+            self._stopping_since = self._clock()
+        return SHUTDOWN_GRACE_S - (self._clock() - self._stopping_since)
+
+    def _save(self, shard_id: str, position: str) -> None:
+        try:
+            self.checkpoints.save(shard_id, position)
+        except (OSError, *self._aws_errors) as exc:  # the next checkpoint tries again
+            self._checkpoint_error = f"checkpoint of shard {shard_id} failed: {exc}"
+            log.error("%s", self._checkpoint_error)
+        else:
+            self._checkpoint_error = None
+
+    def _set_lag(self, shard_id: str, millis: int | None) -> None:
+        if self.telemetry is not None:
+            self.telemetry.set_consumer_lag(shard_id, millis)
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "consume",
+        help="read a Kinesis stream continuously in one process, with checkpoints and Prometheus metrics",
+        description="Read every shard of a Kinesis stream in one process, deliver the events to the sinks, "
+        "checkpoint each shard after delivery, and serve Prometheus metrics. Stops cleanly on SIGTERM.",
+    )
+    parser.set_defaults(func=_consume)
+    parser.add_argument("--stream", required=True, metavar="NAME", help="the Kinesis stream to read")
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="another Kinesis (and DynamoDB) endpoint: LocalStack, moto"
+    )
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / profile)")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help=f"keep checkpoints in DIR/<stream>.json (default {DEFAULT_CHECKPOINT_DIR})",
+    )
+    store.add_argument("--checkpoint-table", metavar="TABLE", help="keep checkpoints in a DynamoDB table instead")
+    parser.add_argument("--max-records", metavar="N", help=f"records per GetRecords, 1 to {MAX_RECORDS:,} (default)")
+    parser.add_argument("--idle-s", metavar="SECONDS", help="wait between reads of a shard that is caught up (1)")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery")
+    parser.add_argument("--sink", action="append", default=[], metavar="SPEC", help="where events go (repeatable)")
+    parser.add_argument("--route", action="append", default=[], metavar="NAME=TYPES", help="event types a sink gets")
+    parser.add_argument("--dead-letter", metavar="SPEC", help="where rejects and refused events go")
+    add_telemetry_arguments(parser)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:  # the shipper's own progress; only warnings from libraries
+        logging.basicConfig(level=logging.WARNING, format="shipper: %(message)s", stream=sys.stderr)
+        logging.getLogger("shipper").setLevel(logging.INFO)
+    telemetry_config = telemetry_config_from_args(args)
+    max_records = parse_number(args.max_records or MAX_RECORDS, "--max-records", int, 1, MAX_RECORDS)
+    idle_s = parse_number(args.idle_s or DEFAULT_IDLE_S, "--idle-s", float, MIN_READ_INTERVAL_S, 300.0)
+    port = metrics_port(args)
+    config = _delivery_config(args)
+    if config.dead_letter is None:
+        log.warning("no dead letter: a record that cannot be read (or a refused event) holds up its shard until fixed")
+    router = build_router(config)
+    try:
+        client, checkpoints = _aws(args)
+        from shipper.telemetry.registry import Telemetry  # prometheus_client: imported when the command runs
+        from shipper.telemetry.server import start_metrics_server, stop_on_signals
+
+        telemetry = Telemetry(telemetry_config)
+        stop = threading.Event()
+        consumer = Consumer(
+            client,
+            args.stream,
+            Pipeline(),
+            router,
+            checkpoints,
+            stop,
+            telemetry,
+            max_records=max_records,
+            idle_s=idle_s,
+        )
+        try:
+            server = (
+                None
+                if port is None
+                else start_metrics_server(telemetry.registry, port, args.metrics_address, consumer.health)
+            )
+        except OSError as exc:
+            raise ConfigError(f"--metrics-port: cannot serve on {args.metrics_address}:{port}: {exc.strerror}") from exc
+        where = f"; metrics on {server.url}" if server is not None else ""
+        log.info("consuming stream %s; checkpoints in %s%s", args.stream, checkpoints.describe(), where)
+        stop_on_signals(stop)
+        try:
+            consumer.run()
+        finally:
+            if server is not None:
+                server.close()
+    finally:
+        router.close()
+    log.info("stopped; checkpoints in %s", checkpoints.describe())
+    return 0
+
+
+def _delivery_config(args: argparse.Namespace) -> Config:
+    """Sinks, routes and dead letter: --config FILE, else the SHIPPER_* variables, with flags on top."""
+    if args.config:
+        config = load_config_from_file(args.config)
+    elif os.environ.get("SHIPPER_SINKS", "").strip():
+        config = load_config_from_env(os.environ)
+    else:
+        config = None
+    sinks = args.sink or ([] if config is not None else ["stdout"])
+    return merge_cli(config, sinks=sinks, routes=args.route, dead_letter=args.dead_letter)
+
+
+def _aws(args: argparse.Namespace) -> tuple[Any, Checkpoints]:
+    """The Kinesis client (the stream checked to exist) and the checkpoint store."""
+    try:
+        from shipper.sinks.aws import make_client
+    except ImportError as exc:
+        raise ConfigError(f"shipper consume needs boto3: pip install 'shipper[aws]' ({exc})") from exc
+    options = {key: value for key, value in (("endpoint_url", args.endpoint_url), ("region", args.region)) if value}
+    client = make_client("kinesis", options)
+    try:
+        client.describe_stream_summary(StreamName=args.stream)
+    except client.exceptions.ResourceNotFoundException as exc:
+        raise ConfigError(f"--stream: no Kinesis stream named {args.stream!r}") from exc
+    if args.checkpoint_table:
+        return client, DynamoDBCheckpoints(make_client("dynamodb", options), args.checkpoint_table, args.stream)
+    return client, FileCheckpoints(args.checkpoint_dir or DEFAULT_CHECKPOINT_DIR, args.stream)

@@ -1,0 +1,216 @@
+"""Metrics from the Lambda function at the end of each invocation: a Pushgateway push and/or an EMF line.
+
+Lambda cannot be scraped, so the handler reports after each batch:
+
+- Pushgateway (SHIPPER_PUSHGATEWAY_URL): the metrics of `Telemetry`, one push group per shipper
+  function and shard (`job`, `shipper_function`, `shard`); the group is replaced at each push. Each
+  shard has its own counters in the container, so one group never mixes shards. prometheus_client is
+  imported only when a gateway is configured.
+- EMF (SHIPPER_METRICS_EMF=true): one CloudWatch embedded-metric-format line on standard output with
+  what this invocation did (records, events, rejects, per-sink totals, batch time), dimensions
+  ShipperFunction and Shard. CloudWatch adds them up, whichever container wrote them. (Lambda health
+  and custom metrics as CloudWatch metrics come from the `cloudwatch:emf` sink.)
+
+A push that fails is logged and never fails the invocation.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import orjson
+
+from shipper.delivery import DeliveryReport
+from shipper.errors import ConfigError
+from shipper.pipeline import RecordOutcome
+from shipper.telemetry.config import TelemetryConfig, telemetry_config_from_env
+from shipper.telemetry.totals import DEAD_LETTER_SINK, Increments, router_totals
+
+if TYPE_CHECKING:
+    from shipper.telemetry.registry import Telemetry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JOB = "shipper"
+DEFAULT_EMF_NAMESPACE = "Shipper"
+PUSH_TIMEOUT_S = 2.0
+_PUSH_MARGIN_S = 0.5
+"""Time left to the function after a push, at the least: a push never eats the invocation's deadline."""
+
+
+def shard_of(event: Mapping[str, Any]) -> str:
+    """The shard of a Lambda Kinesis event (from its first record's eventID `shardId-...:sequence`)."""
+    records = event.get("Records")
+    first = records[0] if isinstance(records, list) and records and isinstance(records[0], dict) else {}
+    event_id = first.get("eventID")
+    return event_id.partition(":")[0] if isinstance(event_id, str) and event_id else "unknown"
+
+
+class LambdaTelemetry:
+    """What the handler calls once per invocation; see the module docstring."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig,
+        *,
+        function_name: str,
+        gateway: str | None = None,
+        job: str = DEFAULT_JOB,
+        emf_namespace: str | None = None,
+        push_timeout_s: float = PUSH_TIMEOUT_S,
+        stream: BinaryIO | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.function_name = function_name
+        self.gateway = gateway
+        self.job = job
+        self.emf_namespace = emf_namespace
+        self._push_timeout_s = push_timeout_s
+        self._stream = stream
+        self._clock = clock
+        self._shards: dict[str, Telemetry] = {}
+        self._pipeline = Increments()
+        self._router = Increments()
+
+    def after_invocation(
+        self,
+        event: Mapping[str, Any],
+        outcomes: Sequence[RecordOutcome],
+        report: DeliveryReport,
+        pipeline_counts: Mapping[str, int],
+        router_stats: Mapping[str, Any],
+        seconds: float,
+        remaining_s: float | None = None,
+    ) -> None:
+        """Report one invocation: its Kinesis event, outcomes, delivery report, the cumulative
+        `Pipeline.counts` and `Router.stats()`, how long it took, and the time the function has left."""
+        shard = shard_of(event)
+        pipeline = self._pipeline.since_last(pipeline_counts)
+        router = self._router.since_last(router_totals(router_stats))
+        if self.gateway is not None:
+            self._push(shard, outcomes, report, pipeline, router, seconds, remaining_s)
+        if self.emf_namespace is not None:
+            self._write_emf(shard, outcomes, report, pipeline, router, seconds)
+
+    def grouping_key(self, shard: str) -> dict[str, str]:
+        return {"shipper_function": self.function_name, "shard": shard}
+
+    def telemetry(self, shard: str) -> Telemetry:
+        """The shard's `Telemetry` (created on first use), whose registry is pushed for that shard."""
+        telemetry = self._shards.get(shard)
+        if telemetry is None:
+            from shipper.telemetry.registry import Telemetry  # imports prometheus_client: only when pushing
+
+            telemetry = self._shards[shard] = Telemetry(self.config)
+        return telemetry
+
+    def _push(
+        self,
+        shard: str,
+        outcomes: Sequence[RecordOutcome],
+        report: DeliveryReport,
+        pipeline: Mapping[str, float],
+        router: Mapping[tuple[str, str], float],
+        seconds: float,
+        remaining_s: float | None,
+    ) -> None:
+        from prometheus_client import push_to_gateway
+
+        telemetry = self.telemetry(shard)
+        telemetry.observe_outcomes(outcomes)
+        telemetry.observe_report(report)
+        telemetry.add_pipeline_counts(pipeline)
+        telemetry.add_router_increments(router)
+        telemetry.observe_batch_seconds(seconds)
+        timeout = self._push_timeout_s
+        if remaining_s is not None:
+            timeout = min(timeout, remaining_s - _PUSH_MARGIN_S)
+            if timeout <= 0:
+                log.warning("pushgateway: no time left in the invocation to push shard %s", shard)
+                return
+        try:
+            push_to_gateway(
+                self.gateway,
+                job=self.job,
+                registry=telemetry.registry,
+                grouping_key=self.grouping_key(shard),
+                timeout=timeout,
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("pushgateway %s: push for shard %s failed: %s", self.gateway, shard, exc)
+
+    def _write_emf(
+        self,
+        shard: str,
+        outcomes: Sequence[RecordOutcome],
+        report: DeliveryReport,
+        pipeline: Mapping[str, float],
+        router: Mapping[tuple[str, str], float],
+        seconds: float,
+    ) -> None:
+        def sinks(counter: str) -> float:
+            return sum(v for (sink, name), v in router.items() if name == counter and sink != DEAD_LETTER_SINK)
+
+        records = report.counts()
+        values = {
+            "RecordsReceived": pipeline.get("records_received", 0),
+            "LogEventsReceived": pipeline.get("log_events_received", 0),
+            "EventsEmitted": sum(len(outcome.events) for outcome in outcomes),
+            "Rejects": sum(v for name, v in pipeline.items() if name.startswith("rejected.")),
+            "RecordsDeadLettered": records["dead_lettered"],
+            "RecordsNotDelivered": records["not_delivered"],
+            "EventsSent": sinks("sent_events"),
+            "EventsDeadLettered": sinks("dead_lettered_events"),
+            "EventsFailed": sinks("undelivered_events"),
+            "SinkRetries": sinks("retries"),
+        }
+        metrics = [{"Name": name, "Unit": "Count"} for name in values]
+        metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})
+        document = {
+            "_aws": {
+                "Timestamp": int(self._clock() * 1000),
+                "CloudWatchMetrics": [
+                    {"Namespace": self.emf_namespace, "Dimensions": [["ShipperFunction", "Shard"]], "Metrics": metrics}
+                ],
+            },
+            "ShipperFunction": self.function_name,
+            "Shard": shard,
+            **values,
+            "BatchDuration": round(seconds * 1000, 3),
+        }
+        stream = self._stream if self._stream is not None else sys.stdout.buffer
+        stream.write(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
+        stream.flush()
+
+
+def lambda_telemetry_from_env(environ: Mapping[str, str]) -> LambdaTelemetry | None:
+    """The LambdaTelemetry the environment asks for, or None when it asks for neither push nor EMF.
+
+    SHIPPER_PUSHGATEWAY_URL        http(s)://host:port of a Pushgateway
+    SHIPPER_PUSHGATEWAY_JOB        the push's job label (default shipper)
+    SHIPPER_METRICS_EMF            true: write the EMF line
+    SHIPPER_METRICS_EMF_NAMESPACE  its CloudWatch namespace (default Shipper)
+    SHIPPER_METRICS_*              prefix, label allow-list and limits (see shipper.telemetry.config)
+    """
+    gateway = environ.get("SHIPPER_PUSHGATEWAY_URL", "").strip() or None
+    emf = environ.get("SHIPPER_METRICS_EMF", "").strip().lower()
+    if emf not in ("", "true", "false", "1", "0"):
+        raise ConfigError(f"SHIPPER_METRICS_EMF: {emf!r} is not true or false")
+    if gateway is None and emf not in ("true", "1"):
+        return None
+    if gateway is not None and not gateway.startswith(("http://", "https://")):
+        raise ConfigError(f"SHIPPER_PUSHGATEWAY_URL: {gateway!r} is not an http:// or https:// URL")
+    return LambdaTelemetry(
+        telemetry_config_from_env(environ),
+        function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME", "") or "unknown",
+        gateway=gateway,
+        job=environ.get("SHIPPER_PUSHGATEWAY_JOB", "").strip() or DEFAULT_JOB,
+        emf_namespace=(environ.get("SHIPPER_METRICS_EMF_NAMESPACE", "").strip() or DEFAULT_EMF_NAMESPACE)
+        if emf in ("true", "1")
+        else None,
+    )
