@@ -40,3 +40,15 @@ sample: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+
+# Deployment (see the README). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
+# both architectures, and reports their sizes; `make validate-template` transforms and lints deploy/template.yaml.
+.PHONY: package validate-template
+ARCH ?= arm64
+LAMBDA_PYTHON ?= 3.13
+
+package: $(BIN)/.installed
+	$(BIN)/python deploy/package.py --deploy-arch $(ARCH) --python $(LAMBDA_PYTHON)
+
+validate-template: $(BIN)/.installed
+	$(BIN)/python -m pytest -q tests/test_deploy_template.py

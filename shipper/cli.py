@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 
 
 #: Modules that add a subcommand: each has `add_command(subparsers)`, which sets `func` on its parser.
-_COMMAND_MODULES: tuple[str, ...] = ("shipper.consume",)
+_COMMAND_MODULES: tuple[str, ...] = ("shipper.subscribe", "shipper.consume")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

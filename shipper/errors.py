@@ -5,6 +5,9 @@
     │                    what is wrong with it. Also a ValueError.
     ├── SecretError      a secret reference is malformed or could not be read; `retryable` says whether
     │                    AWS may answer later. Names the reference, never the value. In shipper.secrets.
+    ├── InvalidEvent     the Lambda handler was invoked with something that is not a Kinesis batch.
+    ├── BatchFailed      a record to be sent again has no sequence number: the whole batch fails.
+    │                    Both in shipper.handler; raising them fails the invocation on purpose.
     └── SinkError        a sink did not take (all of) a batch: `retryable`, `failed` (indices into the
                          batch; None means all) and `retry_after` (seconds). Defined in shipper.sinks.base.
 

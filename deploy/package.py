@@ -1,0 +1,127 @@
+"""Build the Lambda deployment zip: the shipper and its dependencies, as binary wheels for the Lambda platform.
+
+    python deploy/package.py [--arch arm64|x86_64] [--python 3.13] [--with-boto3] [--out dist]
+
+For each architecture (both by default) it installs the project's wheel and its dependencies into a
+fresh directory with `pip install --platform manylinux2014_<machine> --only-binary=:all:` for the
+function's Python version, zips the directory (sorted, fixed timestamps: the same input gives the same
+zip) to `dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against
+Lambda's limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip`, the file the SAM
+template's CodeUri names, is a copy of the `--deploy-arch` zip. boto3 is left out unless --with-boto3:
+the Lambda Python runtimes include it. Exits 1 when a zip is over a limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+ZIPPED_LIMIT = 50 * MB
+UNZIPPED_LIMIT = 250 * MB
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def build_wheel(work: Path) -> Path:
+    """The project's own wheel, built from the work tree."""
+    wheels = work / "wheel"
+    shutil.rmtree(wheels, ignore_errors=True)
+    _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
+    [wheel] = wheels.glob("shipper-*.whl")
+    return wheel
+
+
+def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool) -> None:
+    """Install `wheel` and its dependencies into `target` as Lambda would load them: binary wheels only."""
+    shutil.rmtree(target, ignore_errors=True)
+    requirement = f"{wheel}[aws]" if with_boto3 else str(wheel)
+    _pip(
+        "install",
+        "--quiet",
+        "--target",
+        str(target),
+        "--platform",
+        PLATFORMS[arch],
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
+        "--only-binary=:all:",
+        requirement,
+    )
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them in Lambda
+    for cache in list(target.rglob("__pycache__")):
+        shutil.rmtree(cache)
+
+
+def write_zip(source: Path, destination: Path) -> int:
+    """Zip `source` into `destination` deterministically; returns the unzipped size in bytes."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    unzipped = 0
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(source).as_posix(), _FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = path.read_bytes()
+            unzipped += len(data)
+            archive.writestr(info, data)
+    return unzipped
+
+
+def report(name: str, zipped: int, unzipped: int) -> bool:
+    """Print one size line; False when over a limit."""
+    within = zipped <= ZIPPED_LIMIT and unzipped <= UNZIPPED_LIMIT
+    print(
+        f"{name}: {zipped / MB:.1f} MB zipped ({zipped / ZIPPED_LIMIT:.0%} of 50 MB), "
+        f"{unzipped / MB:.1f} MB unzipped ({unzipped / UNZIPPED_LIMIT:.0%} of 250 MB)"
+        f"{'' if within else '  OVER THE LIMIT'}"
+    )
+    return within
+
+
+def _pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", action="append", choices=sorted(PLATFORMS), help="default: both")
+    parser.add_argument("--deploy-arch", choices=sorted(PLATFORMS), default="arm64", help="copied to lambda.zip")
+    parser.add_argument("--python", default="3.13", help="the function's Python version (default 3.13)")
+    parser.add_argument("--with-boto3", action="store_true", help="bundle boto3 instead of the runtime's")
+    parser.add_argument("--out", type=Path, default=ROOT / "dist")
+    args = parser.parse_args(argv)
+    arches = args.arch or sorted(PLATFORMS)
+    if args.deploy_arch not in arches:
+        parser.error(f"--deploy-arch {args.deploy_arch} is not one of the architectures built")
+    work = ROOT / "build" / "lambda"
+    wheel = build_wheel(work)
+    within = True
+    for arch in arches:
+        target = work / f"python{args.python}-{arch}"
+        install(wheel, target, arch, args.python, args.with_boto3)
+        zip_path = args.out / f"shipper-lambda-python{args.python}-{arch}.zip"
+        unzipped = write_zip(target, zip_path)
+        within &= report(
+            str(zip_path.relative_to(ROOT) if zip_path.is_relative_to(ROOT) else zip_path),
+            zip_path.stat().st_size,
+            unzipped,
+        )
+        if arch == args.deploy_arch:
+            shutil.copyfile(zip_path, args.out / "lambda.zip")
+    print(
+        f"{args.out / 'lambda.zip'} is the {args.deploy_arch} zip, for Python {args.python}: deploy it with "
+        f"Architecture={args.deploy_arch} Runtime=python{args.python}"
+    )
+    return 0 if within else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

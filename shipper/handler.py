@@ -1,0 +1,310 @@
+"""The Kinesis consumer Lambda: `shipper.handler.handler`, one invocation per shard batch.
+
+    Kinesis event -> Pipeline (decode, classify) -> Router (sinks, dead letter) -> partial-batch response
+
+Built once per container, from the environment: the configuration (the SHIPPER_* delivery settings of
+shipper.config), the sinks with their clients, the router and the pipeline. Under a Lambda runtime
+(AWS_LAMBDA_RUNTIME_API is set) that happens while this module is imported, in the init phase;
+elsewhere on the first call. Two more variables:
+
+    SHIPPER_TIMEOUT_MARGIN_S   seconds before the function's timeout that are never used (default 2):
+                               no send starts in them. No new record is started in the margin before
+                               those, which is left for the last flush.
+    SHIPPER_LOG_LEVEL          the level of the shipper's own logs (default INFO), one JSON object a line
+
+Lambda sets AWS_LAMBDA_LOG_GROUP_NAME: batches from that log group (the shipper's own output) are
+skipped and counted, never shipped, even when an account-level subscription covers every group.
+
+The response names in `batchItemFailures` every record that was not delivered: a sink did not take its
+events before the deadline, or its dead letter could not be written, or it was not started because time
+ran short. Kinesis retries from the lowest of them. A malformed record goes to the dead letter and counts
+as processed. A KPL-aggregated record is one record: a failure retries the parent and all its user
+records. An event that is not a Kinesis batch raises InvalidEvent, so the invocation fails visibly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+import orjson
+
+from shipper.config import build_router, load_config_from_env
+from shipper.delivery import DeliveryReport, Origin, Router, Status
+from shipper.errors import ConfigError, ShipperError
+from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MARGIN_S",
+    "BatchFailed",
+    "InvalidEvent",
+    "JsonLogFormatter",
+    "KinesisHandler",
+    "LambdaContext",
+    "configure_logging",
+    "handler",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_MARGIN_S = 2.0
+SUBMIT_EVERY_RECORDS = 10
+"""Records decoded before their events go to the router, which sends the batches that are full. Time is
+checked before each record; fewer records between submits would cost more bookkeeping in large batches."""
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class LambdaContext(Protocol):
+    """What the handler uses of the Lambda context object."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class InvalidEvent(ShipperError):
+    """The invocation's event is not a Kinesis batch (`{"Records": [...]}`)."""
+
+
+class BatchFailed(ShipperError):
+    """A record that must be sent again has no sequence number to report: the whole batch fails."""
+
+
+class KinesisHandler:
+    """Processes one Kinesis batch per call and returns the partial-batch response."""
+
+    def __init__(
+        self,
+        router: Router,
+        pipeline: Pipeline,
+        *,
+        timeout_margin_s: float = DEFAULT_TIMEOUT_MARGIN_S,
+        telemetry: LambdaTelemetry | None = None,
+    ) -> None:
+        self.router = router
+        self.pipeline = pipeline
+        self.timeout_margin_s = timeout_margin_s
+        self.telemetry = telemetry
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> KinesisHandler:
+        """Build from SHIPPER_* and AWS_LAMBDA_LOG_GROUP_NAME; a bad value raises ConfigError."""
+        margin = _timeout_margin(environ)
+        router = build_router(load_config_from_env(environ))
+        if router.dead_letter is None:
+            log.warning(
+                "no dead letter configured (SHIPPER_DEAD_LETTER): a malformed record is reported failed and "
+                "retried until it expires, holding back its shard"
+            )
+        own_group = environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        pipeline = Pipeline(skip_log_groups=[own_group] if own_group else ())
+        return cls(router, pipeline, timeout_margin_s=margin, telemetry=lambda_telemetry_from_env(environ))
+
+    def __call__(self, event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+        token = _request_id.set(getattr(context, "aws_request_id", None))
+        try:
+            return self._handle(event, context)
+        finally:
+            _request_id.reset(token)
+
+    def _handle(self, event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+        started = time.monotonic()
+        entries = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(entries, list):
+            problem = _not_kinesis(event)
+            log.error(problem)
+            raise InvalidEvent(problem)
+        margin = self.timeout_margin_s
+
+        def deadline() -> float:
+            return context.get_remaining_time_in_millis() / 1000 - margin
+
+        counts_before = dict(self.pipeline.counts)
+        statuses: dict[Origin, Status] = {}
+        reasons: dict[Origin, str] = {}
+        items: list[tuple[Origin, list[Any]]] = []
+        outcomes: list[RecordOutcome] = []
+        taken = events = rejects = 0
+        for entry in entries:
+            if deadline() < margin:
+                break
+            taken += 1
+            for outcome in self.pipeline.process_kinesis_event({"Records": [entry]}):
+                outcomes.append(outcome)
+                items.append((outcome.origin, [*outcome.events, *outcome.rejects]))
+                events += len(outcome.events)
+                rejects += len(outcome.rejects)
+                for reject in outcome.rejects:
+                    log.warning(
+                        "record rejected: %s",
+                        reject.reason,
+                        extra={"fields": {"code": reject.code, "sequence_number": reject.sequence_number}},
+                    )
+            if len(items) >= SUBMIT_EVERY_RECORDS:
+                _merge(self.router.submit(items, deadline), statuses, reasons)
+                items = []
+        _merge(self.router.deliver(items, deadline), statuses, reasons)
+
+        report = _batch_report(entries, taken, statuses, reasons)
+        failures = report.undelivered_origins
+        skipped = self.pipeline.counts.get("log_group_batches_skipped", 0) - counts_before.get(
+            "log_group_batches_skipped", 0
+        )
+        summary = {
+            "records": len(entries),
+            "records_not_started": len(entries) - taken,
+            "records_failed": len(failures),
+            "events": events,
+            "rejects": rejects,
+            "own_log_group_batches_skipped": skipped,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+            "remaining_ms": context.get_remaining_time_in_millis(),
+            **report.counts(),
+        }
+        if failures:
+            first = failures[0]
+            summary["first_failure"] = {"sequence_number": first, "reason": report.reasons.get(first)}
+            log.warning(
+                "batch partly failed: Kinesis sends it again from the first failed record", extra={"fields": summary}
+            )
+        else:
+            log.info("batch done", extra={"fields": summary})
+        if taken == 0 and entries:
+            log.error(
+                "no record started: the function's remaining time is below twice SHIPPER_TIMEOUT_MARGIN_S "
+                "(%.1f s); raise the function timeout or lower the margin",
+                margin,
+            )
+        if self.telemetry is not None:
+            self.telemetry.after_invocation(
+                event,
+                outcomes,
+                report,
+                self.pipeline.counts,
+                self.router.stats(),
+                time.monotonic() - started,
+                context.get_remaining_time_in_millis() / 1000,
+            )
+        if None in failures:
+            raise BatchFailed("a record without a sequence number was not delivered: failing the whole batch")
+        return report.batch_item_failures()
+
+
+def _merge(report: DeliveryReport, statuses: dict[Origin, Status], reasons: dict[Origin, str]) -> None:
+    statuses.update(report.statuses)
+    reasons.update(report.reasons)
+
+
+def _batch_report(
+    entries: list[Any], taken: int, statuses: dict[Origin, Status], reasons: dict[Origin, str]
+) -> DeliveryReport:
+    """The status of every record of the batch, in batch order; records not started are NOT_DELIVERED."""
+    ordered: dict[Origin, Status] = {}
+    why: dict[Origin, str] = {}
+    for index, entry in enumerate(entries):
+        origin = _sequence_number(entry)
+        if index >= taken:
+            status, reason = Status.NOT_DELIVERED, "not started: the invocation was running out of time"
+        else:
+            status, reason = statuses.get(origin, Status.NOT_DELIVERED), reasons.get(origin)
+        if origin not in ordered or status is Status.NOT_DELIVERED:
+            ordered[origin] = status
+            if reason is not None:
+                why[origin] = reason
+    return DeliveryReport(ordered, why)
+
+
+def _sequence_number(entry: Any) -> str | None:
+    kinesis = entry.get("kinesis") if isinstance(entry, dict) else None
+    number = kinesis.get("sequenceNumber") if isinstance(kinesis, dict) else None
+    return number if isinstance(number, str) and number else None
+
+
+def _not_kinesis(event: Any) -> str:
+    if not isinstance(event, dict):
+        return f"event is not a Kinesis batch: expected a JSON object with a Records list, got {type(event).__name__}"
+    if "awslogs" in event:
+        return (
+            "event is a direct CloudWatch Logs subscription, not a Kinesis batch: subscribe the log group to "
+            "the shipper's Kinesis stream instead (shipper subscribe)"
+        )
+    keys = ", ".join(sorted(map(str, event))[:10]) or "none"
+    return f"event is not a Kinesis batch: it has no Records list (keys: {keys})"
+
+
+def _timeout_margin(environ: Mapping[str, str]) -> float:
+    text = environ.get("SHIPPER_TIMEOUT_MARGIN_S", "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_MARGIN_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 60.0:
+        raise ConfigError(f"SHIPPER_TIMEOUT_MARGIN_S: {text!r} is not a number of seconds from 0 to 60")
+    return value
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request_id, and the `fields` given in `extra`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": _request_id.get(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """Send the `shipper` loggers' records, as JSON lines, to `stream` (standard output) and nowhere else."""
+    number = logging.getLevelNamesMapping().get(level.strip().upper())
+    if number is None:
+        raise ConfigError(f"SHIPPER_LOG_LEVEL: {level!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
+    logger = logging.getLogger("shipper")
+    for old in [h for h in logger.handlers if isinstance(h.formatter, JsonLogFormatter)]:
+        logger.removeHandler(old)
+    output = logging.StreamHandler(stream or sys.stdout)
+    output.setFormatter(JsonLogFormatter())
+    logger.addHandler(output)
+    logger.setLevel(number)
+    logger.propagate = False
+
+
+@functools.cache
+def _container_handler() -> KinesisHandler:
+    configure_logging(os.environ.get("SHIPPER_LOG_LEVEL", "INFO"))
+    try:
+        return KinesisHandler.from_env(os.environ)
+    except ConfigError as exc:
+        log.critical("cannot start: %s", exc)
+        raise
+
+
+def handler(event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """The Lambda entry point: `shipper.handler.handler`."""
+    return _container_handler()(event, context)
+
+
+if "AWS_LAMBDA_RUNTIME_API" in os.environ:
+    _container_handler()

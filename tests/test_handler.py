@@ -1,0 +1,210 @@
+"""The Lambda handler called in-process with a real clock-driven context: responses, dead letters, time, logs."""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+from shipper.errors import ConfigError
+from shipper.handler import BatchFailed, InvalidEvent, KinesisHandler, configure_logging
+
+from helpers import cwl_document, gz, kinesis_event
+
+FIRST = 49652374810316455386124873493651468935098264726135504898
+OWN_GROUP = "/aws/lambda/log-shipper"
+
+
+class Context:
+    """A Lambda context whose deadline is `remaining_ms` after it is made, on the monotonic clock."""
+
+    def __init__(self, remaining_ms: int = 30_000, request_id: str = "8f6c4d1e-0000-4000-8000-000000000001") -> None:
+        self.aws_request_id = request_id
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def build(tmp_path: Path, **environ: str) -> KinesisHandler:
+    env = {
+        "SHIPPER_SINKS": f"jsonl:{tmp_path / 'events.ndjson'}",
+        "SHIPPER_DEAD_LETTER": f"dir:{tmp_path / 'dead-letter'}",
+        "AWS_LAMBDA_LOG_GROUP_NAME": OWN_GROUP,
+        **environ,
+    }
+    return KinesisHandler.from_env(env)
+
+
+def shipped(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "events.ndjson"
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for path in sorted((tmp_path / "dead-letter").glob("*.ndjson")) for line in path.open()]
+
+
+def record(messages: list[str], log_group: str = "/aws/lambda/orders-api", stream: str = "s1") -> bytes:
+    return gz(cwl_document(messages, log_group=log_group, log_stream=f"2024/05/20/[$LATEST]{stream}"))
+
+
+def kpl(payloads: list[bytes]) -> bytes:
+    aggregator = RecordAggregator()
+    for index, payload in enumerate(payloads):
+        assert aggregator.add_user_record(f"pk-{index}", payload) is None
+    return aggregator.clear_and_get().get_contents()[2]
+
+
+def failures(response: dict[str, Any]) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def test_a_batch_is_shipped_and_no_record_is_reported_failed(tmp_path: Path) -> None:
+    handler = build(tmp_path)
+    event = kinesis_event([record([f"order {i} placed\n"], stream=f"s{i}") for i in range(3)])
+
+    assert handler(event, Context()) == {"batchItemFailures": []}
+    assert [e["message"] for e in shipped(tmp_path)] == ["order 0 placed", "order 1 placed", "order 2 placed"]
+
+
+def test_a_malformed_record_goes_to_the_dead_letter_and_counts_as_processed(tmp_path: Path) -> None:
+    handler = build(tmp_path)
+    event = kinesis_event([record(["before\n"]), b"\x1f\x8b\x08 truncated", record(["after\n"])])
+
+    assert handler(event, Context()) == {"batchItemFailures": []}
+    assert [e["message"] for e in shipped(tmp_path)] == ["before", "after"]
+    [entry] = dead_letters(tmp_path)
+    assert entry["sequence_number"] == str(FIRST + 1)
+    assert entry["code"] in ("bad_gzip", "truncated_gzip")
+
+
+def test_a_record_whose_dead_letter_cannot_be_written_is_reported_failed(tmp_path: Path, aws: str) -> None:
+    handler = build(tmp_path, SHIPPER_DEAD_LETTER="s3://no-such-bucket/dead-letter")
+    event = kinesis_event([record(["first\n"]), b"not a log batch", record(["third\n"])])
+
+    assert failures(handler(event, Context())) == [str(FIRST + 1)]
+    assert [e["message"] for e in shipped(tmp_path)] == ["first", "third"]
+
+
+def test_kpl_aggregated_records_fail_by_their_parent_sequence_number(tmp_path: Path, aws: str) -> None:
+    handler = build(tmp_path, SHIPPER_DEAD_LETTER="s3://no-such-bucket/dead-letter")
+    good = kpl([record(["kpl a\n"], stream="a"), record(["kpl b\n"], stream="b")])
+    poisoned = kpl([record(["kpl c\n"], stream="c"), b"garbage inside an aggregate"])
+    event = kinesis_event([good, record(["plain\n"]), poisoned])
+
+    assert failures(handler(event, Context())) == [str(FIRST + 2)]
+    assert sorted(e["message"] for e in shipped(tmp_path)) == ["kpl a", "kpl b", "kpl c", "plain"]
+    assert handler.pipeline.counts["kpl_subrecords"] == 4
+
+
+def test_the_shippers_own_log_group_is_skipped_and_counted(tmp_path: Path) -> None:
+    handler = build(tmp_path)
+    own_line = '{"level":"INFO","logger":"shipper.handler","message":"batch done"}\n'
+    event = kinesis_event([record([own_line], log_group=OWN_GROUP), record(["an application line\n"])])
+
+    assert handler(event, Context()) == {"batchItemFailures": []}
+    assert [e["log_group"] for e in shipped(tmp_path)] == ["/aws/lambda/orders-api"]
+    assert handler.pipeline.counts["log_group_batches_skipped"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ({"detail-type": "Scheduled Event"}, "it has no Records list (keys: detail-type)"),
+        ({"Records": "not a list"}, "it has no Records list (keys: Records)"),
+        ([1, 2], "got list"),
+        ("text", "got str"),
+        ({"awslogs": {"data": "H4sI"}}, "direct CloudWatch Logs subscription"),
+    ],
+)
+def test_an_event_that_is_not_a_kinesis_batch_fails_the_invocation_saying_why(
+    tmp_path: Path, event: Any, says: str
+) -> None:
+    handler = build(tmp_path)
+    with pytest.raises(InvalidEvent, match="not a Kinesis batch") as raised:
+        handler(event, Context())
+    assert says in str(raised.value)
+    assert shipped(tmp_path) == []
+
+
+def test_a_failed_record_without_a_sequence_number_fails_the_whole_batch(tmp_path: Path, aws: str) -> None:
+    handler = build(tmp_path, SHIPPER_DEAD_LETTER="s3://no-such-bucket/dead-letter")
+    event = kinesis_event([record(["fine\n"])])
+    event["Records"].append({"kinesis": {"data": "!!! not base64 !!!"}})
+
+    with pytest.raises(BatchFailed):
+        handler(event, Context())
+
+
+def test_when_time_is_already_short_no_record_is_started_and_all_are_listed(tmp_path: Path) -> None:
+    handler = build(tmp_path, SHIPPER_TIMEOUT_MARGIN_S="1")
+    event = kinesis_event([record([f"line {i}\n"]) for i in range(4)])
+
+    started = time.monotonic()
+    response = handler(event, Context(remaining_ms=1500))
+
+    assert time.monotonic() - started < 0.5
+    assert failures(response) == [str(FIRST + i) for i in range(4)]
+    assert shipped(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "61", "nan"])
+def test_a_bad_timeout_margin_is_a_configuration_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="SHIPPER_TIMEOUT_MARGIN_S"):
+        build(tmp_path, SHIPPER_TIMEOUT_MARGIN_S=value)
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The shipper's logs as configure_logging sends them, into a buffer; logging is restored afterwards."""
+    logger = logging.getLogger("shipper")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    yield stream
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def test_the_handler_logs_one_json_object_a_line_with_the_request_id(tmp_path: Path, json_logs: io.StringIO) -> None:
+    handler = build(tmp_path)
+    handler(kinesis_event([record(["ok\n"]), b"junk"]), Context(request_id="req-42"))
+
+    lines = [orjson.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert {line["request_id"] for line in lines} == {"req-42"}
+    rejected, done = lines
+    assert (rejected["level"], rejected["code"], rejected["sequence_number"]) == (
+        "WARNING",
+        "unknown_format",
+        str(FIRST + 1),
+    )
+    assert done["message"] == "batch done"
+    assert (done["records"], done["events"], done["rejects"], done["delivered"], done["dead_lettered"]) == (
+        2,
+        1,
+        1,
+        1,
+        1,
+    )
+
+
+def test_a_bad_log_level_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="SHIPPER_LOG_LEVEL"):
+        configure_logging("LOUD")
+
+
+def test_importing_the_handler_does_not_load_boto3() -> None:
+    code = (
+        "import sys, shipper.handler; print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
