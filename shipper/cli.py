@@ -1,34 +1,34 @@
 """The `shipper` command.
 
-    shipper run PATH... [--sink SPEC]... [--route NAME=TYPES]... [--dead-letter SPEC] [--config FILE]
+    shipper run PATH... [--format NAME] [--log-group GROUP] [--report FILE] [--strict] [--sink SPEC]...
 
-`run` reads Lambda Kinesis events and direct CloudWatch Logs subscription events saved as JSON
-files (a directory is searched recursively for *.json), sends the structured events to the sinks
-(standard output by default), explains every reject on stderr, and exits 1 when any input was
-rejected or any event could not be delivered.
+`run` reads exported CloudWatch Logs in any format people have (saved Lambda Kinesis and subscription
+events, filter-log-events / get-log-events JSON, `aws logs tail` text, CreateExportTask objects,
+Firehose-to-S3 objects, Logs Insights results, NDJSON, plain text) from files, directories, standard
+input or S3, sends the structured events to the sinks (standard output by default), explains every
+reject on stderr, shows a progress bar on a terminal and a report per function at the end, and exits
+1 when any input was rejected or any event could not be delivered (see the README and shipper.runner).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import sys
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-
-import orjson
+import threading
+from collections.abc import Sequence
 
 from shipper.config import Config, build_router, load_config_from_file, merge_cli
-from shipper.delivery import Router, Status
+from shipper.delivery import Router
 from shipper.errors import ConfigError
-from shipper.pipeline import Pipeline, RecordOutcome
-from shipper.reject import Reject
+from shipper.inputs import FORMATS, ReadOptions
+from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
+from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
+from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
+
+__all__ = ["EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "main"]
 
 
 #: Modules that add a subcommand: each has `add_command(subparsers)`, which sets `func` on its parser.
@@ -50,13 +50,95 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     router = build_router(_config(args))
-    return run_files(args.paths, router, quiet=args.quiet)
+    options = RunOptions(
+        read=ReadOptions(format=args.format, log_group=args.log_group),
+        endpoint_url=args.endpoint_url,
+        strict=args.strict,
+        quiet=args.quiet,
+        progress=sys.stderr.isatty(),
+        report_path=args.report,
+        prices=Prices(args.price_gb_second_x86_64, args.price_gb_second_arm64, args.price_request),
+        top_metrics=args.top_metrics,
+    )
+    port = metrics_port(args)
+    if port is None:
+        if args.serve:
+            raise ConfigError("--serve keeps serving metrics: it needs --metrics-port")
+        return run(args.paths, router, options)
+    return _run_serving_metrics(args, router, options, port)
+
+
+def _run_serving_metrics(args: argparse.Namespace, router: Router, options: RunOptions, port: int) -> int:
+    """`run` with /metrics served while it works and, with --serve, after it until SIGTERM or Ctrl-C."""
+    from shipper.telemetry import Telemetry, start_metrics_server, stop_on_signals  # loads prometheus_client
+
+    telemetry = Telemetry(telemetry_config_from_args(args))
+    server = start_metrics_server(telemetry.registry, port, args.metrics_address)
+    print(f"shipper: serving metrics at {server.url}", file=sys.stderr)
+    try:
+        status = run(args.paths, router, options, telemetry)
+        if args.serve:
+            stop = threading.Event()
+            stop_on_signals(stop)
+            print("shipper: inputs done; still serving metrics until interrupted", file=sys.stderr)
+            while not stop.wait(1.0):
+                pass
+        return status
+    finally:
+        server.close()
 
 
 def _add_run_command(commands: argparse._SubParsersAction) -> None:
-    run = commands.add_parser("run", help="process saved Lambda Kinesis / CloudWatch Logs subscription events")
+    run = commands.add_parser(
+        "run",
+        help="process exported CloudWatch Logs of Lambda functions and report on them",
+        description="Read exported logs (any format below, gzip'd or not), send structured events to the sinks, "
+        "and report per function: invocations, cold starts, durations, cost, memory, failures, custom metrics.",
+    )
     run.set_defaults(func=_run)
-    run.add_argument("paths", nargs="+", metavar="PATH", help="JSON event files, or directories of them")
+    run.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a file, a directory (read recursively), - for standard input, or s3://BUCKET/PREFIX",
+    )
+    run.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        metavar="NAME",
+        help="read every input as this format instead of recognising it: "
+        + "; ".join(f"{name}: {text}" for name, text in FORMATS.items()),
+    )
+    run.add_argument(
+        "--log-group",
+        metavar="GROUP",
+        help="log group of inputs whose format does not carry one (default: aws/lambda/NAME in the path)",
+    )
+    run.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for s3:// inputs (LocalStack, moto, VPC)")
+    run.add_argument("--strict", action="store_true", help="stop at the first rejected input, record or event")
+    run.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
+    run.add_argument("--top-metrics", type=_count, default=10, metavar="N", help="custom metrics in the report (10)")
+    run.add_argument(
+        "--price-gb-second-x86-64",
+        type=_price,
+        default=PRICE_GB_SECOND_X86_64,
+        metavar="USD",
+        help=f"price per GB-second on x86_64 (default {PRICE_GB_SECOND_X86_64:.10f})",
+    )
+    run.add_argument(
+        "--price-gb-second-arm64",
+        type=_price,
+        default=PRICE_GB_SECOND_ARM64,
+        metavar="USD",
+        help=f"price per GB-second on arm64 (default {PRICE_GB_SECOND_ARM64:.10f})",
+    )
+    run.add_argument(
+        "--price-request",
+        type=_price,
+        default=PRICE_REQUEST,
+        metavar="USD",
+        help=f"price per request (default {PRICE_REQUEST:.7f}, $0.20 per million)",
+    )
     run.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery settings")
     run.add_argument(
         "--sink",
@@ -72,7 +154,25 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--retry-base-s", metavar="SECONDS")
     run.add_argument("--retry-cap-s", metavar="SECONDS")
     run.add_argument("--batch-max-wait-s", metavar="SECONDS")
-    run.add_argument("--quiet", action="store_true", help="print no summary (rejects are still reported)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, summary or report (rejects still show)")
+    add_telemetry_arguments(run)
+    run.add_argument("--serve", action="store_true", help="with --metrics-port: keep serving after the inputs are done")
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a price in USD (a number, 0 or more)")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -88,100 +188,6 @@ def _config(args: argparse.Namespace) -> Config:
         retry_cap_s=args.retry_cap_s,
         batch_max_wait_s=args.batch_max_wait_s,
     )
-
-
-def run_files(paths: Sequence[str], router: Router, quiet: bool = False) -> int:
-    pipeline = Pipeline()
-    events_by_type: Counter[str] = Counter()
-    statuses: Counter[Status] = Counter()
-    rejects = files = 0
-    try:
-        for path in _input_files(paths):
-            files += 1
-            items = []
-            for index, outcome in enumerate(_process_file(pipeline, path)):
-                events_by_type.update(event["type"] for event in outcome.events)
-                for reject in outcome.rejects:
-                    rejects += 1
-                    _report_reject(reject)
-                items.append(((str(path), outcome.origin or index), [*outcome.events, *outcome.rejects]))
-            _tally(router.submit(items).statuses, statuses)
-    finally:
-        _tally(router.close().statuses, statuses)
-    if not quiet:
-        _print_summary(files, pipeline.counts, events_by_type, rejects, statuses, router)
-    return EXIT_INCOMPLETE if rejects or statuses[Status.NOT_DELIVERED] else EXIT_OK
-
-
-def _tally(settled: dict, statuses: Counter[Status]) -> None:
-    statuses.update(settled.values())
-
-
-def _input_files(paths: Sequence[str]) -> Iterator[Path]:
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.json") if p.is_file())
-        else:
-            yield path
-
-
-def _process_file(pipeline: Pipeline, path: Path) -> list[RecordOutcome]:
-    source = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        reason = f"cannot read {path}: {exc.strerror}"
-        return [RecordOutcome(None, rejects=[Reject("unreadable_file", reason, b"", None, source)])]
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        reason = f"{path} is not a JSON event file ({exc})"
-        return [RecordOutcome(None, rejects=[Reject("unrecognised_input", reason, data, None, source)])]
-    if type(event) is dict and "Records" in event:
-        outcomes = pipeline.process_kinesis_event(event)
-    elif type(event) is dict and "awslogs" in event:
-        outcomes = pipeline.process_awslogs_event(event, source)
-    else:
-        reason = f"{path} is JSON but neither a Lambda Kinesis event (Records) nor a subscription event (awslogs)"
-        return [RecordOutcome(None, rejects=[Reject("unrecognised_input", reason, data, None, source)])]
-    for outcome in outcomes:
-        outcome.rejects = [dataclasses.replace(r, reason=f"{path}: {r.reason}") for r in outcome.rejects]
-    return outcomes
-
-
-def _report_reject(reject: Reject) -> None:
-    where = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
-    print(f"shipper: rejected{where}: {reject.reason}", file=sys.stderr)
-
-
-def _print_summary(
-    files: int,
-    counts: dict[str, int],
-    events_by_type: Counter[str],
-    rejects: int,
-    statuses: Counter[Status],
-    router: Router,
-) -> None:
-    by_type = ", ".join(f"{name} {count:,}" for name, count in events_by_type.most_common())
-    print(
-        f"shipper: {files:,} files, {counts.get('records_received', 0):,} records, "
-        f"{counts.get('log_events_received', 0):,} log events -> {sum(events_by_type.values()):,} events"
-        f"{f' ({by_type})' if by_type else ''}; "
-        f"{counts.get('control_messages_skipped', 0):,} control messages skipped; {rejects:,} rejected",
-        file=sys.stderr,
-    )
-    for name, sink in router.stats()["sinks"].items():
-        print(
-            f"shipper: sink {name}: {sink['sent_events']:,} sent, {sink['retries']:,} retries, "
-            f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered",
-            file=sys.stderr,
-        )
-    if statuses[Status.NOT_DELIVERED]:
-        print(
-            f"shipper: {statuses[Status.NOT_DELIVERED]:,} records were not fully delivered; run again to retry them",
-            file=sys.stderr,
-        )
 
 
 if __name__ == "__main__":

@@ -97,6 +97,24 @@ class Pipeline:
             return [RecordOutcome(None, rejects=[reject])]
         return self.process_records([record])
 
+    def process_documents(self, documents: Iterable[dict[str, Any]], origin: str | None = None) -> RecordOutcome:
+        """CloudWatch Logs-shaped documents built from an export format, as one outcome.
+
+        Each document is `{"logGroup", "logStream", "owner", "logEvents": [{"id", "timestamp", "message"}]}`;
+        `origin` names where they came from (a file and position) for rejects and delivery.
+        """
+        outcome = RecordOutcome(origin)
+        classify = self.classifier.classify
+        log_events = 0
+        for document in documents:
+            log_events += len(document["logEvents"])
+            classify(document, outcome.events, outcome.rejects, origin)
+        self._count_rejects(outcome.rejects)
+        count = self.classifier.count
+        count("log_events_received", log_events)
+        count("events_emitted", len(outcome.events))
+        return outcome
+
     def _count_rejects(self, rejects: list[Reject]) -> None:
         for reject in rejects:
             self.classifier.count(f"rejected.{reject.code}")

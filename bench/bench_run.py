@@ -1,0 +1,150 @@
+"""Throughput and peak memory of `shipper run` over large export-style inputs, written in /tmp.
+
+    python bench/bench_run.py [--size-mb N] [--events N] [--formats filter-log-events,export,firehose] [--dir DIR]
+
+Builds the simulated fleet's log streams once (examples/exports.py), then writes each format at
+about --size-mb by repeating them under new stream names (and, for filter-log-events, as one JSON
+document, the way the CLI prints a merged result). Each input runs through `shipper run --sink null`
+in its own process; reported: time, log events/s, MB/s of the input as stored, and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+
+from exports import copies, event_id, export_objects, firehose_object, fleet, interleaved  # noqa: E402
+from generate import Stream  # noqa: E402
+
+
+def write_filter_log_events(path: Path, streams: list[Stream], size: int) -> int:
+    """One merged filter-log-events document of about `size` bytes (pretty-printed like the CLI's)."""
+    written = 0
+    events = 0
+    with path.open("wb") as out:
+        out.write(b'{\n    "events": [\n')
+        first = True
+        for group in copies(streams, 10_000):
+            chunk = []
+            for s, index in interleaved(group):
+                ts, message = s.events[index]
+                event = {
+                    "logStreamName": s.name,
+                    "timestamp": ts,
+                    "message": message,
+                    "ingestionTime": ts + 112,
+                    "eventId": event_id(s, index),
+                }
+                chunk.append(orjson.dumps(event, option=orjson.OPT_INDENT_2))
+            body = b",\n".join(chunk)
+            out.write(body if first else b",\n" + body)
+            first = False
+            written += len(body)
+            events += len(chunk)
+            if written >= size:
+                break
+        out.write(b'\n    ],\n    "searchedLogStreams": []\n}\n')
+    return events
+
+
+def write_export(directory: Path, streams: list[Stream], size: int) -> int:
+    """CreateExportTask objects of about `size` bytes in total (compressed), under aws/lambda/NAME prefixes."""
+    written = events = 0
+    for n, group in enumerate(copies(streams, 10_000)):
+        for s in group:
+            prefix = f"aws/lambda/{s.spec.name}" if not s.spec.log_group else "fleet/shared-logs"
+            for key, body in export_objects([s], f"{prefix}/copy{n}", events_per_object=5000).items():
+                path = directory / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+                written += len(body)
+            events += len(s.events)
+        if written >= size:
+            return events
+    return events
+
+
+def write_firehose(directory: Path, streams: list[Stream], size: int) -> int:
+    """Firehose objects (concatenated gzip members) of about `size` bytes in total, one per copy of the fleet."""
+    written = events = 0
+    directory.mkdir(parents=True, exist_ok=True)
+    for n, group in enumerate(copies(streams, 10_000)):
+        body, _ = firehose_object(group, seed=n)
+        (directory / f"central-logs-{n:04d}.gz").write_bytes(body)
+        written += len(body)
+        events += sum(len(s.events) for s in group)
+        if written >= size:
+            return events
+    return events
+
+
+_LAUNCHER = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+)
+"""Runs the command from a small process, so the peak RSS is shipper's own (a child forked from this
+big process would start with its memory counted)."""
+
+
+def measure(path: Path) -> dict[str, float]:
+    """Run shipper on `path` in its own process: seconds, peak RSS in MB, log events and bytes read."""
+    report = path.with_name(path.name + ".report.json")
+    command = [sys.executable, "-m", "shipper.cli", "run", str(path), "--sink", "null", "--quiet"]
+    command += ["--report", str(report)]
+    started = time.perf_counter()
+    launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], cwd=ROOT, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    facts = orjson.loads(report.read_bytes())["run"]
+    report.unlink()
+    return {
+        "seconds": elapsed,
+        "peak_rss_mb": int(launched.stdout.split()[-1]) / 1024,
+        "log_events": facts["log_events"],
+        "bytes": facts["bytes_read"],
+        "status": launched.returncode,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--events", type=int, default=100_000, help="log events of the fleet before copies")
+    parser.add_argument("--formats", default="filter-log-events,export,firehose")
+    parser.add_argument("--dir", help="where to write the inputs (default: a temporary directory in /tmp)")
+    args = parser.parse_args()
+    streams, _ = fleet(args.events)
+    size = args.size_mb * 1_000_000
+    with tempfile.TemporaryDirectory(dir=args.dir or "/tmp", prefix="shipper-bench-") as scratch:
+        for name in args.formats.split(","):
+            target = Path(scratch) / name
+            started = time.perf_counter()
+            if name == "filter-log-events":
+                target = target.with_suffix(".json")
+                written = write_filter_log_events(target, streams, size)
+            elif name == "export":
+                written = write_export(target, streams, size)
+            else:
+                written = write_firehose(target, streams, size)
+            built = time.perf_counter() - started
+            result = measure(target)
+            mb = result["bytes"] / 1e6
+            print(
+                f"{name:18} {mb:8,.0f} MB as stored, {result['log_events']:>11,.0f} log events "
+                f"(written {written:,} in {built:.0f} s): {result['seconds']:6.1f} s, "
+                f"{result['log_events'] / result['seconds']:>9,.0f} events/s, {mb / result['seconds']:6.1f} MB/s, "
+                f"peak RSS {result['peak_rss_mb']:,.0f} MB, exit {result['status']}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

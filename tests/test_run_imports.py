@@ -1,0 +1,24 @@
+"""The Lambda handler stays small: what only `shipper run` needs (ijson, rich, boto3 for S3 inputs) is not imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["shipper.handler", "shipper.pipeline"])
+def test_the_lambda_path_does_not_import_the_run_command_dependencies(module):
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('ijson', 'rich', 'shipper.inputs', 'shipper.runner', 'shipper.report') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_the_run_command_imports_rich_only_to_draw():
+    code = "import sys, shipper.cli; print('rich' in sys.modules, 'ijson' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.split() == ["False", "True"]
