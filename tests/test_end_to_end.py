@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import orjson
@@ -15,39 +14,9 @@ from shipper.pipeline import Pipeline
 from shipper.sinks.base import encode_ndjson
 
 from generate import build_corpus
+from run_helpers import assert_matches_truth
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# truth key -> event type counted per function
-_COUNTED = {
-    "invocations": "invocation",
-    "cold_starts": "cold_start",
-    "timeouts": "timeout",
-    "out_of_memory": "out_of_memory",
-    "errors": "error",
-    "init_errors": "init_error",
-    "throttles": "throttle",
-    "metric_values": "metric",
-    "log_lines": "log",
-}
-
-
-def _counts_by_function(events: list[dict]) -> dict[str, Counter]:
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for event in events:
-        counts[event["function"]][event["type"]] += 1
-    return counts
-
-
-def _assert_matches_truth(events: list[dict], truth: dict) -> None:
-    counts = _counts_by_function(events)
-    assert set(counts) == set(truth["functions"])
-    for function, expected in truth["functions"].items():
-        found = {key: counts[function][event_type] for key, event_type in _COUNTED.items()}
-        wanted = {key: expected[key] for key in _COUNTED}
-        assert found == wanted, function
-        durations = [e["duration_ms"] for e in events if e["function"] == function and e["type"] == "invocation"]
-        assert sorted(durations) == pytest.approx(sorted(expected["durations_ms"]))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +35,7 @@ def test_every_event_meets_the_contract_and_counts_match_the_generated_truth(cor
     assert violations == []
     # What leaves the pipeline is what the contract says, once serialised too.
     assert [orjson.loads(line) for line in encode_ndjson(events).splitlines()] == events
-    _assert_matches_truth(events, corpus.truth)
+    assert_matches_truth(events, corpus.truth)
     assert pipeline.counts["log_events_received"] == corpus.truth["log_events"]
     assert pipeline.counts["records_received"] == corpus.truth["records"]
     assert pipeline.counts["control_messages_skipped"] == corpus.truth["control_messages"]
@@ -87,4 +56,4 @@ def test_shipper_run_on_the_bundled_sample_writes_the_truth(tmp_path):
     assert "0 rejected" in completed.stderr
     events = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert all(contract_violations(event) == [] for event in events)
-    _assert_matches_truth(events, build_corpus(3000, seed=1).sample_truth)
+    assert_matches_truth(events, build_corpus(3000, seed=1).sample_truth)
