@@ -43,6 +43,14 @@ def make_log_group(name: str) -> None:
     logs.create_log_stream(logGroupName=name, logStreamName=LOG_STREAM)
 
 
+def subscribed_log_group(name: str, stream: str) -> None:
+    """A log group with one stream, subscribed to the Kinesis `stream` as CloudWatch Logs would be."""
+    make_log_group(name)
+    boto3.client("logs").put_subscription_filter(
+        logGroupName=name, filterName="shipper", filterPattern="", destinationArn=stream, roleArn=ROLE_ARN
+    )
+
+
 def put_lines(group: str, lines: list[str]) -> list[str]:
     """PutLogEvents with one event per line, now; the ids CloudWatch Logs gave them (one subscription batch)."""
     now = int(time.time() * 1000)
@@ -145,14 +153,7 @@ def test_log_groups_reach_s3_through_kinesis_and_the_lambda_runtime(stream: str,
 
 def test_a_sink_down_for_part_of_the_run_loses_and_repeats_nothing(stream: str, tmp_path: Path) -> None:
     kinesis = boto3.client("kinesis")
-    make_log_group("/aws/lambda/orders-api")
-    boto3.client("logs").put_subscription_filter(
-        logGroupName="/aws/lambda/orders-api",
-        filterName="shipper",
-        filterPattern="",
-        destinationArn=stream,
-        roleArn=ROLE_ARN,
-    )
+    subscribed_log_group("/aws/lambda/orders-api", stream)
     event_ids = [
         i
         for batch in range(5)
@@ -210,14 +211,7 @@ def test_with_little_time_left_the_handler_answers_before_the_deadline_listing_w
 ) -> None:
     url, received = slow_collector
     kinesis = boto3.client("kinesis")
-    make_log_group("/aws/lambda/orders-api")
-    boto3.client("logs").put_subscription_filter(
-        logGroupName="/aws/lambda/orders-api",
-        filterName="shipper",
-        filterPattern="",
-        destinationArn=stream,
-        roleArn=ROLE_ARN,
-    )
+    subscribed_log_group("/aws/lambda/orders-api", stream)
     ids_by_record = [
         put_lines("/aws/lambda/orders-api", [f"record {r} line {n}\n" for n in range(2)]) for r in range(12)
     ]
