@@ -11,6 +11,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from shipper.terminal import printable
+
 
 class Progress:
     """A rich progress bar when enabled; otherwise notes only."""
@@ -33,7 +35,7 @@ class Progress:
         )
 
         self._bar = RichProgress(
-            TextColumn("{task.description}", style="cyan"),
+            TextColumn("{task.description}", style="cyan", markup=False),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
@@ -62,11 +64,13 @@ class Progress:
         elapsed = max(time.perf_counter() - self._started, 1e-6)
         fields: dict[str, Any] = {"completed": bytes_read, "events": events, "rate": events / elapsed}
         if name is not None:
+            name = printable(name)
             fields["description"] = name if len(name) <= 40 else "…" + name[-39:]
         self._bar.update(self._task, **fields)
 
     def note(self, text: str) -> None:
-        """A line on standard error, above the bar while it shows."""
+        """A line on standard error, above the bar while it shows, with control characters made visible."""
+        text = printable(text)
         if self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:

@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from shipper.terminal import literal
+
 PRICES_AS_OF = "2025-06"
 """When the default prices were last checked against AWS's public Lambda pricing (US East, N. Virginia)."""
 PRICE_GB_SECOND_X86_64 = 0.0000166667
@@ -328,7 +330,7 @@ def _pct(part: int, whole: int) -> float | None:
 
 
 def render(report: dict[str, Any], console: Any) -> None:
-    """Print the report as tables on a rich Console."""
+    """Print the report as tables on a rich Console; names from the logs are shown literally (shipper.terminal)."""
     from rich.table import Table
 
     functions = report["functions"]
@@ -341,7 +343,7 @@ def render(report: dict[str, Any], console: Any) -> None:
         for f in functions:
             init, duration = f["init_duration_ms"], f["duration_ms"]
             invocations.add_row(
-                f["function"],
+                literal(f["function"]),
                 f"{f['invocations']:,}",
                 _count_pct(f["cold_starts"], f["cold_start_pct"]),
                 *(_ms(init[key]) for key in ("p50", "p95")),
@@ -355,7 +357,7 @@ def render(report: dict[str, Any], console: Any) -> None:
         for f in functions:
             memory = f["memory"]
             cost.add_row(
-                f["function"],
+                literal(f["function"]),
                 _number(memory["configured_mb"]),
                 _number(memory["max_used_mb"]),
                 _number(memory["p95_used_mb"]),
@@ -385,7 +387,7 @@ def render(report: dict[str, Any], console: Any) -> None:
             failures.add_column(heading, no_wrap=True, overflow="ellipsis")
         for f in functions:
             failures.add_row(
-                f["function"],
+                literal(f["function"]),
                 _number(f["timeouts"]),
                 _number(f["out_of_memory"]),
                 _breakdown(f["errors"]),
@@ -400,12 +402,12 @@ def render(report: dict[str, Any], console: Any) -> None:
             metrics.add_column(heading, justify="right" if numeric else "left")
         for m in report["metrics"]:
             metrics.add_row(
-                m["name"],
-                m["metric_type"] or "",
-                m["unit"] or "",
+                literal(m["name"]),
+                literal(m["metric_type"] or ""),
+                literal(m["unit"] or ""),
                 f"{m['values']:,}",
                 *(_value(m[key]) for key in ("sum", "min", "mean", "max")),
-                ", ".join(m["functions"]),
+                literal(", ".join(m["functions"])),
             )
         console.print(metrics)
     prices = report["prices"]
@@ -441,8 +443,11 @@ def _value(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _breakdown(counts: dict[str, int]) -> str:
+def _breakdown(counts: dict[str, int]) -> Any:
+    from rich.text import Text
+
     if not counts:
         return "-"
     total = sum(counts.values())
-    return "\n".join([f"{total:,} in all", *(f"{count:,} {name}" for name, count in counts.items())])
+    lines = [f"{total:,} in all", *(f"{count:,} {name}" for name, count in counts.items())]
+    return Text("\n").join(literal(line) for line in lines)

@@ -28,6 +28,7 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import FleetReport, Prices, render
+from shipper.terminal import printable
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served
     from shipper.telemetry import Telemetry
@@ -101,7 +102,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     elapsed = time.perf_counter() - started
     nothing = not listed
     if nothing:
-        print(f"shipper: nothing to read in {' '.join(paths)}", file=sys.stderr)
+        print(f"shipper: nothing to read in {printable(' '.join(paths))}", file=sys.stderr)
     tally = state.tally
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
@@ -111,7 +112,8 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
         try:
             Path(options.report_path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
         except OSError as exc:
-            print(f"shipper: cannot write the report to {options.report_path}: {exc.strerror}", file=sys.stderr)
+            where = printable(options.report_path)
+            print(f"shipper: cannot write the report to {where}: {exc.strerror}", file=sys.stderr)
             unwritten = True
     if not options.quiet:
         _print_summary(tally, state.pipeline.counts, router, state.stopped)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from shipper.sinks.base import SinkError, encode_ndjson
+from shipper.terminal import printable_json
 
 
 class StdoutSink:
@@ -24,7 +25,7 @@ class StdoutSink:
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         try:
-            self._stream.write(encode_ndjson(events))
+            self._stream.write(printable_json(encode_ndjson(events)))
             self._stream.flush()
         except BrokenPipeError as exc:
             raise SinkError("standard output was closed by the reader", retryable=False) from exc
