@@ -99,24 +99,108 @@ def test_the_event_source_mapping_reports_partial_failures_and_keeps_what_it_giv
     assert "OnFailureQueue" in of_type(resources, "AWS::SQS::Queue")
 
 
+NO_RESOURCE_ACTIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
+"""Actions that take no resource, so `Resource: "*"`, and the condition key each must be narrowed by instead.
+
+PutMetricData has no resource type in IAM (the Service Authorization Reference lists none); its
+`cloudwatch:namespace` condition key confines it to the shipper's namespace.
+"""
+
+
+def policy_statements(node: Any) -> list[dict[str, Any]]:
+    """Every statement of every policy document in the transformed resources, both branches of each Fn::If."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, list):
+        for item in node:
+            found += policy_statements(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("PolicyDocument", "AssumeRolePolicyDocument") and "Statement" in value:
+                found += _branches(value["Statement"])
+            else:
+                found += policy_statements(value)
+    return found
+
+
+def _branches(statements: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in statements if isinstance(statements, list) else [statements]:
+        if "Fn::If" in item:
+            out += _branches([branch for branch in item["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}])
+        else:
+            out.append(item)
+    return out
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def least_privilege_problems(resources: dict[str, Any]) -> list[str]:
+    """What an Allow statement grants beyond what it names: wildcard actions, `*` resources, wildcard ARNs.
+
+    Deny statements (the dead-letter bucket's TLS-only rule) only take away, so a wildcard there is fine.
+    """
+    problems: list[str] = []
+    for resource in resources.values():
+        managed = resource.get("Properties", {}).get("ManagedPolicyArns")
+        if managed:  # e.g. a managed Kinesis policy on Resource "*"
+            problems.append(f"managed policies {managed}")
+    for statement in policy_statements(resources):
+        if statement["Effect"] != "Allow":
+            continue
+        where = statement.get("Sid") or statement.get("Action")
+        if "NotAction" in statement or "NotResource" in statement or "NotPrincipal" in statement:
+            problems.append(f"{where}: NotAction, NotResource or NotPrincipal in an Allow")
+        actions = _listed(statement.get("Action", []))
+        problems += [f"{where}: wildcard action {a!r}" for a in actions if "*" in a or "?" in a]
+        principal = statement.get("Principal")
+        if principal is not None:
+            if principal == "*" or "AWS" in principal:  # trust goes to AWS services only
+                problems.append(f"{where}: principal {principal!r}")
+            continue  # a trust policy: the resource is the role itself
+        for arn in _listed(statement.get("Resource", [])):
+            if arn == "*":
+                conditions = statement.get("Condition", {}).get("StringEquals", {})
+                if any(NO_RESOURCE_ACTIONS.get(a) not in conditions for a in actions):
+                    problems.append(f"{where}: Resource '*' for {actions}")
+                continue
+            if isinstance(arn, dict) and "Fn::Sub" not in arn:
+                continue  # Fn::GetAtt or Ref: one resource of this template
+            text = arn["Fn::Sub"] if isinstance(arn, dict) else arn
+            text = text[0] if isinstance(text, list) else text
+            # arn:partition:service:region:account, or the ${Resource.Arn} a path is added to
+            head = ":".join(text.split(":")[:5]) if text.startswith("arn:") else text.split("/")[0]
+            if "*" in head or not head:
+                problems.append(f"{where}: wildcard in the ARN's service, region, account or resource: {text}")
+    return problems
+
+
 def test_every_allowed_action_is_named_and_every_resource_scoped(resources: dict[str, Any]) -> None:
-    statements = [
-        statement
-        for role in of_type(resources, "AWS::IAM::Role").values()
-        for policy in role["Properties"]["Policies"]
-        for item in policy["PolicyDocument"]["Statement"]
-        for statement in ([item["Fn::If"][1]] if "Fn::If" in item else [item])
-    ]
-    assert statements
-    for role in of_type(resources, "AWS::IAM::Role").values():
-        assert "ManagedPolicyArns" not in role["Properties"]  # e.g. a managed Kinesis policy on Resource "*"
-    for statement in statements:
-        assert statement["Effect"] == "Allow"
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert not any("*" in action for action in actions), statement
-        if statement["Resource"] == "*":  # only an action that takes no resource, narrowed by a condition
-            assert actions == ["cloudwatch:PutMetricData"]
-            assert "cloudwatch:namespace" in statement["Condition"]["StringEquals"]
+    assert len(policy_statements(resources)) >= 10
+    assert least_privilege_problems(resources) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Action": "*", "Resource": {"Fn::GetAtt": ["Stream", "Arn"]}},
+        {"Effect": "Allow", "Action": ["sqs:SendMessage", "kinesis:*"], "Resource": {"Fn::GetAtt": ["Stream", "Arn"]}},
+        {"Effect": "Allow", "Action": "s3:Put*", "Resource": "arn:aws:s3:::bucket/*"},
+        {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+        {"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": {"Fn::Sub": "arn:aws:kinesis:*:*:stream/x"}},
+        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::bucket/*"},
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"},
+    ],
+)
+def test_the_least_privilege_check_finds_a_broad_grant(resources: dict[str, Any], statement: dict[str, Any]) -> None:
+    broadened = copy.deepcopy(resources)
+    [role] = [r for r in of_type(broadened, "AWS::IAM::Role").values() if r["Properties"].get("Policies")][:1]
+    role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {"Fn::If": ["Cond", statement, {"Ref": "AWS::NoValue"}]}
+    )
+    assert least_privilege_problems(broadened) != []
 
 
 def test_alarms_watch_iterator_age_errors_and_throttles(resources: dict[str, Any]) -> None:
