@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE := examples/sample
 
-.PHONY: run test lint bench fuzz sample clean
+.PHONY: run test lint bench fuzz soak sample clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ fuzz: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet atheris
 	$(BIN)/python fuzz/fuzz_pipeline.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
+# Sustained load through the Lambda handler to a local HTTP server that fails on purpose (bench/soak.py):
+# events/s, peak RSS, RSS over time; fails if an event is lost or RSS grows. SOAK_SECONDS sets the time.
+SOAK_SECONDS ?= 120
+soak: $(BIN)/.installed
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+
 # Regenerates the bundled sample export (deterministic: same seed, same bytes).
 sample: $(BIN)/.installed
 	$(BIN)/python examples/generate.py $(SAMPLE)
@@ -43,7 +49,7 @@ clean:
 
 # Deployment (see the README). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
 # both architectures, and reports their sizes; `make validate-template` transforms and lints deploy/template.yaml.
-.PHONY: package validate-template
+.PHONY: package validate-template lock audit
 ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.13
 
@@ -52,3 +58,19 @@ package: $(BIN)/.installed
 
 validate-template: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/test_deploy_template.py
+
+# The Lambda package's dependencies, pinned with the hashes of every file PyPI has for each version (any platform),
+# resolved from PyPI alone; deploy/package.py installs them with --require-hashes. Re-run after changing them.
+LOCK := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_CERT=/etc/ssl/certs/ca-certificates.crt CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+	--index-url https://pypi.org/simple pyproject.toml
+lock: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(LOCK) --output-file deploy/requirements.txt
+	$(LOCK) --extra aws --output-file deploy/requirements-aws.txt
+
+# Known vulnerabilities in the pinned Lambda dependencies (PyPI advisory database, through pip-audit).
+audit: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements.txt
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements-aws.txt

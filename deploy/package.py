@@ -2,13 +2,15 @@
 
     python deploy/package.py [--arch arm64|x86_64] [--python 3.13] [--with-boto3] [--out dist]
 
-For each architecture (both by default) it installs the project's wheel and its dependencies into a
-fresh directory with `pip install --platform manylinux2014_<machine> --only-binary=:all:` for the
-function's Python version, zips the directory (sorted, fixed timestamps: the same input gives the same
-zip) to `dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against
-Lambda's limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip`, the file the SAM
-template's CodeUri names, is a copy of the `--deploy-arch` zip. boto3 is left out unless --with-boto3:
-the Lambda Python runtimes include it. Exits 1 when a zip is over a limit.
+For each architecture (both by default) it installs the dependencies pinned with hashes in
+deploy/requirements.txt (`--require-hashes`; deploy/requirements-aws.txt with --with-boto3), then the
+project's wheel without dependencies, into a fresh directory with `pip install --platform
+manylinux2014_<machine> --only-binary=:all:` for the function's Python version, zips the directory
+(sorted, fixed timestamps: the same input gives the same zip) to
+`dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against Lambda's
+limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip`, the file the SAM template's CodeUri
+names, is a copy of the `--deploy-arch` zip. boto3 is left out unless --with-boto3: the Lambda Python
+runtimes include it. Exits 1 when a zip is over a limit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+LOCK = ROOT / "deploy" / "requirements.txt"
+"""The runtime dependencies, pinned with hashes (`make lock` regenerates it from pyproject.toml)."""
+LOCK_WITH_BOTO3 = ROOT / "deploy" / "requirements-aws.txt"
 
 
 def build_wheel(work: Path) -> Path:
@@ -38,23 +43,23 @@ def build_wheel(work: Path) -> Path:
 
 
 def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool) -> None:
-    """Install `wheel` and its dependencies into `target` as Lambda would load them: binary wheels only."""
+    """Install the pinned dependencies (hashes checked), then `wheel`, into `target` as Lambda loads them."""
     shutil.rmtree(target, ignore_errors=True)
-    requirement = f"{wheel}[aws]" if with_boto3 else str(wheel)
+    lock = LOCK_WITH_BOTO3 if with_boto3 else LOCK
+    platform = ("--platform", PLATFORMS[arch], "--implementation", "cp", "--python-version", python)
     _pip(
         "install",
         "--quiet",
         "--target",
         str(target),
-        "--platform",
-        PLATFORMS[arch],
-        "--implementation",
-        "cp",
-        "--python-version",
-        python,
+        *platform,
         "--only-binary=:all:",
-        requirement,
+        "--require-hashes",
+        "-r",
+        str(lock),
     )
+    # The project's own wheel, just built from this tree, has no published hash; its dependencies are all above.
+    _pip("install", "--quiet", "--target", str(target), *platform, "--only-binary=:all:", "--no-deps", str(wheel))
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them in Lambda
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache)
