@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 
 import orjson
 import pytest
@@ -49,6 +50,17 @@ def test_rejects_are_reported_kept_in_the_dead_letter_and_make_the_exit_status_n
     by_code = {entry["code"]: entry for entry in entries}
     assert base64.b64decode(by_code.get("truncated_gzip", by_code.get("bad_gzip"))["raw_base64"]) == bad
     assert base64.b64decode(by_code["unrecognised_input"]["raw_base64"]) == b"[1, 2]"
+
+
+def test_events_a_sink_did_not_take_make_the_exit_status_non_zero_and_say_to_run_again(tmp_path, capsys):
+    source = _write_event(tmp_path / "batch.json", [GOOD])
+    with socket.socket() as closed:  # a port on 127.0.0.1 that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/ingest"
+    assert main(["run", str(source), "--sink", url, "--retry-max-attempts", "1"]) == EXIT_INCOMPLETE
+    err = capsys.readouterr().err
+    assert "0 sent, 0 retries, 0 dead-lettered, 1 not delivered" in err
+    assert "1 batches were not fully delivered; run again to retry" in err
 
 
 def test_without_a_dead_letter_rejects_are_still_explained(tmp_path, capsys):

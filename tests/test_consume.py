@@ -194,6 +194,9 @@ def test_every_record_is_delivered_once_and_each_shard_checkpointed_at_its_last_
         last = {shard: max((seq for s, seq in where.values() if s == shard), key=int) for shard, _ in where.values()}
         wait_for(lambda: checkpoints.load() == last, "checkpoints at each shard's last record")
     assert Counter(delivered_messages(output)) == Counter({message: 1 for message in where})
+    for shard in {shard for shard, _ in where.values()}:  # each shard's events reach the sink in sequence order
+        sequence = [int(where[m][1]) for m in delivered_messages(output) if where[m][0] == shard]
+        assert sequence == sorted(sequence)
     registry = consumer.telemetry.registry
     assert registry.get_sample_value("shipper_records_processed_total", {"outcome": "delivered"}) == 40
     assert registry.get_sample_value("shipper_consumer_lag_seconds", {"shard": "shardId-000000000001"}) == 0

@@ -80,6 +80,9 @@ class Handler(BaseHTTPRequestHandler):
             docs = orjson.loads(body) if body.startswith(b"[") else [orjson.loads(line) for line in body.splitlines()]
             with endpoint.lock:
                 endpoint.stored.update(doc["event_id"] for doc in docs)
+            if behaviour == "stored-drop":  # stored the batch, then the connection is gone before the answer
+                self.close_connection = True
+                return
             self.answer(200, b'{"ok":true}')
 
     def bulk(self, endpoint: Endpoint, body: bytes) -> bytes:
@@ -164,6 +167,23 @@ def test_every_event_arrives_exactly_once_through_errors_throttling_drops_and_ha
     assert time_.sleeps[1] >= 3.0  # Retry-After: 3
     assert time_.sleeps[4] >= 2.0  # Retry-After: an HTTP date about 4 s ahead
     assert dead_letters(tmp_path) == []
+    router.close()
+
+
+def test_a_connection_lost_after_the_server_stored_a_batch_duplicates_that_batch_once(
+    server: tuple[Endpoint, str], tmp_path: Path
+) -> None:
+    endpoint, url = server
+    endpoint.plan.extend(["ok", "stored-drop"])
+    sink = build_sink(f"http:{url}/ingest", {"max_batch_events": 10})
+    router = route(sink, FakeTime(), tmp_path)
+
+    report = router.deliver([("seq-0", events(30))])
+
+    assert report.statuses == {"seq-0": Status.DELIVERED}
+    duplicated = {f"e{i}" for i in range(10, 20)}  # the second batch: stored, unanswered, sent again
+    assert endpoint.stored == Counter({f"e{i}": 2 if f"e{i}" in duplicated else 1 for i in range(30)})
+    assert router.stats()["sinks"]["http"]["sent_events"] == 30
     router.close()
 
 
