@@ -52,32 +52,21 @@ class Pipeline:
         self.counts = self.classifier.counts
 
     def process_records(self, records: Iterable[RawRecord]) -> list[RecordOutcome]:
-        classify = self.classifier.classify
         cap = self.max_decompressed_bytes
-        skip = self.skip_log_groups
         outcomes = []
-        records_seen = control_messages = log_events = kpl_subrecords = skipped = 0
+        records_seen = control_messages = kpl_subrecords = 0
         for record in records:
             records_seen += 1
             decoded = decode_record(record, cap)
             outcome = RecordOutcome(record.sequence_number, rejects=decoded.rejects)
             control_messages += decoded.control_messages
             kpl_subrecords += decoded.kpl_subrecords
-            for document in decoded.documents:
-                if skip and document["logGroup"] in skip:
-                    skipped += 1
-                    continue
-                log_events += len(document["logEvents"])
-                classify(document, outcome.events, outcome.rejects, record.source)
-            self._count_rejects(outcome.rejects)
+            self._classify_documents(decoded.documents, outcome, record.source)
             outcomes.append(outcome)
         count = self.classifier.count
         count("records_received", records_seen)
         count("control_messages_skipped", control_messages)
         count("kpl_subrecords", kpl_subrecords)
-        count("log_group_batches_skipped", skipped)
-        count("log_events_received", log_events)
-        count("events_emitted", sum(len(outcome.events) for outcome in outcomes))
         return outcomes
 
     def process_kinesis_event(self, event: dict[str, Any]) -> list[RecordOutcome]:
@@ -104,16 +93,27 @@ class Pipeline:
         `origin` names where they came from (a file and position) for rejects and delivery.
         """
         outcome = RecordOutcome(origin)
+        self._classify_documents(documents, outcome, origin)
+        return outcome
+
+    def _classify_documents(
+        self, documents: Iterable[dict[str, Any]], outcome: RecordOutcome, source: str | None
+    ) -> None:
+        """Classify `documents` into `outcome`, skipping the log groups in `skip_log_groups`, and count them."""
         classify = self.classifier.classify
-        log_events = 0
+        skip = self.skip_log_groups
+        log_events = skipped = 0
         for document in documents:
+            if skip and document["logGroup"] in skip:
+                skipped += 1
+                continue
             log_events += len(document["logEvents"])
-            classify(document, outcome.events, outcome.rejects, origin)
+            classify(document, outcome.events, outcome.rejects, source)
         self._count_rejects(outcome.rejects)
         count = self.classifier.count
+        count("log_group_batches_skipped", skipped)
         count("log_events_received", log_events)
         count("events_emitted", len(outcome.events))
-        return outcome
 
     def _count_rejects(self, rejects: list[Reject]) -> None:
         for reject in rejects:
