@@ -6,10 +6,12 @@ import re
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shipper.cli import main
 from shipper.progress import Progress
-from shipper.terminal import printable_json
+from shipper.terminal import _UNSAFE_UTF8, _json_escape, printable_json
 
 from run_helpers import write
 
@@ -103,3 +105,27 @@ def test_printable_json_keeps_the_values_and_escapes_what_json_leaves_raw():
     assert orjson.loads(safe) == orjson.loads(data)
     _assert_safe(safe)
     assert "café €".encode() in safe
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"a",
+                b"\n",
+                b"\x7f",
+                b"\xc2\x9b",
+                b"\xc2\xa0",
+                b"\xd8\x9c",
+                b"\xe2\x80\xae",
+                b"\xe2\x81\xa6",
+                b"\xe2\x82\xac",
+            ]
+        )
+        | st.binary(max_size=4)
+    ).map(b"".join)
+)
+def test_printable_json_escapes_exactly_what_a_scan_of_the_whole_batch_escapes(data):
+    """The line-by-line shortcut must give the same bytes as one substitution over the whole batch."""
+    assert printable_json(data) == _UNSAFE_UTF8.sub(_json_escape, data)
