@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE := examples/sample
 
-.PHONY: run test lint bench fuzz soak sample clean
+.PHONY: run test lint bench bench-instructions fuzz soak sample clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_pipeline.py
+
+# The same implementations counted in CPU instructions under valgrind: noise-free, for comparing changes.
+bench-instructions: $(BIN)/.installed
+	$(BIN)/python bench/bench_instructions.py
 
 # Coverage-guided fuzzing of the decoder and classifier; FUZZ_SECONDS sets the budget.
 FUZZ_SECONDS ?= 120

@@ -1,0 +1,98 @@
+"""The hot-path benchmark counted in CPU instructions under valgrind, which machine noise does not move.
+
+    python bench/bench_instructions.py [--events N]
+
+`bench_pipeline.py` times the implementations, and on a shared machine its ratios drift by 10-20%
+from one run to the next. This script runs each implementation once over the same pickled corpus
+under `valgrind --tool=cachegrind --cache-sim=no` and prints the instructions it executed (the run's
+total less that of a run that only loads the corpus). The counts repeat to within about 1%, so a
+change that saves a few percent shows here when the timings cannot show it. Instructions are not
+time: C code such as zlib and orjson does more per cycle than the interpreter, so shipper's time
+ratios are somewhat worse than these.
+
+Needs valgrind (`apt-get install valgrind`); each run takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_pipeline  # noqa: E402
+
+IMPLEMENTATIONS = {
+    "floor": bench_pipeline.run_floor,
+    "naive": bench_pipeline.run_naive,
+    "shipper": bench_pipeline.run_shipper,
+    "dispatch-only": bench_pipeline.run_dispatch_only,
+}
+_INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def count(corpus: Path, name: str) -> int:
+    """Instructions executed by one process that loads the corpus and runs `name` over it ("none": nothing)."""
+    completed = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--run",
+            name,
+            "--corpus",
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = _INSTRUCTIONS.search(completed.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind printed no instruction count:\n{completed.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000, help="log events in the corpus (default 20000)")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.run is not None:  # a child under valgrind
+        events = pickle.loads(Path(args.corpus).read_bytes())
+        if args.run != "none":
+            IMPLEMENTATIONS[args.run](events)
+        return
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench_instructions needs valgrind: apt-get install valgrind")
+    corpus = bench_pipeline.build_corpus(args.events)
+    with tempfile.TemporaryDirectory(prefix="shipper-bench-") as scratch:
+        path = Path(scratch) / "corpus.pickle"
+        path.write_bytes(pickle.dumps(corpus.kinesis_events))
+        baseline = count(path, "none")
+        counts = {name: count(path, name) - baseline for name in IMPLEMENTATIONS}
+    print(f"corpus: {corpus.truth['log_events']:,} log events in {corpus.truth['records']:,} records")
+    for name, instructions in counts.items():
+        print(f"{name:13s} {instructions / 1e6:8,.0f} M instructions  {instructions / counts['floor']:5.2f}x the floor")
+    print(
+        f"shipper: {counts['shipper'] / counts['floor']:.2f}x the floor, "
+        f"{counts['naive'] / counts['shipper']:.2f}x fewer than naive "
+        f"(targets, in time: <= 2.5x and >= 2x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
