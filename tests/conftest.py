@@ -1,7 +1,9 @@
 """AWS test fixtures: one moto server per test session, on 127.0.0.1, reset before each test that uses it.
 
 Tests talk to it over real HTTP with real boto3 clients. While it runs, the environment holds dummy
-credentials, a region, and AWS_ENDPOINT_URL pointing at it, so no client can reach real AWS.
+credentials, a region, and AWS_ENDPOINT_URL pointing at it, so no client can reach real AWS. Proxy
+variables are cleared for every test: every network test talks to loopback, and those about proxies
+set their own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from collections.abc import Iterator
 import pytest
 
 REGION = "us-east-1"
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture(scope="session")

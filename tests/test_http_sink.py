@@ -6,10 +6,12 @@ matters: at the destination.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import logging
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -20,6 +22,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -397,3 +400,158 @@ def test_tls_is_verified_unless_the_ca_is_given(certificate: tuple[str, str]) ->
         trusted.close()
     finally:
         servers.close()
+
+
+class Proxy:
+    """A forwarding HTTP proxy on 127.0.0.1: CONNECT tunnels, and absolute-URL requests relayed as they are.
+
+    `seen` lists (method, target, Proxy-Authorization) per client connection. With `password`, a client
+    without `Basic user:password` gets 407.
+    """
+
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
+        self.seen: list[tuple[str, str, str | None]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, credentials: str = "") -> str:
+        return f"http://{credentials}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            request_line, _, rest = head.partition(b"\r\n")
+            method, target, _ = request_line.decode().split(" ", 2)
+            headers = dict(
+                line.split(": ", 1) for line in rest.partition(b"\r\n\r\n")[0].decode().split("\r\n") if ": " in line
+            )
+            authorization = headers.get("Proxy-Authorization")
+            self.seen.append((method, target, authorization))
+            expected = (
+                None
+                if self.password is None
+                else "Basic " + base64.b64encode(f"shipper:{self.password}".encode()).decode()
+            )
+            if expected is not None and authorization != expected:
+                client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                return
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pending = head.partition(b"\r\n\r\n")[2]
+            else:
+                parts = urlsplit(target)
+                upstream = socket.create_connection((parts.hostname, parts.port))
+                pending = head
+            with upstream:
+                upstream.sendall(pending)
+                back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+                back.start()
+                _pipe(client, upstream)
+                back.join(5)
+
+
+def _pipe(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            target.sendall(chunk)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    running = Proxy(password=SECRET)
+    yield running
+    running.close()
+
+
+def test_an_https_destination_is_reached_through_a_connect_tunnel_with_tls_verified_end_to_end(
+    proxy: Proxy, certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    servers = serve(context)
+    endpoint, url = next(servers)
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url(f"shipper:{SECRET}@"))
+    try:
+        sink = HttpSink(url, ca_bundle=cert)
+        sink.send(events(2))
+        sink.send(events(1, 2))
+        sink.close()
+        assert endpoint.stored == Counter({"e0": 1, "e1": 1, "e2": 1})
+        # One tunnel for both batches, to the destination, with the proxy's credentials; the
+        # destination never sees them.
+        expected = "Basic " + base64.b64encode(f"shipper:{SECRET}".encode()).decode()
+        assert proxy.seen == [("CONNECT", url.removeprefix("https://"), expected)]
+        assert all("Proxy-Authorization" not in headers for _, headers, _ in endpoint.requests)
+        assert SECRET not in repr(sink) and f"127.0.0.1:{proxy.port}" in repr(sink)
+
+        with pytest.raises(SinkError) as raised:  # the tunnel does not weaken certificate checks
+            HttpSink(url).send(events(1))
+        assert "not trusted" in str(raised.value) and not raised.value.retryable
+    finally:
+        servers.close()
+
+
+def test_an_http_destination_is_sent_to_the_proxy_as_a_whole_url(
+    proxy: Proxy, server: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, url = server
+    monkeypatch.setenv("HTTP_PROXY", proxy.url(f"shipper:{SECRET}@"))
+    sink = HttpSink(url + "/ingest?token=t")
+    sink.send(events(2))
+    sink.close()
+    assert endpoint.stored == Counter({"e0": 1, "e1": 1})
+    assert [(method, target) for method, target, _ in proxy.seen] == [("POST", url + "/ingest?token=t")]
+
+
+def test_no_proxy_hosts_are_reached_directly(
+    proxy: Proxy, server: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, url = server
+    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    HttpSink(url).send(events(1))
+    assert endpoint.stored == Counter({"e0": 1})
+    assert proxy.seen == []
+
+
+def test_a_proxy_refusing_the_credentials_fails_the_send_without_showing_them(
+    proxy: Proxy, certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url("shipper:wrong-Pa55@"))
+    with pytest.raises(SinkError) as raised:
+        HttpSink("https://127.0.0.1:9", ca_bundle=certificate[0]).send(events(1))
+    message = str(raised.value)
+    assert f"through proxy 127.0.0.1:{proxy.port}" in message and "407" in message
+    assert "wrong-Pa55" not in message
+
+
+@pytest.mark.parametrize("value", ["https://shipper:wrong-Pa55@proxy.example:3128", "socks5://proxy.example:1080"])
+def test_a_proxy_that_is_not_plain_http_is_refused_at_build(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALL_PROXY", value)
+    with pytest.raises(ConfigError) as raised:
+        build_sink("https://logs.example.com", {})
+    assert "http://HOST:PORT" in str(raised.value) and "wrong-Pa55" not in str(raised.value)

@@ -11,6 +11,11 @@ Failures are classified for the delivery layer: 408, 429 and 5xx responses, refu
 connections and timeouts may pass on a second try; other 4xx responses and untrusted TLS
 certificates will not. A Retry-After header (seconds or an HTTP date) becomes retry_after.
 
+The proxy comes from the environment, as for curl, pip and botocore: HTTPS_PROXY for https:// URLs,
+HTTP_PROXY for http:// ones, ALL_PROXY for both, and NO_PROXY lists hosts reached directly. An https://
+URL goes through a CONNECT tunnel, so TLS is still verified end to end; credentials in the proxy URL
+(`http://user:password@proxy:3128`) become Proxy-Authorization and are never shown.
+
 TLS certificates are verified (`ca_bundle` names a CA file for a private CA). The API key is a
 secret reference (`env:NAME`, `ssm:/path`, `secretsmanager:name`) resolved through shipper.secrets
 at each send; its value never appears in a repr, an exception or a log line.
@@ -18,6 +23,7 @@ at each send; its value never appears in a repr, an exception or a log line.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import ssl
@@ -25,8 +31,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -93,6 +99,7 @@ class HttpSink:
             api_key_scheme = "ApiKey" if preset == "elasticsearch" else "Bearer"
         self._api_key_prefix = f"{api_key_scheme} " if api_key_scheme else ""
         self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._proxy = _proxy_for(parts.scheme, parts.hostname)
         self._tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
             try:
@@ -121,10 +128,16 @@ class HttpSink:
         else:
             self._encode, self._content_type = encode_ndjson, "application/x-ndjson"
         self._target = f"{path}?{query}" if query else path
+        if self._proxy is not None and parts.scheme == "http":
+            # A plain-HTTP proxy is sent the whole URL; the credentials for it go with every request.
+            self._target = f"http://{parts.netloc}{self._target}"
+            if self._proxy.authorization is not None:
+                self._headers["Proxy-Authorization"] = self._proxy.authorization
         self._connection: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:
-        return f"HttpSink({self.url!r}, preset={self.preset!r})"
+        via = "" if self._proxy is None else f", proxy={self._proxy.address!r}"
+        return f"HttpSink({self.url!r}, preset={self.preset!r}{via})"
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         body = self._encode(events)
@@ -176,17 +189,25 @@ class HttpSink:
             raise SinkError(reason, retryable=False) from None
         except (OSError, http.client.HTTPException) as exc:
             self._drop_connection()
-            raise SinkError(f"POST {self.url} failed: {type(exc).__name__}: {exc}", retryable=True) from None
+            via = "" if self._proxy is None else f" through proxy {self._proxy.address}"
+            raise SinkError(f"POST {self.url}{via} failed: {type(exc).__name__}: {exc}", retryable=True) from None
         if response.will_close:
             self._drop_connection()
         return response.status, _retry_after(response.getheader("Retry-After")), payload
 
     def _connect(self) -> http.client.HTTPConnection:
         connect_timeout, read_timeout = self._timeouts
+        host, port = (self._host, self._port) if self._proxy is None else (self._proxy.host, self._proxy.port)
+        connection: http.client.HTTPConnection
         if self._tls is None:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=connect_timeout)
+            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
         else:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=connect_timeout, context=self._tls)
+            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=self._tls)
+            if self._proxy is not None:
+                tunnel_headers = {}
+                if self._proxy.authorization is not None:
+                    tunnel_headers["Proxy-Authorization"] = self._proxy.authorization
+                connection.set_tunnel(self._host, self._port, headers=tunnel_headers)
         connection.connect()
         connection.sock.settimeout(read_timeout)
         self._connection = connection
@@ -202,6 +223,47 @@ class HttpSink:
         dumps = orjson.dumps
         newline = orjson.OPT_APPEND_NEWLINE
         return b"".join([action + dumps(event, option=newline) for event in events])
+
+
+class _Proxy(NamedTuple):
+    host: str
+    port: int
+    authorization: str | None
+    """The Proxy-Authorization value, from credentials in the proxy URL: a secret."""
+
+    @property
+    def address(self) -> str:
+        """host:port, without the credentials: safe to show."""
+        return f"{self.host}:{self.port}"
+
+
+def _proxy_for(scheme: str, host: str) -> _Proxy | None:
+    """The proxy the environment names for `scheme` (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY).
+
+    None when there is none, or when NO_PROXY covers `host`.
+    """
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # only an HTTP sink needs it
+
+    proxies = getproxies_environment()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url or proxy_bypass_environment(host, proxies):
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        # The value is not echoed: it may hold the proxy's password.
+        raise ConfigError(
+            f"the {scheme} proxy set in the environment must be an http://HOST:PORT URL: the HTTP sink goes "
+            "through plain HTTP proxies only (https:// destinations still get TLS end to end through them)"
+        )
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise ConfigError(f"the {scheme} proxy set in the environment has an invalid port") from None
+    authorization = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    return _Proxy(parts.hostname, port, authorization)
 
 
 def _one_line(text: str) -> bool:
