@@ -167,23 +167,41 @@ class Delivery:
         self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None, size: int | None = None
     ) -> list[Settled]:
         """Buffer one event; send the buffer if it is full or old. `size` defaults to `event_size(event)`."""
-        self.counters.received_events += 1
-        if size is None:
-            size = event_size(event)
+        return self.add_many(origin, [event], deadline, None if size is None else [size])
+
+    def add_many(
+        self,
+        origin: Origin,
+        events: Sequence[dict[str, Any]],
+        deadline: Deadline | None = None,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Settled]:
+        """Buffer events of one origin, in order, sending the buffer whenever it fills, and at the end if it is old.
+
+        `sizes` are the events' `event_size`s, when the caller has measured them. Returns what the sends settled.
+        """
+        if sizes is None:
+            sizes = [event_size(event) for event in events]
+        self.counters.received_events += len(events)
         settled: list[Settled] = []
-        if self._buffer and self._buffer_bytes + size > self._max_bytes:
-            settled = self._send_buffer(deadline)
+        max_events, max_bytes = self._max_events, self._max_bytes
         now = self._clock()
-        buffer = self._buffer
-        if not buffer:
-            self._oldest = now
-        buffer.append((origin, event, size))
-        self._buffer_bytes += size
-        if (
-            len(buffer) >= self._max_events
-            or self._buffer_bytes >= self._max_bytes
-            or now - self._oldest >= self.max_wait_s
-        ):
+        buffer, buffered_bytes = self._buffer, self._buffer_bytes
+        for event, size in zip(events, sizes, strict=True):
+            if buffer and buffered_bytes + size > max_bytes:
+                self._buffer_bytes = buffered_bytes
+                settled += self._send_buffer(deadline)
+                buffer, buffered_bytes = self._buffer, 0
+            if not buffer:
+                self._oldest = now
+            buffer.append((origin, event, size))
+            buffered_bytes += size
+            if len(buffer) >= max_events or buffered_bytes >= max_bytes:
+                self._buffer_bytes = buffered_bytes
+                settled += self._send_buffer(deadline)
+                buffer, buffered_bytes = self._buffer, 0
+        self._buffer_bytes = buffered_bytes
+        if buffer and now - self._oldest >= self.max_wait_s:
             settled += self._send_buffer(deadline)
         return settled
 
@@ -359,7 +377,11 @@ class Router:
             for event_type in EVENT_TYPES
         }
         self._unknown_type_targets = every_type
+        # The usual configuration sends every type to the same sinks: then nothing is routed per event.
+        self._same_targets = every_type if set(self._targets.values()) == {every_type} else None
         self._ledger: dict[Origin, _Tally] = {}
+        self._maybe_settled: set[Origin] = set()
+        """Origins whose outstanding count reached zero since the last report: `_collect` looks only at these."""
 
     def deliver(self, items: Items, deadline: Deadline | None = None) -> DeliveryReport:
         """Send every event and reject of `items` and return the status of every origin in them."""
@@ -399,27 +421,51 @@ class Router:
 
     def _add(self, items: Items, deadline: Deadline | None) -> None:
         ledger = self._ledger
-        targets_for = self._targets.get
-        unknown = self._unknown_type_targets
-        record = self._record
         for origin, records in items:
             tally = ledger.get(origin)
             if tally is None:
                 tally = ledger[origin] = _Tally()
-            for event in records:
-                if isinstance(event, Reject):
-                    self._reject(tally, origin, event, deadline)
-                    continue
-                targets = targets_for(event.get("type"), unknown)
-                if not targets:
-                    self.unrouted_events += 1
-                    continue
-                size = event_size(event)
-                tally.outstanding += len(targets)
-                for delivery in targets:
-                    settled = delivery.add(event, origin, deadline, size)
-                    if settled:
-                        record(settled, dead_letter=False)
+            # Each sink takes the origin's events in one call, in order, measured once for all sinks.
+            events: list[dict[str, Any]] = []
+            for record in records:
+                if isinstance(record, Reject):
+                    self._reject(tally, origin, record, deadline)
+                else:
+                    events.append(record)
+            if self._same_targets is not None:
+                sizes = [event_size(event) for event in events]
+                per_delivery = {delivery: (events, sizes) for delivery in self._same_targets}
+                tally.outstanding += len(events) * len(self._same_targets)
+            else:
+                per_delivery = self._route(events, tally)
+            for delivery, (routed, routed_sizes) in per_delivery.items():
+                settled = delivery.add_many(origin, routed, deadline, routed_sizes)
+                if settled:
+                    self._record(settled, dead_letter=False)
+            if tally.outstanding == 0:  # nothing to send: no events, or none routed
+                self._maybe_settled.add(origin)
+
+    def _route(
+        self, events: list[dict[str, Any]], tally: _Tally
+    ) -> dict[Delivery, tuple[list[dict[str, Any]], list[int]]]:
+        """The events (and their sizes) each sink takes, by the events' types; unrouted events are counted."""
+        targets_for = self._targets.get
+        unknown = self._unknown_type_targets
+        per_delivery: dict[Delivery, tuple[list[dict[str, Any]], list[int]]] = {}
+        for event in events:
+            targets = targets_for(event.get("type"), unknown)
+            if not targets:
+                self.unrouted_events += 1
+                continue
+            size = event_size(event)
+            tally.outstanding += len(targets)
+            for delivery in targets:
+                pending = per_delivery.get(delivery)
+                if pending is None:
+                    pending = per_delivery[delivery] = ([], [])
+                pending[0].append(event)
+                pending[1].append(size)
+        return per_delivery
 
     def _reject(self, tally: _Tally, origin: Origin, reject: Reject, deadline: Deadline | None) -> None:
         self.rejects += 1
@@ -427,6 +473,8 @@ class Router:
         tally.reject_reason = tally.reject_reason or reject.reason
         if self.dead_letter is None:
             tally.settle(Settled(origin, Status.NOT_DELIVERED, 1, f"{reject.reason} (no dead letter)"))
+            if tally.outstanding == 0:
+                self._maybe_settled.add(origin)
         else:
             self._record(self.dead_letter.add(reject.to_dead_letter(), origin, deadline), dead_letter=True)
 
@@ -438,14 +486,32 @@ class Router:
             if dead_letter and done.status is Status.DELIVERED:
                 done = Settled(done.origin, Status.DEAD_LETTERED, done.count, tally.reject_reason)
             tally.settle(done)
+            if tally.outstanding == 0:
+                self._maybe_settled.add(done.origin)
 
     def _collect(self) -> DeliveryReport:
-        settled = [origin for origin, tally in self._ledger.items() if tally.outstanding == 0]
+        """Report the origins with nothing outstanding, in the order they were first given, and forget them.
+
+        An origin can reach zero and then take more events (a reject settled before the rest of its record
+        was routed), so each candidate is checked again here.
+        """
+        candidates = self._maybe_settled
         statuses: dict[Origin, Status] = {}
         reasons: dict[Origin, str] = {}
-        for origin in settled:
-            tally = self._ledger.pop(origin)
-            statuses[origin] = tally.status
-            if tally.reason is not None:
-                reasons[origin] = tally.reason
+        if not candidates:
+            return DeliveryReport(statuses, reasons)
+        left = len(candidates)
+        for origin, tally in self._ledger.items():  # oldest first; settled origins are mostly the oldest
+            if origin not in candidates:
+                continue
+            if tally.outstanding == 0:
+                statuses[origin] = tally.status
+                if tally.reason is not None:
+                    reasons[origin] = tally.reason
+            left -= 1
+            if not left:
+                break
+        for origin in statuses:
+            del self._ledger[origin]
+        candidates.clear()
         return DeliveryReport(statuses, reasons)

@@ -134,3 +134,15 @@ def test_submit_returns_origins_as_their_batches_are_sent_and_flush_sends_old_on
     time_.now += 5.0
     assert router.flush(force=False).statuses == {"c": Status.DELIVERED}
     assert [len(batch) for batch in sink.batches] == [4, 1]
+
+
+def test_an_origin_is_reported_only_once_everything_of_it_is_settled_and_in_the_order_given() -> None:
+    """A reject settles at once (no dead letter); the origin must still wait for its buffered event."""
+    time_ = FakeTime()
+    sink = ScriptedSink(max_batch_events=3)
+    router = Router([Route(delivery(sink, time_, max_wait_s=60.0))])
+    reject = Reject("bad_base64", "not base64", b"??")
+    assert router.submit([("a", [reject, *events(1)]), ("b", [])]).statuses == {"b": Status.DELIVERED}
+    report = router.submit([("c", events(1, 1)), ("d", events(1, 2))])
+    assert list(report.statuses) == ["a", "c", "d"]
+    assert report.statuses["a"] is Status.NOT_DELIVERED
