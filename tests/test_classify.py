@@ -452,9 +452,12 @@ def test_lambda_warning_prefix_before_json_unhandled_error():
             "SlowDown",
         ),
         ("kinesis put failed: LimitExceededException", "LimitExceededException"),
-        ("2024-05-20 16:29:45 4b142fc3 ERROR LedgerHandler - ledger write failed: software.amazon.awssdk.services."
-         "dynamodb.model.ProvisionedThroughputExceededException: The level of configured provisioned throughput "
-         "(Service: DynamoDb, Status Code: 400, Request ID: ABC)", "ProvisionedThroughputExceededException"),
+        (
+            "2024-05-20 16:29:45 4b142fc3 ERROR LedgerHandler - ledger write failed: software.amazon.awssdk.services."
+            "dynamodb.model.ProvisionedThroughputExceededException: The level of configured provisioned throughput "
+            "(Service: DynamoDb, Status Code: 400, Request ID: ABC)",
+            "ProvisionedThroughputExceededException",
+        ),
         ("upstream said: Rate exceeded", "RateExceeded"),
         ("HTTP 429 Too Many Requests from api.example.com", "HTTP429"),
         ('request failed {"statusCode": 429}', "HTTP429"),
@@ -591,11 +594,13 @@ def test_classifier_never_raises_and_every_event_meets_the_contract(messages, su
     ],
 )
 def test_platform_start_opens_the_invocation_for_later_lines_whichever_way_it_is_read(start_record):
-    events = classify_messages([
-        start_record,
-        f'{{"time":"2024-05-20T16:29:45.019Z","type":"platform.runtimeDone","record":{{"requestId":"{REQUEST_ID}","status":"success"}}}}',
-        "raw print() output\n",
-    ])
+    events = classify_messages(
+        [
+            start_record,
+            f'{{"time":"2024-05-20T16:29:45.019Z","type":"platform.runtimeDone","record":{{"requestId":"{REQUEST_ID}","status":"success"}}}}',
+            "raw print() output\n",
+        ]
+    )
     [log] = events
     assert log["request_id"] == REQUEST_ID
 

@@ -39,8 +39,17 @@ def test_rejects_are_reported_kept_in_the_dead_letter_and_make_the_exit_status_n
     (tmp_path / "notes.json").write_text("[1, 2]")
     dead_letter = tmp_path / "dead"
     output = tmp_path / "events.ndjson"
-    code = main(["run", str(source), str(tmp_path / "notes.json"), "--sink", f"jsonl:{output}",
-                 "--dead-letter", f"dir:{dead_letter}"])
+    code = main(
+        [
+            "run",
+            str(source),
+            str(tmp_path / "notes.json"),
+            "--sink",
+            f"jsonl:{output}",
+            "--dead-letter",
+            f"dir:{dead_letter}",
+        ]
+    )
     assert code == EXIT_INCOMPLETE
     err = capsys.readouterr().err
     assert "batch.json: gzip stream ends early" in err or "batch.json: gzip data is corrupt" in err
@@ -85,7 +94,9 @@ def test_bad_configuration_stops_with_a_message_and_exit_status_two(tmp_path, ca
 
 
 def test_config_file_routes_types_to_sinks(tmp_path, capsys):
-    report = "REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t\n"
+    report = (
+        "REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t\n"
+    )
     source = _write_event(tmp_path / "batch.json", [gz(cwl_document(["hello\n", report]))])
     logs, invocations = tmp_path / "logs.ndjson", tmp_path / "invocations.ndjson"
     config = tmp_path / "shipper.toml"

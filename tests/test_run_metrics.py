@@ -32,9 +32,24 @@ def test_run_serves_the_sample_metrics_until_sigterm():
     truth = build_corpus(3000, seed=1).sample_truth
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "shipper.cli", "run", "examples/sample", "--sink", "null", "--quiet",
-         "--metrics-port", str(port), "--metrics-address", "127.0.0.1", "--serve"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "shipper.cli",
+            "run",
+            "examples/sample",
+            "--sink",
+            "null",
+            "--quiet",
+            "--metrics-port",
+            str(port),
+            "--metrics-address",
+            "127.0.0.1",
+            "--serve",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
