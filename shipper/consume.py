@@ -2,6 +2,7 @@
 
     shipper consume --stream NAME [--endpoint-url URL] [--region REGION]
                     [--checkpoint-dir DIR | --checkpoint-table TABLE]
+                    [--starting-position TRIM_HORIZON | LATEST | TIME]
                     [--metrics-port PORT [--metrics-address ADDRESS]]
                     [--sink SPEC]... [--route NAME=TYPES]... [--dead-letter SPEC] [--config FILE]
                     [--max-records N] [--idle-s SECONDS] [--metrics-prefix P] [--metrics-label TAG]...
@@ -13,6 +14,14 @@ the Router says every record of the batch was delivered or dead-lettered is the 
 at the batch's last record; when a record was not delivered, the shard is checkpointed before it
 and read again from there after a backoff. So a restart, even after SIGKILL, loses nothing and
 repeats only the last uncheckpointed batch of each shard.
+
+Where a shard without a checkpoint starts: --starting-position, like the Lambda event source mapping's
+StartingPosition. TRIM_HORIZON (the default) reads everything the stream still holds; LATEST only
+what arrives after the consumer first reads the shard; an ISO 8601 time (AT_TIMESTAMP) what arrived
+from then on. It applies to the shards listed at start; a shard that appears later (a child of a
+reshard) is read from its beginning, since its parents were read to their end. Once a record of a
+shard has been read, the shard is never started from LATEST again in this process: until its first
+checkpoint, a re-read (after a failed delivery or an expired iterator) starts at that record.
 
 Resharding: a shard is read only once its parents (ParentShardId, AdjacentParentShardId) are read
 to their end (checkpoint SHARD_END) or have left the stream (trimmed past retention). The shard
@@ -39,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
@@ -68,6 +78,8 @@ HEALTH_STALE_S = 60.0
 DEFAULT_CHECKPOINT_DIR = "shipper-checkpoints"
 _READ_BACKOFF = RetryPolicy(base_s=0.5, cap_s=30.0)
 _MAX_LIST_PAGES = 10_000
+StartingPosition = str | datetime
+"""TRIM_HORIZON, LATEST, or the time to start at (AT_TIMESTAMP)."""
 
 
 @dataclass(slots=True)
@@ -78,7 +90,10 @@ class ShardState:
     parents: tuple[str, ...]
     closed: bool
     position: str | None = None
-    """Sequence number of the last checkpointed record; None reads from the shard's oldest record."""
+    """Sequence number of the last checkpointed record; None: the shard starts at `start`."""
+    start: StartingPosition = "TRIM_HORIZON"
+    first_read: str | None = None
+    """Sequence number of the first record read while the shard had no checkpoint: re-reads start there."""
     iterator: str | None = None
     next_read: float = 0.0
     failures: int = 0
@@ -109,6 +124,7 @@ class Consumer:
         *,
         max_records: int = MAX_RECORDS,
         idle_s: float = DEFAULT_IDLE_S,
+        starting_position: StartingPosition = "TRIM_HORIZON",
         refresh_s: float = REFRESH_S,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -121,6 +137,7 @@ class Consumer:
         self.telemetry = telemetry
         self.max_records = max_records
         self.idle_s = idle_s
+        self.starting_position = starting_position
         self.refresh_s = refresh_s
         self._stop = stop
         self._clock = clock
@@ -129,6 +146,7 @@ class Consumer:
         self.finished = {shard for shard, position in self._positions.items() if position == SHARD_END}
         self.shards: dict[str, ShardState] = {}
         self._refresh_at = 0.0
+        self._listed = False
         self._stopping_since: float | None = None
         self._last_loop = self._last_read = clock()
         self._checkpoint_error: str | None = None
@@ -184,8 +202,9 @@ class Consumer:
             if state is None:
                 parents = tuple(p for p in (entry.get("ParentShardId"), entry.get("AdjacentParentShardId")) if p)
                 position = self._positions.get(shard_id)
+                start = self.starting_position if not self._listed else "TRIM_HORIZON"
                 self.shards[shard_id] = ShardState(
-                    shard_id, parents, closed, None if position == SHARD_END else position
+                    shard_id, parents, closed, None if position == SHARD_END else position, start
                 )
             else:
                 state.closed = closed
@@ -194,6 +213,7 @@ class Consumer:
                 log.warning("shard %s left the stream before it was read to its end (past retention?)", shard_id)
             del self.shards[shard_id]
             self._set_lag(shard_id, None)
+        self._listed = True
         self._refresh_at = self._clock() + self.refresh_s
 
     def _list_shards(self) -> list[dict[str, Any]]:
@@ -219,6 +239,8 @@ class Consumer:
         self._last_read = self._clock()
         records = response.get("Records", [])
         lag = response.get("MillisBehindLatest")
+        if records and shard.position is None and shard.first_read is None:
+            shard.first_read = records[0]["SequenceNumber"]
         if records and not self._deliver(shard, records):
             shard.iterator = None  # read again from the checkpoint, after a backoff
             self._back_off(shard)
@@ -236,10 +258,19 @@ class Consumer:
         shard.next_read = started + max(MIN_READ_INTERVAL_S if more else self.idle_s, size / READ_BYTES_PER_S)
 
     def _iterator(self, shard: ShardState) -> str:
-        if shard.position is None:
-            where: dict[str, str] = {"ShardIteratorType": "TRIM_HORIZON"}
-        else:
+        where: dict[str, Any]
+        if shard.position is not None:
             where = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": shard.position}
+        elif shard.first_read is not None:
+            where = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": shard.first_read}
+        elif isinstance(shard.start, datetime):
+            where = {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": shard.start}
+        elif shard.start == "LATEST":
+            # If this iterator is lost before a record is read, the next one starts from this moment.
+            shard.start = datetime.now(UTC)
+            where = {"ShardIteratorType": "LATEST"}
+        else:
+            where = {"ShardIteratorType": "TRIM_HORIZON"}
         response = self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard.shard_id, **where)
         return response["ShardIterator"]
 
@@ -341,6 +372,12 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help=f"keep checkpoints in DIR/<stream>.json (default {DEFAULT_CHECKPOINT_DIR})",
     )
     store.add_argument("--checkpoint-table", metavar="TABLE", help="keep checkpoints in a DynamoDB table instead")
+    parser.add_argument(
+        "--starting-position",
+        metavar="WHERE",
+        help="where a shard without a checkpoint starts: TRIM_HORIZON (default: all the stream holds), LATEST "
+        "(only what arrives from now), or an ISO 8601 time such as 2024-05-20T16:00:00Z",
+    )
     parser.add_argument("--max-records", metavar="N", help=f"records per GetRecords, 1 to {MAX_RECORDS:,} (default)")
     parser.add_argument("--idle-s", metavar="SECONDS", help="wait between reads of a shard that is caught up (1)")
     parser.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery")
@@ -357,6 +394,7 @@ def _consume(args: argparse.Namespace) -> int:
     telemetry_config = telemetry_config_from_args(args)
     max_records = parse_number(args.max_records or MAX_RECORDS, "--max-records", int, 1, MAX_RECORDS)
     idle_s = parse_number(args.idle_s or DEFAULT_IDLE_S, "--idle-s", float, MIN_READ_INTERVAL_S, 300.0)
+    starting_position = parse_starting_position(args.starting_position or "TRIM_HORIZON")
     port = metrics_port(args)
     config = _delivery_config(args)
     if config.dead_letter is None:
@@ -379,6 +417,7 @@ def _consume(args: argparse.Namespace) -> int:
             telemetry,
             max_records=max_records,
             idle_s=idle_s,
+            starting_position=starting_position,
         )
         try:
             server = (
@@ -400,6 +439,23 @@ def _consume(args: argparse.Namespace) -> int:
         router.close()
     log.info("stopped; checkpoints in %s", checkpoints.describe())
     return 0
+
+
+def parse_starting_position(text: str) -> StartingPosition:
+    """TRIM_HORIZON or LATEST (any case), or an ISO 8601 time with a time zone."""
+    name = text.strip().upper().replace("-", "_")
+    if name in ("TRIM_HORIZON", "LATEST"):
+        return name
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--starting-position must be TRIM_HORIZON, LATEST or an ISO 8601 time such as 2024-05-20T16:00:00Z, "
+            f"got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        raise ConfigError(f"--starting-position {text!r} needs a time zone, such as Z or +02:00")
+    return when
 
 
 def _delivery_config(args: argparse.Namespace) -> Config:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,87 @@ def test_a_batch_is_checkpointed_only_once_the_sink_took_it(aws, kinesis, tmp_pa
     assert sorted(messages) == sorted(where)  # each event taken once
     stats = consumer.router.stats()["sinks"]["http"]
     assert stats["undelivered_events"] == 10 and stats["sent_events"] == 5
+
+
+# --- where a shard without a checkpoint starts ----------------------------------------------------
+
+
+def _iterators_made(consumer: Consumer) -> bool:
+    return bool(consumer.shards) and all(shard.iterator is not None for shard in consumer.shards.values())
+
+
+def test_latest_reads_only_what_arrives_after_the_consumer_starts(aws, kinesis, tmp_path):
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    put_orders(kinesis, range(5))
+    output = tmp_path / "events.ndjson"
+    stop = threading.Event()
+    consumer = make_consumer(
+        aws, [f"jsonl:{output}"], FileCheckpoints(tmp_path / "cp", STREAM), stop, starting_position="LATEST"
+    )
+    with consuming(consumer, stop):
+        wait_for(lambda: _iterators_made(consumer), "an iterator on every shard")
+        put_orders(kinesis, range(5, 10))
+        wait_for(lambda: len(delivered_messages(output)) >= 5, "the 5 new events")
+        time.sleep(0.5)  # room for anything that should not come
+    assert sorted(delivered_messages(output)) == sorted(f"order {n} processed" for n in range(5, 10))
+
+
+def test_with_latest_a_refused_first_batch_is_read_again_from_its_first_record(aws, kinesis, tmp_path):
+    """No checkpoint yet, and the first batch fails: the re-read must not jump to LATEST past it."""
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    put_orders(kinesis, range(3))
+    handler = type("Ingest", (_FlakyIngest,), {"failures": 2, "accepted": [], "on_failure": lambda: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        stop = threading.Event()
+        url = f"http://127.0.0.1:{server.server_port}/ingest"
+        checkpoints = FileCheckpoints(tmp_path / "cp", STREAM)
+        consumer = make_consumer(aws, [url], checkpoints, stop, attempts=1, starting_position="LATEST")
+        with consuming(consumer, stop):
+            wait_for(lambda: _iterators_made(consumer), "an iterator on the shard")
+            where = put_orders(kinesis, range(3, 8))
+            wait_for(lambda: handler.accepted, "the sink to take the batch after two refusals")
+            wait_for(lambda: checkpoints.load(), "the checkpoint")
+    finally:
+        server.shutdown()
+        server.server_close()
+    messages = [orjson.loads(line)["message"] for body in handler.accepted for line in body.splitlines()]
+    assert sorted(messages) == sorted(where)
+
+
+def test_a_starting_time_reads_what_arrived_from_then(aws, kinesis, tmp_path):
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    put_orders(kinesis, range(5))
+    time.sleep(0.3)
+    start = datetime.now(UTC)
+    time.sleep(0.3)
+    put_orders(kinesis, range(5, 10))
+    output = tmp_path / "events.ndjson"
+    stop = threading.Event()
+    consumer = make_consumer(
+        aws, [f"jsonl:{output}"], FileCheckpoints(tmp_path / "cp", STREAM), stop, starting_position=start
+    )
+    with consuming(consumer, stop):
+        wait_for(lambda: len(delivered_messages(output)) >= 5, "the 5 later events")
+        time.sleep(0.5)
+    assert sorted(delivered_messages(output)) == sorted(f"order {n} processed" for n in range(5, 10))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("yesterday", "must be TRIM_HORIZON, LATEST or an ISO 8601 time"),
+        ("2024-05-20T16:00:00", "needs a time zone"),
+    ],
+)
+def test_a_bad_starting_position_is_a_configuration_error(aws, kinesis, tmp_path, capsys, value, message):
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    with pytest.raises(SystemExit) as stopped:
+        main(["consume", "--stream", STREAM, "--endpoint-url", aws, "--checkpoint-dir", str(tmp_path),
+              "--sink", "null", "--starting-position", value])  # fmt: skip
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 # --- read limits -----------------------------------------------------------------------------------
