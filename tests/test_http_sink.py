@@ -32,7 +32,7 @@ from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status
 from shipper.errors import ConfigError
 from shipper.sinks import DirectorySink, build_sink
 from shipper.sinks.base import SinkError
-from shipper.sinks.http import HttpSink
+from shipper.sinks.http import HttpSink, _no_proxy_covers
 
 SECRET = "s3cr3t-Value-7f9c2a"
 
@@ -555,3 +555,21 @@ def test_a_proxy_that_is_not_plain_http_is_refused_at_build(value: str, monkeypa
     with pytest.raises(ConfigError) as raised:
         build_sink("https://logs.example.com", {})
     assert "http://HOST:PORT" in str(raised.value) and "wrong-Pa55" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "covered"),
+    [
+        ("logs.example.com", "example.com", True),
+        ("logs.example.com", ".example.com", True),
+        ("example.com", ".example.com", True),
+        ("notexample.com", "example.com", False),
+        ("logs.example.com", "other.org, example.com:443", True),
+        ("127.0.0.1", "localhost,127.0.0.1", True),
+        ("::1", "[::1]:8080", True),
+        ("anything.internal", "*", True),
+        ("logs.example.com", "", False),
+    ],
+)
+def test_no_proxy_names_hosts_and_domains(host: str, no_proxy: str, covered: bool) -> None:
+    assert _no_proxy_covers(host, no_proxy) is covered

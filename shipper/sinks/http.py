@@ -242,11 +242,11 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
 
     None when there is none, or when NO_PROXY covers `host`.
     """
-    from urllib.request import getproxies_environment, proxy_bypass_environment  # only an HTTP sink needs it
+    from urllib.request import getproxies_environment  # only an HTTP sink needs it
 
     proxies = getproxies_environment()
     url = proxies.get(scheme) or proxies.get("all")
-    if not url or proxy_bypass_environment(host, proxies):
+    if not url or _no_proxy_covers(host, proxies.get("no", "")):
         return None
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme != "http" or not parts.hostname:
@@ -264,6 +264,26 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
     return _Proxy(parts.hostname, port, authorization)
+
+
+def _no_proxy_covers(host: str, no_proxy: str) -> bool:
+    """Whether NO_PROXY (`*`, or comma-separated hosts and domains, ports ignored) names `host`.
+
+    `example.com` and `.example.com` both cover `example.com` and its subdomains, as in curl.
+    """
+    host = host.lower().rstrip(".")
+    for entry in no_proxy.split(","):
+        name = entry.strip().lower()
+        if name == "*":
+            return True
+        if name.startswith("[") and "]" in name:  # [::1]:8080
+            name = name[1 : name.index("]")]
+        elif name.count(":") == 1:  # host:port
+            name = name.partition(":")[0]
+        name = name.strip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
 
 
 def _one_line(text: str) -> bool:
