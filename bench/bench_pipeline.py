@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -47,17 +47,21 @@ from generate import build_corpus  # noqa: E402
 _GZIP = b"\x1f\x8b"
 
 
-def run_floor(events: list[dict]) -> int:
-    touched = 0
+def _documents(events: list[dict]) -> Iterator[dict]:
+    """base64 + gunzip + orjson.loads of every gzip'd record: the floor's decode, shared with dispatch-only."""
     b64decode, decompress, loads = base64.b64decode, zlib.decompress, orjson.loads
     for event in events:
         for record in event["Records"]:
             data = b64decode(record["kinesis"]["data"])
-            if data[:2] != _GZIP:
-                continue
-            document = loads(decompress(data, 47))
-            for log_event in document["logEvents"]:
-                touched += len(log_event["message"]) > 0
+            if data[:2] == _GZIP:
+                yield loads(decompress(data, 47))
+
+
+def run_floor(events: list[dict]) -> int:
+    touched = 0
+    for document in _documents(events):
+        for log_event in document["logEvents"]:
+            touched += len(log_event["message"]) > 0
     return touched
 
 
@@ -103,42 +107,37 @@ def run_naive(events: list[dict]) -> int:
 
 def run_dispatch_only(events: list[dict]) -> int:
     written = 0
-    b64decode, decompress, loads, dumps = base64.b64decode, zlib.decompress, orjson.loads, orjson.dumps
-    for event in events:
-        for record in event["Records"]:
-            data = b64decode(record["kinesis"]["data"])
-            if data[:2] != _GZIP:
+    loads, dumps = orjson.loads, orjson.dumps
+    for document in _documents(events):
+        if document["messageType"] != "DATA_MESSAGE":
+            continue
+        template = {
+            "type": "log",
+            "timestamp": 0,
+            "function": None,
+            "log_group": document["logGroup"],
+            "log_stream": document["logStream"],
+            "account": document["owner"],
+            "request_id": None,
+            "event_id": None,
+            "level": None,
+            "message": None,
+            "fields": None,
+        }
+        out = []
+        for log_event in document["logEvents"]:
+            message = log_event["message"]
+            first = message[:1]
+            if (first == "S" and message.startswith("START ")) or (first == "E" and message.startswith("END ")):
                 continue
-            document = loads(decompress(data, 47))
-            if document["messageType"] != "DATA_MESSAGE":
-                continue
-            template = {
-                "type": "log",
-                "timestamp": 0,
-                "function": None,
-                "log_group": document["logGroup"],
-                "log_stream": document["logStream"],
-                "account": document["owner"],
-                "request_id": None,
-                "event_id": None,
-                "level": None,
-                "message": None,
-                "fields": None,
-            }
-            out = []
-            for log_event in document["logEvents"]:
-                message = log_event["message"]
-                first = message[:1]
-                if (first == "S" and message.startswith("START ")) or (first == "E" and message.startswith("END ")):
-                    continue
-                line = template.copy()
-                line["timestamp"] = log_event["timestamp"]
-                line["event_id"] = log_event["id"]
-                line["message"] = message
-                if first == "{":
-                    line["fields"] = loads(message)
-                out.append(line)
-            written += len(b"".join([dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in out]))
+            line = template.copy()
+            line["timestamp"] = log_event["timestamp"]
+            line["event_id"] = log_event["id"]
+            line["message"] = message
+            if first == "{":
+                line["fields"] = loads(message)
+            out.append(line)
+        written += len(b"".join([dumps(line, option=orjson.OPT_APPEND_NEWLINE) for line in out]))
     return written
 
 
