@@ -153,6 +153,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--retry-max-attempts", metavar="N")
     run.add_argument("--retry-base-s", metavar="SECONDS")
     run.add_argument("--retry-cap-s", metavar="SECONDS")
+    run.add_argument("--retry-after-max-s", metavar="SECONDS")
     run.add_argument("--batch-max-wait-s", metavar="SECONDS")
     run.add_argument("--quiet", action="store_true", help="no progress bar, summary or report (rejects still show)")
     add_telemetry_arguments(run)
@@ -186,6 +187,7 @@ def _config(args: argparse.Namespace) -> Config:
         retry_max_attempts=args.retry_max_attempts,
         retry_base_s=args.retry_base_s,
         retry_cap_s=args.retry_cap_s,
+        retry_after_max_s=args.retry_after_max_s,
         batch_max_wait_s=args.batch_max_wait_s,
     )
 

@@ -13,15 +13,17 @@ Environment:
     SHIPPER_RETRY_MAX_ATTEMPTS  attempts per batch, 1 to 100 (default 5)
     SHIPPER_RETRY_BASE_S        backoff base, seconds (default 0.2)
     SHIPPER_RETRY_CAP_S         longest backoff, seconds (default 10)
+    SHIPPER_RETRY_AFTER_MAX_S   longest Retry-After obeyed, seconds (default 300); a longer one
+                                returns the events as not delivered, to be sent again later
     SHIPPER_BATCH_MAX_WAIT_S    longest an event waits for its batch to fill, seconds (default 1)
 
 TOML file: `dead_letter = "..."`, one `[[sinks]]` table per sink (`spec`, optional `name`, the
 rest are options; `[sinks.header]` holds headers), `[routes]` (NAME = ["log", "error"] or "*"),
-`[delivery]` (retry_max_attempts, retry_base_s, retry_cap_s, batch_max_wait_s).
+`[delivery]` (retry_max_attempts, retry_base_s, retry_cap_s, retry_after_max_s, batch_max_wait_s).
 
 Flags, through `merge_cli`: --sink (repeated; replaces the sinks and their routes), --route
 NAME=TYPES (repeated), --dead-letter, --retry-max-attempts, --retry-base-s, --retry-cap-s,
---batch-max-wait-s.
+--retry-after-max-s, --batch-max-wait-s.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ _NUMBERS: dict[str, tuple[str, str, type, float, float]] = {
     "retry_max_attempts": ("SHIPPER_RETRY_MAX_ATTEMPTS", "--retry-max-attempts", int, 1, 100),
     "retry_base_s": ("SHIPPER_RETRY_BASE_S", "--retry-base-s", float, 0.001, 60.0),
     "retry_cap_s": ("SHIPPER_RETRY_CAP_S", "--retry-cap-s", float, 0.001, 900.0),
+    "retry_after_max_s": ("SHIPPER_RETRY_AFTER_MAX_S", "--retry-after-max-s", float, 0.0, 86400.0),
     "batch_max_wait_s": ("SHIPPER_BATCH_MAX_WAIT_S", "--batch-max-wait-s", float, 0.0, 900.0),
 }
 _DEAD_LETTER_KINDS = ("dir", "jsonl", "s3")
@@ -83,11 +86,12 @@ class Config:
     retry_max_attempts: int = _DEFAULT_RETRY.max_attempts
     retry_base_s: float = _DEFAULT_RETRY.base_s
     retry_cap_s: float = _DEFAULT_RETRY.cap_s
+    retry_after_max_s: float = _DEFAULT_RETRY.retry_after_max_s
     batch_max_wait_s: float = DEFAULT_MAX_WAIT_S
 
     @property
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(self.retry_max_attempts, self.retry_base_s, self.retry_cap_s)
+        return RetryPolicy(self.retry_max_attempts, self.retry_base_s, self.retry_cap_s, self.retry_after_max_s)
 
 
 def load_config_from_env(environ: Mapping[str, str]) -> Config:
@@ -146,6 +150,7 @@ def merge_cli(
     retry_max_attempts: str | int | None = None,
     retry_base_s: str | float | None = None,
     retry_cap_s: str | float | None = None,
+    retry_after_max_s: str | float | None = None,
     batch_max_wait_s: str | float | None = None,
 ) -> Config:
     """`config` (from a file or the environment, or None) with the values given as flags on top.
@@ -164,6 +169,7 @@ def merge_cli(
         "retry_max_attempts": retry_max_attempts,
         "retry_base_s": retry_base_s,
         "retry_cap_s": retry_cap_s,
+        "retry_after_max_s": retry_after_max_s,
         "batch_max_wait_s": batch_max_wait_s,
     }
     numbers = {} if config is None else {field: getattr(config, field) for field in _NUMBERS}

@@ -89,6 +89,9 @@ class RetryPolicy:
     max_attempts: int = 5
     base_s: float = 0.2
     cap_s: float = 10.0
+    retry_after_max_s: float = 300.0
+    """The longest Retry-After obeyed. A destination that asks for longer gets its events back as
+    NOT_DELIVERED at once (the caller sends them again later) rather than stalling a run or a shard."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -246,6 +249,12 @@ class Delivery:
                 return settled
             if not error.retryable:
                 return settled + self._refuse(pending, str(error), deadline)
+            if error.retry_after is not None and error.retry_after > self.retry.retry_after_max_s:
+                why = (
+                    f"{error}; the destination asked to wait {error.retry_after:,.0f} s, longer than the "
+                    f"{self.retry.retry_after_max_s:,.0f} s shipper waits (retry_after_max_s)"
+                )
+                return settled + self._settle(pending, Status.NOT_DELIVERED, why)
             wait = max(self.retry.backoff(attempt, self._rng), error.retry_after or 0.0)
             log.info(
                 "sink %s: %d events failed (%s); attempt %d in %.2fs", self.name, len(pending), error, attempt + 1, wait

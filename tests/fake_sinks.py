@@ -92,10 +92,11 @@ def delivery(
     dead_letter: Delivery | None = None,
     max_wait_s: float = 60.0,
     seed: int = 7,
+    retry_after_max_s: float = 300.0,
 ) -> Delivery:
     return Delivery(
         sink,
-        retry=RetryPolicy(attempts, 0.1, 2.0),
+        retry=RetryPolicy(attempts, 0.1, 2.0, retry_after_max_s),
         max_wait_s=max_wait_s,
         dead_letter=dead_letter,
         sleep=time_.sleep,

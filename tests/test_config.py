@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from shipper.config import Config, SinkConfig, build_router, load_config_from_env, load_config_from_file, merge_cli
-from shipper.delivery import Status
+from shipper.delivery import RetryPolicy, Status
 from shipper.errors import ConfigError
 from shipper.reject import Reject
 from shipper.sinks.aws import KinesisSink, S3Sink
@@ -158,6 +158,7 @@ def test_file_config(tmp_path: Path) -> None:
             [delivery]
             retry_max_attempts = 3
             retry_cap_s = 2.5
+            retry_after_max_s = 45
             """
         )
     )
@@ -173,6 +174,7 @@ def test_file_config(tmp_path: Path) -> None:
     assert (config.retry_max_attempts, config.retry_cap_s, config.dead_letter) == (3, 2.5, f"dir:{tmp_path}/dead")
     router = build_router(config)
     assert isinstance(router.routes[0].delivery.sink, HttpSink)
+    assert router.routes[0].delivery.retry == RetryPolicy(3, 0.2, 2.5, 45.0)
     router.close()
 
 

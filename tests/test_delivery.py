@@ -115,6 +115,19 @@ def test_retry_after_is_waited_at_least() -> None:
     assert sink.delivered == Counter({"e0": 1, "e1": 1})
 
 
+def test_a_retry_after_past_the_limit_returns_the_events_at_once_instead_of_sleeping() -> None:
+    time_ = FakeTime()
+    dead = ScriptedSink(name="dlq")
+    sink = ScriptedSink(fail(retry_after=3600.0))
+    target = delivery(sink, time_, dead_letter=delivery(dead, time_), retry_after_max_s=300.0)
+    settled = send_all(target, events(2))
+    assert time_.sleeps == [] and len(sink.batches) == 1
+    assert [(s.status, s.count) for s in settled] == [(Status.NOT_DELIVERED, 2)]
+    assert "asked to wait 3,600 s, longer than the 300 s" in settled[0].reason
+    assert dead.taken == []  # the caller keeps them and sends them again later
+    assert target.counters.undelivered_events == 2
+
+
 def test_refused_events_go_to_the_dead_letter_with_the_reason_and_are_not_retried() -> None:
     time_ = FakeTime()
     dead = ScriptedSink(name="dlq")
