@@ -25,6 +25,7 @@ from shipper.inputs import FORMATS, ReadOptions
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
 from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
+from shipper.terminal import log_to_terminal
 
 EXIT_USAGE = 2
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    log_to_terminal()  # delivery warnings, which may quote what a server answered
     router = build_router(_config(args))
     options = RunOptions(
         read=ReadOptions(format=args.format, log_group=args.log_group),

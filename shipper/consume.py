@@ -43,7 +43,6 @@ import logging
 import math
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Set
@@ -59,6 +58,7 @@ from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import ConfigError
 from shipper.pipeline import Pipeline
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
+from shipper.terminal import log_to_terminal
 
 if TYPE_CHECKING:
     from shipper.telemetry.registry import Telemetry
@@ -388,9 +388,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    if not logging.getLogger().handlers:  # the shipper's own progress; only warnings from libraries
-        logging.basicConfig(level=logging.WARNING, format="shipper: %(message)s", stream=sys.stderr)
-        logging.getLogger("shipper").setLevel(logging.INFO)
+    log_to_terminal(logging.INFO)  # the consumer's own progress too
     telemetry_config = telemetry_config_from_args(args)
     max_records = parse_number(args.max_records or MAX_RECORDS, "--max-records", int, 1, MAX_RECORDS)
     idle_s = parse_number(args.idle_s or DEFAULT_IDLE_S, "--idle-s", float, MIN_READ_INTERVAL_S, 300.0)

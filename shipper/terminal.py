@@ -4,14 +4,17 @@ Function names, error types, metric names and tags, input paths and reject reaso
 logs being read, which anyone who can write a log line controls. Printed raw, an escape sequence
 could clear the screen, retitle the window, or hide and rewrite earlier lines, and rich would read
 `[bold]...[/]` in them as markup and `:smile:` as an emoji. Everything untrusted goes through
-`printable` (plain prints) or `literal` (cells and lines drawn with rich) first, and NDJSON written
-to standard output through `printable_json`.
+`printable` (plain prints) or `literal` (cells and lines drawn with rich) first, NDJSON written
+to standard output through `printable_json`, and log lines through `log_to_terminal`'s formatter
+(a sink's error may quote what a remote server answered).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported only to draw
     from rich.text import Text
@@ -34,6 +37,32 @@ def _visible(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` with every control character written as a visible escape (`\\x1b`, `\\u202e`)."""
     return _UNSAFE.sub(_visible, text)
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines safe for a terminal: the message on one line, each traceback line escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join(printable(line) for line in super().formatStack(stack_info).split("\n"))
+
+
+def log_to_terminal(shipper_level: int = logging.WARNING) -> None:
+    """Send log lines to standard error as `shipper: MESSAGE`, escaped; warnings only from libraries.
+
+    Does nothing when the root logger already has handlers: a program that embeds shipper keeps its own.
+    """
+    if logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("shipper: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("shipper").setLevel(shipper_level)
 
 
 def literal(text: str) -> Text:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import os
 import re
+import subprocess
+import sys
+import threading
 
 import orjson
 import pytest
@@ -129,3 +134,39 @@ def test_printable_json_keeps_the_values_and_escapes_what_json_leaves_raw():
 def test_printable_json_escapes_exactly_what_a_scan_of_the_whole_batch_escapes(data):
     """The line-by-line shortcut must give the same bytes as one substitution over the whole batch."""
     assert printable_json(data) == _UNSAFE_UTF8.sub(_json_escape, data)
+
+
+class _HostileServer(http.server.BaseHTTPRequestHandler):
+    """Refuses every batch with a body a terminal would obey."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = f"bad request {HOSTILE}".encode()
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_a_server_answer_quoted_in_a_delivery_warning_is_escaped(tmp_path):
+    """Warnings go through the logging module; a sink's error quotes what the server said."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = write(tmp_path / "in" / "events.ndjson", _events())
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "shipper.cli", "run", str(source), "--format", "ndjson", "--quiet",
+             "--log-group", "/aws/lambda/orders", "--sink", f"http://127.0.0.1:{server.server_port}/ingest"],
+            capture_output=True, timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    warnings = [line for line in completed.stderr.splitlines() if b"not delivered and no dead letter" in line]
+    assert len(warnings) == 1, completed.stderr.decode(errors="replace")
+    assert warnings[0].startswith(b"shipper: sink http: ")
+    _assert_safe(completed.stderr)
+    assert SHOWN.encode() in warnings[0]
