@@ -4,6 +4,7 @@ by the real promtool, and the /metrics + /healthz server."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -369,6 +370,28 @@ def test_the_server_serves_metrics_and_health_on_loopback():
     finally:
         server.close()
     assert http_get(f"{base}/metrics")[0] == 0  # the port is released
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_the_server_serves_on_an_ipv6_address():
+    telemetry = Telemetry()
+    telemetry.observe_events(classify_messages(LAMBDA_LINES))
+    server = start_metrics_server(telemetry.registry, 0, "::1")
+    try:
+        assert server.url == f"http://[::1]:{server.port}/metrics"
+        status, body = http_get(server.url)
+        assert status == 200 and b"shipper_lambda_cold_starts_total" in body
+    finally:
+        server.close()
 
 
 def test_importing_the_handler_does_not_import_prometheus_client_unless_push_is_configured():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -40,7 +41,7 @@ class MetricsServer:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found: the shipper serves /metrics and /healthz\n"]
 
-        self._server = make_server(address, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._server = make_server(address, port, app, _server_class(address, port), handler_class=_QuietHandler)
         self.address = address
         self.port: int = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="shipper-metrics", daemon=True)
@@ -48,7 +49,9 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.address in ("", "0.0.0.0") else self.address
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(self.address, self.address)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
@@ -56,6 +59,14 @@ class MetricsServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def _server_class(address: str, port: int) -> type[ThreadingWSGIServer]:
+    """The server class for `address`'s family: an IPv6 address (`::`, `::1`) needs an IPv6 socket."""
+    family = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    if family == ThreadingWSGIServer.address_family:
+        return ThreadingWSGIServer
+    return type("ThreadingWSGIServerV6", (ThreadingWSGIServer,), {"address_family": family})
 
 
 def start_metrics_server(
