@@ -387,7 +387,7 @@ class Router:
         }
         self._unknown_type_targets = every_type
         # The usual configuration sends every type to the same sinks: then nothing is routed per event.
-        self._same_targets = every_type if set(self._targets.values()) == {every_type} else None
+        self._same_targets = every_type if every_type and set(self._targets.values()) == {every_type} else None
         self._ledger: dict[Origin, _Tally] = {}
         self._maybe_settled: set[Origin] = set()
         """Origins whose outstanding count reached zero since the last report: `_collect` looks only at these."""

@@ -146,3 +146,10 @@ def test_an_origin_is_reported_only_once_everything_of_it_is_settled_and_in_the_
     report = router.submit([("c", events(1, 1)), ("d", events(1, 2))])
     assert list(report.statuses) == ["a", "c", "d"]
     assert report.statuses["a"] is Status.NOT_DELIVERED
+
+
+def test_a_router_without_routes_counts_every_event_as_unrouted() -> None:
+    router = Router([])
+    report = router.deliver([("a", events(3))])
+    assert report.statuses == {"a": Status.DELIVERED}
+    assert router.stats()["unrouted_events"] == 3
