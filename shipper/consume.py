@@ -19,9 +19,9 @@ Where a shard without a checkpoint starts: --starting-position, like the Lambda 
 StartingPosition. TRIM_HORIZON (the default) reads everything the stream still holds; LATEST only
 what arrives after the consumer first reads the shard; an ISO 8601 time (AT_TIMESTAMP) what arrived
 from then on. It applies to the shards listed at start; a shard that appears later (a child of a
-reshard) is read from its beginning, since its parents were read to their end. Once a record of a
-shard has been read, the shard is never started from LATEST again in this process: until its first
-checkpoint, a re-read (after a failed delivery or an expired iterator) starts at that record.
+reshard) is read from its beginning, since its parents were read to their end. A shard is asked for
+LATEST once per process: until its first checkpoint, a re-read (after a failed delivery or a lost
+iterator) starts at the first record read, or, when none was read yet, at the moment LATEST was asked.
 
 Resharding: a shard is read only once its parents (ParentShardId, AdjacentParentShardId) are read
 to their end (checkpoint SHARD_END) or have left the stream (trimmed past retention). The shard
