@@ -26,7 +26,8 @@ KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _KPL_DIGEST_SIZE = 16
 _GZIP_WBITS = zlib.MAX_WBITS | 16
 
-_INFLATE_STEP = 8 * 1024 * 1024
+INFLATE_STEP = 8 * 1024 * 1024
+"""The most one zlib call may produce: a bomb is then stopped holding about its cap, not a doubled buffer."""
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 """Cap on what one record may inflate to; above it the record is a decompression bomb."""
 
@@ -85,7 +86,7 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
 def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
     """Inflate every gzip member in `data`, never producing more than `cap` bytes in total.
 
-    Each member is inflated in steps of at most `_INFLATE_STEP` bytes, so a decompression bomb is
+    Each member is inflated in steps of at most `INFLATE_STEP` bytes, so a decompression bomb is
     stopped holding about `cap` bytes, not the doubled buffer one large call would grow.
     """
     members: list[bytes] = []
@@ -97,7 +98,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
         pending = remaining
         try:
             while pending and not inflater.eof and produced <= cap:
-                piece = inflater.decompress(pending, min(_INFLATE_STEP, cap - produced + 1))
+                piece = inflater.decompress(pending, min(INFLATE_STEP, cap - produced + 1))
                 produced += len(piece)
                 pieces.append(piece)
                 pending = inflater.unconsumed_tail

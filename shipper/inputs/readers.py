@@ -307,7 +307,7 @@ class _Reader:
             inner = " of the inflated object" if self.gzip_layers else ""
             where = f"gzip member {number:,} at byte {found.offset:,}{inner}"
             if isinstance(found, Member):
-                yield self._batch(where, records=[RawRecord(found.data, None, f"{self.name} ({where})")])
+                yield self._batch(where, records=[RawRecord(found.content, None, f"{self.name} ({where})")])
             else:
                 reject = Reject(found.code, f"{self.name}: {found.reason}", found.raw, None, self.name)
                 yield self._batch("", rejects=[reject])

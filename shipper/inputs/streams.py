@@ -3,8 +3,8 @@
     input file -> Counting (bytes read, for progress and positions) -> Rewound (head sniffed, served again)
                -> [gzip.GzipFile, as many layers as the data has] -> the content a reader parses
 
-Firehose-to-S3 objects are split into their gzip members without keeping what the members inflate
-to: each member's compressed bytes go to `shipper.decode`, which inflates (bounded) and parses it.
+Firehose-to-S3 objects are split into their gzip members, each inflated once (bounded) on the way:
+what a member inflates to goes to `shipper.decode` as an uncompressed record.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from shipper.decode import GZIP_MAGIC
+from shipper.decode import GZIP_MAGIC, INFLATE_STEP
 
 CHUNK = 1024 * 1024
+_FEED = 64 * 1024
+"""Bytes given to zlib at a time when splitting gzip members (see `_one_member`)."""
 SNIFF_BYTES = 64 * 1024
 """How much of an input (and of each gzip layer) is read to recognise its format."""
 
@@ -136,10 +138,15 @@ def first_member_head(head: bytes) -> bytes:
 
 
 class Member(NamedTuple):
-    """One gzip member of a stream of concatenated members: where it starts and its compressed bytes."""
+    """One gzip member of a stream of concatenated members: where it starts, its compressed size, and its content.
+
+    `content` is what the member inflates to; for a member cut short by the end of the stream, it is the
+    compressed bytes as far as they go, which the decoder inflates again and reports as truncated.
+    """
 
     offset: int
-    data: bytes
+    size: int
+    content: bytes
 
 
 class Unreadable(NamedTuple):
@@ -152,56 +159,76 @@ class Unreadable(NamedTuple):
 
 
 def gzip_members(stream: BinaryIO, cap: int) -> Iterator[Member | Unreadable]:
-    """Split concatenated gzip members into their compressed bytes, keeping none of what they inflate to.
+    """Split concatenated gzip members and inflate each, never holding more than `cap` bytes of one.
 
-    Inflating is the only way to find where a member ends; the output is thrown away as it comes, so
-    memory stays within one member. A member cut short by the end of the stream is yielded as far as
+    Inflating is the only way to find where a member ends, so each member is inflated once, here, and
+    handed on inflated. A member cut short by the end of the stream is yielded compressed, as far as
     it goes (the decoder reports it). A corrupt member, bytes between members that are not another
     member, or a member inflating past `cap` end the iteration with an `Unreadable`.
     """
     offset = 0
-    buffer = b""
+    buffer, position = b"", 0
     while True:
-        if len(buffer) < len(GZIP_MAGIC):
-            buffer += read_up_to(stream, CHUNK)
+        if len(buffer) - position < len(GZIP_MAGIC):
+            buffer, position = buffer[position:] + read_up_to(stream, CHUNK), 0
             if not buffer:
                 return
-        if not buffer.startswith(GZIP_MAGIC):
-            if buffer.strip(b"\x00\n\r\t "):
+        if not buffer.startswith(GZIP_MAGIC, position):
+            rest = buffer[position:]
+            if rest.strip(b"\x00\n\r\t "):
                 reason = f"bytes at offset {offset:,} are not a gzip member; the rest is skipped"
-                yield Unreadable(offset, "trailing_garbage", reason, buffer[:SNIFF_BYTES])
+                yield Unreadable(offset, "trailing_garbage", reason, rest[:SNIFF_BYTES])
             return
-        found, buffer = _one_member(stream, buffer, offset, cap)
+        found, buffer, position = _one_member(stream, buffer, position, offset, cap)
         yield found
         if isinstance(found, Unreadable):
             return
-        offset += len(found.data)
+        offset += found.size
 
 
-def _one_member(stream: BinaryIO, buffer: bytes, offset: int, cap: int) -> tuple[Member | Unreadable, bytes]:
-    """The member starting at `buffer`, reading on from `stream`, and the bytes read past its end."""
+def _one_member(
+    stream: BinaryIO, buffer: bytes, position: int, offset: int, cap: int
+) -> tuple[Member | Unreadable, bytes, int]:
+    """The member starting at `buffer[position]`, reading on from `stream`; then the buffer and where the next starts.
+
+    Input goes to zlib in slices of _FEED bytes: at a member's end zlib copies what is left of its
+    input, so a slice bounds that copy, which the whole buffer would not.
+    """
     inflater = zlib.decompressobj(_GZIP_WBITS)
-    kept = bytearray()
+    compressed: list[bytes] = []
+    content: list[bytes] = []
     inflated = 0
     while True:
-        kept += buffer
-        data = buffer
-        try:
-            while data:
-                inflated += len(inflater.decompress(data, CHUNK))
-                if inflated > cap:
-                    reason = (
-                        f"gzip member at offset {offset:,} inflates to more than {cap:,} bytes; treated as a "
-                        "decompression bomb, the rest is skipped"
-                    )
-                    return Unreadable(offset, "decompression_bomb", reason, bytes(kept[:SNIFF_BYTES])), b""
-                if inflater.eof:
-                    rest = inflater.unused_data
-                    return Member(offset, bytes(kept[: len(kept) - len(rest)])), rest
-                data = inflater.unconsumed_tail
-        except zlib.error as exc:
-            reason = f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped"
-            return Unreadable(offset, "bad_gzip", reason, bytes(kept[:SNIFF_BYTES])), b""
-        buffer = read_up_to(stream, CHUNK)
+        while position < len(buffer):
+            piece = buffer[position : position + _FEED]
+            position += len(piece)
+            problem = None
+            data = piece
+            try:
+                while data and not inflater.eof and inflated <= cap:
+                    out = inflater.decompress(data, min(INFLATE_STEP, cap - inflated + 1))
+                    inflated += len(out)
+                    content.append(out)
+                    data = inflater.unconsumed_tail
+            except zlib.error as exc:
+                problem = ("bad_gzip", f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped")
+            if inflated > cap:
+                problem = (
+                    "decompression_bomb",
+                    f"gzip member at offset {offset:,} inflates to more than {cap:,} bytes; treated as a "
+                    "decompression bomb, the rest is skipped",
+                )
+            if problem is not None:
+                code, reason = problem
+                raw = b"".join([*compressed, piece])[:SNIFF_BYTES]
+                return Unreadable(offset, code, reason, raw), b"", 0
+            if inflater.eof:
+                left = len(inflater.unused_data)
+                compressed.append(piece[: len(piece) - left])
+                size = sum(len(part) for part in compressed)
+                return Member(offset, size, b"".join(content)), buffer, position - left
+            compressed.append(piece)
+        buffer, position = read_up_to(stream, CHUNK), 0
         if not buffer:
-            return Member(offset, bytes(kept)), b""
+            truncated = b"".join(compressed)
+            return Member(offset, len(truncated), truncated), b"", 0
