@@ -26,8 +26,7 @@ KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _KPL_DIGEST_SIZE = 16
 _GZIP_WBITS = zlib.MAX_WBITS | 16
 
-INFLATE_STEP = 8 * 1024 * 1024
-"""The most one zlib call may produce: a bomb is then stopped holding about its cap, not a doubled buffer."""
+_INFLATE_STEP = 8 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 """Cap on what one record may inflate to; above it the record is a decompression bomb."""
 
@@ -83,25 +82,31 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
         _parse_document(member, record, decoded)
 
 
-def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
-    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total.
+def inflate_bounded(inflater: Any, data: bytes, produced: int, cap: int, output: list[bytes]) -> int:
+    """Feed `data` to a zlib decompressobj until it is used up, the member ends, or more than `cap` bytes
+    were produced in all; append the output to `output` and return the new total. zlib.error: corrupt data.
 
-    Each member is inflated in steps of at most `INFLATE_STEP` bytes, so a decompression bomb is
-    stopped holding about `cap` bytes, not the doubled buffer one large call would grow.
+    Each call produces at most 8 MiB, so a decompression bomb is stopped holding about `cap` bytes, not
+    the doubled buffer one large call would grow.
     """
+    while data and not inflater.eof and produced <= cap:
+        piece = inflater.decompress(data, min(_INFLATE_STEP, cap - produced + 1))
+        produced += len(piece)
+        output.append(piece)
+        data = inflater.unconsumed_tail
+    return produced
+
+
+def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
+    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total."""
     members: list[bytes] = []
     produced = 0
     remaining = data
     while remaining:
         inflater = zlib.decompressobj(_GZIP_WBITS)
-        pieces = []
-        pending = remaining
+        pieces: list[bytes] = []
         try:
-            while pending and not inflater.eof and produced <= cap:
-                piece = inflater.decompress(pending, min(INFLATE_STEP, cap - produced + 1))
-                produced += len(piece)
-                pieces.append(piece)
-                pending = inflater.unconsumed_tail
+            produced = inflate_bounded(inflater, remaining, produced, cap, pieces)
         except zlib.error as exc:
             decoded.rejects.append(_reject(record, data, "bad_gzip", f"gzip data is corrupt ({exc})"))
             return members

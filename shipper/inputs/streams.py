@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from shipper.decode import GZIP_MAGIC, INFLATE_STEP
+from shipper.decode import GZIP_MAGIC, inflate_bounded
 
 CHUNK = 1024 * 1024
 _FEED = 64 * 1024
@@ -203,13 +203,8 @@ def _one_member(
             piece = buffer[position : position + _FEED]
             position += len(piece)
             problem = None
-            data = piece
             try:
-                while data and not inflater.eof and inflated <= cap:
-                    out = inflater.decompress(data, min(INFLATE_STEP, cap - inflated + 1))
-                    inflated += len(out)
-                    content.append(out)
-                    data = inflater.unconsumed_tail
+                inflated = inflate_bounded(inflater, piece, inflated, cap, content)
             except zlib.error as exc:
                 problem = ("bad_gzip", f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped")
             if inflated > cap:
