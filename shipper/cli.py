@@ -24,7 +24,7 @@ from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
 from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
-from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
+from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
 EXIT_USAGE = 2
@@ -72,10 +72,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_serving_metrics(args: argparse.Namespace, router: Router, options: RunOptions, port: int) -> int:
     """`run` with /metrics served while it works and, with --serve, after it until SIGTERM or Ctrl-C."""
-    from shipper.telemetry import Telemetry, start_metrics_server, stop_on_signals  # loads prometheus_client
+    from shipper.telemetry import Telemetry, stop_on_signals  # loads prometheus_client
 
     telemetry = Telemetry(telemetry_config_from_args(args))
-    server = start_metrics_server(telemetry.registry, port, args.metrics_address)
+    server = serve_metrics(telemetry.registry, port, args)
     print(f"shipper: serving metrics at {server.url}", file=sys.stderr)
     try:
         status = run(args.paths, router, options, telemetry)

@@ -57,7 +57,7 @@ from shipper.decode import records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import ConfigError
 from shipper.pipeline import Pipeline
-from shipper.telemetry.config import add_telemetry_arguments, metrics_port, telemetry_config_from_args
+from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
 if TYPE_CHECKING:
@@ -401,7 +401,7 @@ def _consume(args: argparse.Namespace) -> int:
     try:
         client, checkpoints = _aws(args)
         from shipper.telemetry.registry import Telemetry  # prometheus_client: imported when the command runs
-        from shipper.telemetry.server import start_metrics_server, stop_on_signals
+        from shipper.telemetry.server import stop_on_signals
 
         telemetry = Telemetry(telemetry_config)
         stop = threading.Event()
@@ -417,14 +417,7 @@ def _consume(args: argparse.Namespace) -> int:
             idle_s=idle_s,
             starting_position=starting_position,
         )
-        try:
-            server = (
-                None
-                if port is None
-                else start_metrics_server(telemetry.registry, port, args.metrics_address, consumer.health)
-            )
-        except OSError as exc:
-            raise ConfigError(f"--metrics-port: cannot serve on {args.metrics_address}:{port}: {exc.strerror}") from exc
+        server = None if port is None else serve_metrics(telemetry.registry, port, args, consumer.health)
         where = f"; metrics on {server.url}" if server is not None else ""
         log.info("consuming stream %s; checkpoints in %s%s", args.stream, checkpoints.describe(), where)
         stop_on_signals(stop)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from shipper.cli import main
 
 from generate import build_corpus
 from promstack import free_port, http_get
 
 ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "sample"
 
 
 def _samples(url: str) -> dict[str, float]:
@@ -70,3 +75,14 @@ def test_run_serves_the_sample_metrics_until_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_metrics_port_in_use_is_a_configuration_error(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as stopped:
+            main(["run", str(SAMPLE), "--sink", "null", "--metrics-port", port, "--metrics-address", "127.0.0.1"])
+    assert stopped.value.code == 2
+    assert f"--metrics-port: cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -27,6 +27,7 @@ _EXPORTS = {
     "TelemetryConfig": "config",
     "add_telemetry_arguments": "config",
     "metrics_port": "config",
+    "serve_metrics": "config",
     "telemetry_config_from_args": "config",
     "telemetry_config_from_env": "config",
     "LambdaTelemetry": "lambda_push",

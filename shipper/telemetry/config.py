@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from shipper.config import _number as parse_number
 from shipper.errors import ConfigError
 from shipper.telemetry.naming import ID_TAG, RESERVED_LABELS, label_name
+
+if TYPE_CHECKING:
+    from shipper.telemetry.server import MetricsServer
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]*")
 _MAX_LIMIT = 100_000
@@ -121,6 +125,19 @@ def add_telemetry_arguments(parser: argparse.ArgumentParser) -> None:
 def metrics_port(args: argparse.Namespace) -> int | None:
     """The checked --metrics-port, or None when metrics are not to be served."""
     return None if args.metrics_port is None else parse_number(args.metrics_port, "--metrics-port", int, 0, 65535)
+
+
+def serve_metrics(
+    registry: Any, port: int, args: argparse.Namespace, health: Callable[[], str | None] | None = None
+) -> MetricsServer:
+    """Serve `registry` where --metrics-port and --metrics-address say; a port that cannot be served
+    (taken, or an address this host does not have) is a ConfigError naming the flag."""
+    from shipper.telemetry.server import start_metrics_server  # prometheus_client: only when serving
+
+    try:
+        return start_metrics_server(registry, port, args.metrics_address, health)
+    except OSError as exc:
+        raise ConfigError(f"--metrics-port: cannot serve on {args.metrics_address}:{port}: {exc.strerror}") from exc
 
 
 def telemetry_config_from_args(args: argparse.Namespace) -> TelemetryConfig:
