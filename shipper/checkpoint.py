@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from shipper.errors import ConfigError
+from shipper.files import write_durably
 
 SHARD_END = "SHARD_END"
 
@@ -77,17 +78,7 @@ class FileCheckpoints:
             {"stream": self.stream, "shards": self._positions, "updated": time.time()},
             option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
         )
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_durably(self.path, data)
 
 
 class DynamoDBCheckpoints:

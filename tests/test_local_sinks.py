@@ -13,6 +13,7 @@ import pytest
 from fake_sinks import events
 
 from shipper.errors import ConfigError
+from shipper.files import write_durably
 from shipper.sinks import DirectorySink, JsonLinesFileSink, NullSink, StdoutSink, build_sink
 from shipper.sinks.base import SinkError
 
@@ -91,3 +92,15 @@ def test_bad_specs(spec: str, message: str) -> None:
 def test_unwritable_jsonl_is_a_sink_error(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="cannot open"):
         JsonLinesFileSink(str(tmp_path / "missing" / "x.ndjson"))
+
+
+def test_a_durable_write_replaces_the_file_whole_and_leaves_nothing_behind_when_it_fails(tmp_path):
+    target = tmp_path / "state.json"
+    write_durably(target, b"first")
+    write_durably(target, b"second")
+    assert target.read_bytes() == b"second"
+    blocked = tmp_path / "a-directory"
+    blocked.mkdir()
+    with pytest.raises(OSError):
+        write_durably(blocked, b"cannot replace a directory")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-directory", "state.json"]

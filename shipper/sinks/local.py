@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from shipper.files import write_durably
 from shipper.sinks.base import SinkError, encode_ndjson
 from shipper.terminal import printable_json
 
@@ -94,22 +94,9 @@ class DirectorySink:
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
-        final = os.path.join(self.path, file_name)
-        temporary = os.path.join(self.path, f".{file_name}.tmp")
         try:
-            with open(temporary, "xb") as file:
-                file.write(encode_ndjson(events))
-                file.flush()
-                os.fsync(file.fileno())
-            os.rename(temporary, final)
-            directory = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            write_durably(os.path.join(self.path, file_name), encode_ndjson(events))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
             raise SinkError(f"cannot write a file in {self.path}: {exc.strerror}", retryable=False) from exc
 
     def close(self) -> None:
