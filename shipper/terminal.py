@@ -46,10 +46,14 @@ class PrintableFormatter(logging.Formatter):
         return printable(super().formatMessage(record))
 
     def formatException(self, ei: Any) -> str:
-        return "\n".join(printable(line) for line in super().formatException(ei).split("\n"))
+        return _printable_lines(super().formatException(ei))
 
     def formatStack(self, stack_info: str) -> str:
-        return "\n".join(printable(line) for line in super().formatStack(stack_info).split("\n"))
+        return _printable_lines(super().formatStack(stack_info))
+
+
+def _printable_lines(text: str) -> str:
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def log_to_terminal(shipper_level: int = logging.WARNING) -> None:

@@ -195,9 +195,9 @@ def _one_member(
     input, so a slice bounds that copy, which the whole buffer would not.
     """
     inflater = zlib.decompressobj(_GZIP_WBITS)
-    compressed: list[bytes] = []
+    compressed: list[bytes] = []  # what a truncated member is passed on as
     content: list[bytes] = []
-    inflated = 0
+    size = inflated = 0
     while True:
         while position < len(buffer):
             piece = buffer[position : position + _FEED]
@@ -219,11 +219,9 @@ def _one_member(
                 return Unreadable(offset, code, reason, raw), b"", 0
             if inflater.eof:
                 left = len(inflater.unused_data)
-                compressed.append(piece[: len(piece) - left])
-                size = sum(len(part) for part in compressed)
-                return Member(offset, size, b"".join(content)), buffer, position - left
+                return Member(offset, size + len(piece) - left, b"".join(content)), buffer, position - left
             compressed.append(piece)
+            size += len(piece)
         buffer, position = read_up_to(stream, CHUNK), 0
         if not buffer:
-            truncated = b"".join(compressed)
-            return Member(offset, len(truncated), truncated), b"", 0
+            return Member(offset, size, b"".join(compressed)), b"", 0
