@@ -18,6 +18,17 @@ def report(*fields: str, xray: str = "") -> str:
     return f"REPORT RequestId: {REQUEST_ID}\t" + "\t".join(fields) + "\t\n" + xray
 
 
+OOM_REPORT = report(
+    "Duration: 6954.19 ms",
+    "Billed Duration: 6955 ms",
+    "Memory Size: 1024 MB",
+    "Max Memory Used: 1024 MB",
+    "Status: error",
+    "Error Type: Runtime.OutOfMemory",
+)
+"""The REPORT line of an invocation Lambda stopped for running out of memory."""
+
+
 BASIC = ("Duration: 11.64 ms", "Billed Duration: 12 ms", "Memory Size: 128 MB", "Max Memory Used: 67 MB")
 
 
@@ -144,14 +155,7 @@ def test_application_line_saying_timed_out_is_not_a_timeout():
 
 
 def test_out_of_memory_report_status():
-    message = report(
-        "Duration: 6954.19 ms",
-        "Billed Duration: 6955 ms",
-        "Memory Size: 1024 MB",
-        "Max Memory Used: 1024 MB",
-        "Status: error",
-        "Error Type: Runtime.OutOfMemory",
-    )
+    message = OOM_REPORT
     invocation, oom = classify_messages([message])
     assert invocation["status"] == "error" and invocation["error_type"] == "Runtime.OutOfMemory"
     assert oom == oom | {
@@ -168,14 +172,7 @@ def test_signal_killed_then_report_out_of_memory_is_one_out_of_memory_event():
             START,
             f"RequestId: {REQUEST_ID} Error: Runtime exited with error: signal: killed\nRuntime.ExitError\n",
             END,
-            report(
-                "Duration: 6954.19 ms",
-                "Billed Duration: 6955 ms",
-                "Memory Size: 1024 MB",
-                "Max Memory Used: 1024 MB",
-                "Status: error",
-                "Error Type: Runtime.OutOfMemory",
-            ),
+            OOM_REPORT,
         ]
     )
     [oom] = of_type(events, "out_of_memory")
