@@ -38,7 +38,7 @@ def build_wheel(work: Path) -> Path:
     wheels = work / "wheel"
     shutil.rmtree(wheels, ignore_errors=True)
     _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
-    [wheel] = wheels.glob("shipper-*.whl")
+    [wheel] = wheels.glob("lambda_shipper-*.whl")
     return wheel
 
 

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from shipper import __version__
 from shipper.config import Config, build_router, load_config_from_file, merge_cli
 from shipper.delivery import Router
 from shipper.errors import ConfigError
@@ -38,6 +39,7 @@ _COMMAND_MODULES: tuple[str, ...] = ("shipper.subscribe", "shipper.consume")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (lambda-shipper)")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_command(commands)
     for module in _COMMAND_MODULES:

@@ -55,7 +55,7 @@ from shipper.config import Config, build_router, load_config_from_env, load_conf
 from shipper.config import _number as parse_number
 from shipper.decode import records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
-from shipper.errors import ConfigError
+from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.pipeline import Pipeline
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
@@ -466,7 +466,7 @@ def _aws(args: argparse.Namespace) -> tuple[Any, Checkpoints]:
     try:
         from shipper.sinks.aws import make_client
     except ImportError as exc:
-        raise ConfigError(f"shipper consume needs boto3: pip install 'shipper[aws]' ({exc})") from exc
+        raise ConfigError(f"shipper consume needs boto3: {INSTALL_AWS} ({exc})") from exc
     options = {key: value for key, value in (("endpoint_url", args.endpoint_url), ("region", args.region)) if value}
     client = make_client("kinesis", options)
     try:

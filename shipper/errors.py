@@ -17,6 +17,9 @@ it reports each origin delivered, dead-lettered or not delivered (see shipper.de
 
 from __future__ import annotations
 
+#: What to install for the AWS sinks, sources and commands: boto3 is an extra, not in the Lambda package by default.
+INSTALL_AWS = "pip install 'lambda-shipper[aws]'"
+
 
 class ShipperError(Exception):
     """Base of every exception the shipper raises on purpose."""

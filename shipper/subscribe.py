@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shipper.errors import ConfigError
+from shipper.errors import INSTALL_AWS, ConfigError
 
 __all__ = [
     "RETENTION_DAYS",
@@ -235,7 +235,7 @@ def _logs_client(region: str | None, endpoint_url: str | None) -> Any:
         from botocore.config import Config
         from botocore.exceptions import NoRegionError
     except ImportError as exc:
-        raise ConfigError(f"shipper subscribe needs boto3: pip install 'shipper[aws]' ({exc})") from None
+        raise ConfigError(f"shipper subscribe needs boto3: {INSTALL_AWS} ({exc})") from None
     try:
         return boto3.session.Session(region_name=region).client(
             "logs", endpoint_url=endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 8})

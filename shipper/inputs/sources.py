@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from shipper.errors import INSTALL_AWS
 from shipper.reject import Reject
 
 PROBE_OBJECT = "aws-logs-write-test"
@@ -92,7 +93,7 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        yield Reject("unreadable_input", f"{url}: reading S3 needs boto3 (pip install 'shipper[aws]')", b"", None, url)
+        yield Reject("unreadable_input", f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
         return
     client = boto3.client("s3", endpoint_url=endpoint_url)
     found = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shipper.errors import ConfigError
+from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.sinks.base import Sink, SinkError
 from shipper.sinks.local import DirectorySink, JsonLinesFileSink, NullSink, StdoutSink
 
@@ -54,7 +54,7 @@ def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
         try:
             from shipper.sinks.aws import build_aws_sink
         except ImportError as exc:
-            raise ConfigError(f"sink {spec!r} needs boto3: pip install 'shipper[aws]' ({exc})") from exc
+            raise ConfigError(f"sink {spec!r} needs boto3: {INSTALL_AWS} ({exc})") from exc
         return build_aws_sink(spec, options)
     if kind == "http":
         from shipper.sinks.http import build_http_sink
