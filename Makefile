@@ -60,6 +60,11 @@ LAMBDA_PYTHON ?= 3.13
 package: $(BIN)/.installed
 	$(BIN)/python deploy/package.py --deploy-arch $(ARCH) --python $(LAMBDA_PYTHON)
 
+# What `sam build` runs for deploy/template.yaml's Function (BuildMethod: makefile), in its own copy of the repo.
+.PHONY: build-Function
+build-Function:
+	$(PYTHON) deploy/package.py --arch $(ARCH) --python $(LAMBDA_PYTHON) --target-dir "$(ARTIFACTS_DIR)"
+
 validate-template: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/test_deploy_template.py
 

@@ -1,6 +1,7 @@
 """Build the Lambda deployment zip: the shipper and its dependencies, as binary wheels for the Lambda platform.
 
     python deploy/package.py [--arch arm64|x86_64] [--python 3.13] [--with-boto3] [--out dist]
+    python deploy/package.py --arch ARCH --python VERSION --target-dir DIR   (what `sam build` runs)
 
 For each architecture (both by default) it installs the dependencies pinned with hashes in
 deploy/requirements.txt (`--require-hashes`; deploy/requirements-aws.txt with --with-boto3), then the
@@ -8,9 +9,10 @@ project's wheel without dependencies, into a fresh directory with `pip install -
 manylinux2014_<machine> --only-binary=:all:` for the function's Python version, zips the directory
 (sorted, fixed timestamps: the same input gives the same zip) to
 `dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against Lambda's
-limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip`, the file the SAM template's CodeUri
-names, is a copy of the `--deploy-arch` zip. boto3 is left out unless --with-boto3: the Lambda Python
-runtimes include it. Exits 1 when a zip is over a limit.
+limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip` is a copy of the `--deploy-arch`
+zip. With --target-dir it installs one architecture into that directory and zips nothing: `sam build` calls it
+so (the Makefile's `build-Function` target, SAM's `BuildMethod: makefile`) and zips the directory itself.
+boto3 is left out unless --with-boto3: the Lambda Python runtimes include it. Exits 1 when a zip is over a limit.
 """
 
 from __future__ import annotations
@@ -102,7 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default="3.13", help="the function's Python version (default 3.13)")
     parser.add_argument("--with-boto3", action="store_true", help="bundle boto3 instead of the runtime's")
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
+    parser.add_argument("--target-dir", type=Path, help="install one --arch into this directory; no zip")
     args = parser.parse_args(argv)
+    if args.target_dir is not None:
+        if not args.arch or len(args.arch) != 1:
+            parser.error("--target-dir takes exactly one --arch")
+        [arch] = args.arch
+        install(build_wheel(ROOT / "build" / "lambda"), args.target_dir, arch, args.python, args.with_boto3)
+        print(f"{args.target_dir}: the {arch} function for Python {args.python}")
+        return 0
     arches = args.arch or sorted(PLATFORMS)
     if args.deploy_arch not in arches:
         parser.error(f"--deploy-arch {args.deploy_arch} is not one of the architectures built")

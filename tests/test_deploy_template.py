@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ class _NoManagedPolicies:
 
 def sam_transform(template: dict[str, Any]) -> dict[str, Any]:
     template = copy.deepcopy(template)
-    # What `sam deploy` does first: upload the local zip and point CodeUri at it.
+    # What `sam deploy` does first: upload what `sam build` built and point CodeUri at it.
     template["Resources"]["Function"]["Properties"]["CodeUri"] = "s3://deployment-bucket/shipper/lambda.zip"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the transform reads the region from boto3's session
@@ -243,3 +246,33 @@ def test_sinks_and_the_dead_letter_bucket_are_configured_from_parameters(resourc
     assert variables["SHIPPER_ROUTES"] == {"Ref": "Routes"}
     assert variables["SHIPPER_DEAD_LETTER"] == {"Fn::Sub": "s3://${DeadLetterBucket}/dead-letter"}
     assert "DeadLetterBucket" in of_type(resources, "AWS::S3::Bucket")
+
+
+def test_the_dead_letter_bucket_outlives_the_stack(source: dict[str, Any]) -> None:
+    bucket = source["Resources"]["DeadLetterBucket"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_sam_build_runs_the_makefile_target_that_installs_the_function(source: dict[str, Any], tmp_path: Path) -> None:
+    """`sam build` (BuildMethod: makefile) runs `make build-Function ARTIFACTS_DIR=...` where CodeUri points."""
+    function = source["Resources"]["Function"]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    project = (TEMPLATE.parent / function["Properties"]["CodeUri"]).resolve()
+    assert (project / "Makefile").is_file()
+    # The wheels of this machine's Python and architecture, so that the built function can be imported here.
+    artifacts = tmp_path / "Function"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
+    make = ["make", "-C", str(project), "build-Function", f"ARTIFACTS_DIR={artifacts}", f"ARCH={arch}"]
+    make += [f"LAMBDA_PYTHON={python}", f"PYTHON={sys.executable}"]
+    completed = subprocess.run(make, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (artifacts / "shipper" / "handler.py").is_file()
+    assert not (artifacts / "boto3").exists()  # the Lambda runtime has it
+    # The handler imports from the built directory alone, as Lambda loads it (-I: no site-packages, no PYTHONPATH).
+    code = f"import sys; sys.path[:0] = [{str(artifacts)!r}]; import shipper.handler, orjson; print(shipper.handler.__file__)"
+    imported = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert imported.stdout.startswith(str(artifacts))
