@@ -15,6 +15,11 @@ format that keeps log streams and message text:
     python examples/exports.py DIR [--events N] [--seed S]
 
 writes every format under DIR, one directory each. Same arguments, same bytes.
+
+    python examples/exports.py examples/sample-text --sample-text
+
+writes the bundled sample (`generate.py examples/sample`: the same log streams, the direct subscription
+event's included) as `aws logs tail` text, one file per log group, for people to read.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from generate import (
     FLEET,
     FunctionSim,
     Stream,
+    build_corpus,
     build_streams,
     control_payload,
     data_payloads,
@@ -246,13 +252,34 @@ def write_exports(directory: str, target_events: int = 3000, seed: int = 1) -> d
     return truth
 
 
+def write_sample_text(directory: str, target_events: int = 3000, seed: int = 1) -> list[str]:
+    """The logs of `generate.write_sample` (same arguments) as `aws logs tail` text, without colours:
+    DIRECTORY/<log group>.log, so the path names the log group. Returns the paths written."""
+    corpus = build_corpus(target_events, seed)
+    out = Path(directory)
+    paths = []
+    for group, members in by_log_group(corpus.streams).items():
+        path = out / f"{group.strip('/')}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(tail(members))
+        paths.append(str(path))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command line: python examples/exports.py DIR [--events N] [--seed S]."""
+    """Command line: python examples/exports.py DIR [--events N] [--seed S] [--sample-text]."""
     parser = argparse.ArgumentParser(description="Write the simulated fleet's logs in every export format.")
     parser.add_argument("directory")
     parser.add_argument("--events", type=int, default=3000, help="target number of CloudWatch log events")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--sample-text", action="store_true", help="only the bundled sample's logs, as `aws logs tail` text"
+    )
     args = parser.parse_args(argv)
+    if args.sample_text:
+        paths = write_sample_text(args.directory, args.events, args.seed)
+        print(f"wrote {len(paths)} files of `aws logs tail` text to {args.directory}", file=sys.stderr)
+        return
     truth = write_exports(args.directory, args.events, args.seed)
     print(f"wrote {truth['log_events']:,} log events in every export format to {args.directory}", file=sys.stderr)
 

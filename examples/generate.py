@@ -1521,12 +1521,14 @@ class Corpus:
         records) and kpl_user_records (the CWL documents inside them).
     awslogs_event: one direct subscription event {"awslogs": {"data": ...}}, not part of kinesis_events.
     awslogs_truth: the same truth for awslogs_event alone.
+    streams: the log streams of kinesis_events and then of awslogs_event, for writing them in other formats.
     """
 
     kinesis_events: list[dict[str, Any]]
     truth: dict[str, Any]
     awslogs_event: dict[str, Any]
     awslogs_truth: dict[str, Any]
+    streams: list[Stream]
 
     @property
     def sample_truth(self) -> dict[str, Any]:
@@ -1576,7 +1578,7 @@ def build_corpus(target_events: int, seed: int = 1) -> Corpus:
     awslogs_truth = stream_truth(
         [direct], data_messages=1, records=0, control_messages=0, kpl_records=0, kpl_user_records=0
     )
-    return Corpus(kinesis_events(rng, payloads + controls), truth, awslogs, awslogs_truth)
+    return Corpus(kinesis_events(rng, payloads + controls), truth, awslogs, awslogs_truth, [*streams, direct])
 
 
 def write_sample(directory: str, target_events: int = 3000, seed: int = 1) -> list[str]:
