@@ -1,6 +1,6 @@
 """End to end on loopback: a log group subscribed to a Kinesis stream (moto server), `shipper consume`
 reading it as a process, and Debian's real Prometheus server scraping the consumer; the values are
-read back through Prometheus's HTTP API, with the PromQL queries the README gives users."""
+read back through Prometheus's HTTP API, with the PromQL queries docs/prometheus.md gives users."""
 
 from __future__ import annotations
 
@@ -36,15 +36,15 @@ SECOND_BATCH = [
     "REPORT RequestId: r3\tDuration: 40.00 ms\tBilled Duration: 40 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB\t",
 ]
 
-# The queries the README shows.
+# The queries docs/prometheus.md shows.
 COLD_START_RATE = "sum by (function) (rate(shipper_lambda_cold_starts_total[5m]))"
 P99_DURATION = "histogram_quantile(0.99, sum by (function, le) (rate(shipper_lambda_duration_seconds_bucket[5m])))"
 TIMEOUTS = "sum by (function) (increase(shipper_lambda_timeouts_total[1h]))"
-README = Path(__file__).resolve().parent.parent / "README.md"
+PROMETHEUS_DOC = Path(__file__).resolve().parent.parent / "docs" / "prometheus.md"
 
 
 def test_the_queries_tested_here_are_the_ones_the_docs_show():
-    assert all(promql in README.read_text() for promql in (COLD_START_RATE, P99_DURATION, TIMEOUTS))
+    assert all(promql in PROMETHEUS_DOC.read_text() for promql in (COLD_START_RATE, P99_DURATION, TIMEOUTS))
 
 
 def _subscribed_log_group(aws: str) -> None:
