@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	@mkdir -p out && rm -f out/events.ndjson
 	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson --report out/report.json
-	@echo "structured events written to out/events.ndjson, the report as JSON to out/report.json (see the README)"
+	@echo "structured events written to out/events.ndjson, the report as JSON to out/report.json (docs/run.md explains both)"
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -44,14 +44,15 @@ SOAK_SECONDS ?= 120
 soak: $(BIN)/.installed
 	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
 
-# Regenerates the bundled sample export (deterministic: same seed, same bytes).
+# Regenerates the bundled sample, as Kinesis events and as aws logs tail text (deterministic: same seed, same bytes).
 sample: $(BIN)/.installed
 	$(BIN)/python examples/generate.py $(SAMPLE)
+	$(BIN)/python examples/exports.py examples/sample-text --sample-text
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
 
-# Deployment (see the README). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
+# Deployment (docs/deploy.md). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
 # both architectures, and reports their sizes; `make validate-template` transforms and lints deploy/template.yaml.
 .PHONY: package validate-template lock audit
 ARCH ?= arm64

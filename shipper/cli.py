@@ -7,7 +7,7 @@ events, filter-log-events / get-log-events JSON, `aws logs tail` text, CreateExp
 Firehose-to-S3 objects, Logs Insights results, NDJSON, plain text) from files, directories, standard
 input or S3, sends the structured events to the sinks (standard output by default), explains every
 reject on stderr, shows a progress bar on a terminal and a report per function at the end, and exits
-1 when any input was rejected or any event could not be delivered (see the README and shipper.runner).
+1 when any input was rejected or any event could not be delivered (see docs/run.md and shipper.runner).
 """
 
 from __future__ import annotations
