@@ -4,6 +4,8 @@ reject for that event alone (dead-lettered, `oversized_event`) and the events af
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from shipper.classify import MAX_MESSAGE_CHARS
 from shipper.cli import EXIT_INCOMPLETE, EXIT_OK
 from shipper.config import build_router, merge_cli
 from shipper.inputs import FORMATS, ReadOptions
+from shipper.inputs.readers import _csv_quote_open
 from shipper.runner import RunOptions, run
 
 from exports import (
@@ -143,3 +146,20 @@ def test_a_long_csv_message_goes_through_and_an_unclosed_quote_is_named(tmp_path
     status, events = run_cli(tmp_path, str(write(tmp_path / "aws/lambda/orders-api/b.csv", broken.encode())))
     assert status == EXIT_INCOMPLETE and events == []
     assert "b.csv line 2: a quoted field is not closed before the end of the input" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='ab,"\n', max_size=40).map(lambda text: text + "\n"))
+def test_csv_records_are_split_where_the_csv_module_ends_them(text):
+    """Records are cut at line ends outside quoted fields, quotes inside unquoted fields being data."""
+    records, record, quoted = [], "", False
+    for line in io.StringIO(text, newline="").readlines():
+        record += line
+        quoted = _csv_quote_open(line, quoted)
+        if not quoted:
+            records.append(record)
+            record = ""
+    if record:
+        records.append(record)
+    split = [row for each in records for row in csv.reader([each])]
+    assert split == list(csv.reader(io.StringIO(text, newline="")))

@@ -106,3 +106,14 @@ def test_a_directory_of_many_files_is_listed_lazily_and_in_order(tmp_path, count
     first = next(names)
     assert isinstance(first, Input) and first.name.endswith("000000.log")
     assert sum(1 for _ in names) == count - 1
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(tmp_path):
+    top = tmp_path / "in"
+    top.mkdir()
+    (top / "a.ndjson").write_bytes(_ndjson("a"))
+    (found,) = iter_inputs([str(top)])
+    (top / "a.ndjson").unlink()
+    os.mkfifo(top / "a.ndjson")
+    with pytest.raises(OSError, match="a FIFO now, no longer a regular file"):
+        found.open()

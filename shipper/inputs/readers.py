@@ -462,7 +462,7 @@ class _Reader:
                 yield dict(zip(header, row, strict=False))
 
     def _csv_records(self, text: io.TextIOWrapper, cap: int) -> Iterator[str | Reject]:
-        """The records of a CSV as text: a record ends at a line end outside quotes (RFC 4180).
+        """The records of a CSV as text: a record ends at a line end outside a quoted field (RFC 4180).
 
         A record over `cap` characters is not held: it becomes a reject and reading goes on after it.
         A quote never closed takes the rest of the input; that is a reject too.
@@ -472,17 +472,17 @@ class _Reader:
         while line := readline(cap + 1):
             start = self.at + 1
             self.at += 1
-            parts, size, quotes = [line], len(line), line.count('"')
-            while quotes % 2 or line[-1:] not in ("\n", "\r"):
+            parts, size, quoted = [line], len(line), _csv_quote_open(line, False)
+            while quoted or line[-1:] not in ("\n", "\r"):
                 line = readline(cap + 1)
                 if not line:
                     break
                 self.at += line[-1:] in ("\n", "\r")
                 size += len(line)
-                quotes += line.count('"')
+                quoted = _csv_quote_open(line, quoted)
                 if size <= cap:
                     parts.append(line)
-            if quotes % 2:
+            if quoted:
                 reason = f"{self.name} line {start:,}: a quoted field is not closed before the end of the input"
                 yield Reject("not_csv", reason, parts[0][:4096].encode(), None, self.name)
             elif size > cap:
@@ -584,6 +584,35 @@ class _Reader:
             f"{self.options.max_message_chars:,} (is the format right? --format forces one)"
         )
         return Reject("oversized_event", reason, "".join(parts)[:4096].encode(), None, self.name)
+
+
+_CSV_QUOTED = re.compile(r'[^"]*(?:""[^"]*)*')
+"""The inside of a quoted CSV field, up to its closing quote (`""` is a quote in it)."""
+_CSV_UNQUOTED = re.compile(r"[^,]*")
+"""An unquoted field, or what follows a closing quote, up to the next comma: a quote there is data."""
+
+
+def _csv_quote_open(text: str, quoted: bool) -> bool:
+    """Whether a quoted field is open at the end of `text`, `quoted` telling whether one was at its start.
+
+    As Python's csv reads: a quote opens a quoted field only at the start of a field."""
+    position, end = 0, len(text)
+    while True:
+        if quoted:
+            position = _CSV_QUOTED.match(text, position).end()  # type: ignore[union-attr]
+            if position >= end:
+                return True
+            quoted = False
+            position = _CSV_UNQUOTED.match(text, position + 1).end()  # type: ignore[union-attr]
+        elif text[position : position + 1] == '"':
+            quoted = True
+            position += 1
+            continue
+        else:
+            position = _CSV_UNQUOTED.match(text, position).end()  # type: ignore[union-attr]
+        if position >= end:
+            return False
+        position += 1  # the comma: a field starts after it
 
 
 def _compact_json(message: str) -> str:

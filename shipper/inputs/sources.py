@@ -124,7 +124,21 @@ def _listed(path: Path) -> Input | Reject:
         return _unreadable(path, f"{path}: {exc.strerror or exc}")
     if not stat.S_ISREG(info.st_mode):
         return _unreadable(path, f"{path}: {_kind(info.st_mode)}, not a regular file; skipped")
-    return Input(str(path), info.st_size, partial(open, path, "rb"))
+    return Input(str(path), info.st_size, partial(_open_regular, path))
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a file listed as regular, refusing what took its place since (a FIFO would block the open)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{_kind(mode)} now, no longer a regular file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def _kind(mode: int) -> str:
