@@ -509,3 +509,17 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_shard_until_it_is(aws, ki
         assert consumer.health() is None
     assert Counter(delivered_messages(output)) == Counter({f"order {n} processed": 1 for n in range(10)})
     assert _stalled(consumer, SHARD_0, "checkpoint") is None
+
+
+def test_file_checkpoints_that_fail_before_their_first_write_raise_an_os_error_to_retry(tmp_path):
+    """Loaded at start, then the directory goes: the write fails as an OSError (retried), not a ConfigError."""
+    store = FileCheckpoints(tmp_path / "cp", STREAM)
+    store.load()
+    (tmp_path / "cp").rmdir()
+    (tmp_path / "cp").write_text("not a directory")
+    with pytest.raises(OSError):
+        store.save(SHARD_0, "1")
+    (tmp_path / "cp").unlink()
+    (tmp_path / "cp").mkdir()
+    store.save(SHARD_0, "1")
+    assert FileCheckpoints(tmp_path / "cp", STREAM).load() == {SHARD_0: "1"}
