@@ -228,6 +228,9 @@ class Consumer:
                 log.warning("shard %s left the stream before it was read to its end (past retention?)", shard_id)
             del self.shards[shard_id]
             self._set_lag(shard_id, None)
+            if self.telemetry is not None:
+                for cause in ("record", "checkpoint"):
+                    self.telemetry.set_shard_stalled(shard_id, cause, False)
         self._listed = True
         self._refresh_at = self._clock() + self.refresh_s
 
