@@ -68,6 +68,7 @@ class FileCheckpoints:
         shards = document.get("shards") if isinstance(document, dict) else None
         if not isinstance(shards, dict) or not all(isinstance(v, str) for v in shards.values()):
             raise ConfigError(f"checkpoint file {self.path} is not a shipper checkpoint file; fix or remove it")
+        self._positions = dict(shards)  # what `save` rewrites: a failed write later needs no re-read
         return dict(shards)
 
     def save(self, shard: str, position: str) -> None:

@@ -26,7 +26,14 @@ from shipper.reject import Reject
 from shipper.signals import find_out_of_memory, find_throttle
 
 MAX_MESSAGE_CHARS = 1024 * 1024
-"""CloudWatch Logs caps an event at 1 MB; a longer message is a reject, kept whole in the dead letter."""
+"""The longest message of a log event, in bytes of UTF-8 (CloudWatch Logs caps an event at 1 MB); a longer
+message is a reject, kept whole in the dead letter. Every input format is held to it (`message_bytes`)."""
+
+
+def message_bytes(message: str) -> int:
+    """The length of `message` in UTF-8, as the message limit counts it (a lone surrogate counts 3)."""
+    return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
+
 
 _MAX_TRACKED_STREAMS = 50_000
 _MAX_TRACKED_REQUESTS = 200_000
@@ -197,11 +204,9 @@ class _DocumentClassifier:
             if type(message) is not str or type(timestamp) is not int:
                 self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
                 continue
-            if len(message) > max_chars:
+            if len(message) * 4 > max_chars and (size := message_bytes(message)) > max_chars:
                 self._reject_event(
-                    log_event,
-                    "oversized_event",
-                    f"log event message has {len(message):,} characters; the limit is {max_chars:,}",
+                    log_event, "oversized_event", f"log event message has {size:,} bytes; the limit is {max_chars:,}"
                 )
                 continue
             event_id = log_event.get("id")

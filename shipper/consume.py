@@ -11,9 +11,17 @@ One loop reads every shard of the stream in turn with GetRecords, within the per
 (at most 5 calls and 2 MiB a second per shard; a shard that is throttled backs off exponentially),
 and hands each response, as one batch, to the same Pipeline and Router as `shipper run`. Only once
 the Router says every record of the batch was delivered or dead-lettered is the shard checkpointed
-at the batch's last record; when a record was not delivered, the shard is checkpointed before it
-and read again from there after a backoff. So a restart, even after SIGKILL, loses nothing and
-repeats only the last uncheckpointed batch of each shard.
+at the batch's last record. So a restart, even after SIGKILL, loses nothing and repeats only the
+last uncheckpointed batch of each shard.
+
+A record that is not delivered stops its shard there, as the Lambda event source mapping does with
+BisectBatchOnFunctionError: the records before it are checkpointed, and the shard then reads that one
+record alone, again and again with a growing backoff, until it passes (the sink is back, or a dead
+letter takes it) or leaves the stream; nothing after it is delivered meanwhile. With no dead letter,
+a record that yields a reject cannot pass, so the batch is cut after it before anything is sent.
+Other shards go on. A failed checkpoint write stops its shard too: no new record is read until the
+checkpoint, retried with backoff, is written, so a SIGKILL at any moment repeats at most one batch.
+Both are logged and shown as `shipper_consumer_shard_stalled{shard,cause}`.
 
 Where a shard without a checkpoint starts: --starting-position, like the Lambda event source mapping's
 StartingPosition. TRIM_HORIZON (the default) reads everything the stream still holds; LATEST only
@@ -53,10 +61,10 @@ from typing import TYPE_CHECKING, Any
 from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
 from shipper.config import Config, build_router, load_config_from_env, load_config_from_file, merge_cli
 from shipper.config import _number as parse_number
-from shipper.decode import records_from_get_records
+from shipper.decode import RawRecord, records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import INSTALL_AWS, ConfigError
-from shipper.pipeline import Pipeline
+from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
@@ -97,7 +105,11 @@ class ShardState:
     iterator: str | None = None
     next_read: float = 0.0
     failures: int = 0
-    """Consecutive failed reads or deliveries, for the backoff."""
+    """Consecutive failed reads, deliveries or checkpoint writes, for the backoff."""
+    blocked: str | None = None
+    """Sequence number of the record that was not delivered: the shard reads it alone until it passes."""
+    unsaved: str | None = None
+    """A position delivered but not yet checkpointed (the write failed): written before anything is read."""
 
 
 def readable(shards: Mapping[str, ShardState], finished: Set[str]) -> list[ShardState]:
@@ -150,6 +162,7 @@ class Consumer:
         self._stopping_since: float | None = None
         self._last_loop = self._last_read = clock()
         self._checkpoint_error: str | None = None
+        """The last checkpoint failure, while a shard still has a position to write."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._aws_errors = (BotoCoreError, ClientError)
@@ -183,7 +196,9 @@ class Consumer:
             return f"the read loop has not come round for {now - self._last_loop:.0f} s (a sink may be retrying)"
         if now - self._last_read > HEALTH_STALE_S:
             return f"no successful GetRecords for {now - self._last_read:.0f} s"
-        return self._checkpoint_error
+        if any(shard.unsaved is not None for shard in self.shards.values()):
+            return self._checkpoint_error
+        return None
 
     # --- shards ----------------------------------------------------------------------------------
 
@@ -213,6 +228,9 @@ class Consumer:
                 log.warning("shard %s left the stream before it was read to its end (past retention?)", shard_id)
             del self.shards[shard_id]
             self._set_lag(shard_id, None)
+            if self.telemetry is not None:
+                for cause in ("record", "checkpoint"):
+                    self.telemetry.set_shard_stalled(shard_id, cause, False)
         self._listed = True
         self._refresh_at = self._clock() + self.refresh_s
 
@@ -228,11 +246,17 @@ class Consumer:
         raise RuntimeError(f"ListShards returned more than {_MAX_LIST_PAGES} pages")
 
     def _read(self, shard: ShardState) -> None:
+        if shard.unsaved == SHARD_END:
+            self._finish(shard)
+            return
+        if shard.unsaved is not None and not self._checkpoint(shard, shard.unsaved):
+            return
         started = self._clock()
         try:
             if shard.iterator is None:
                 shard.iterator = self._iterator(shard)
-            response = self.client.get_records(ShardIterator=shard.iterator, Limit=self.max_records)
+            limit = 1 if shard.blocked is not None else self.max_records
+            response = self.client.get_records(ShardIterator=shard.iterator, Limit=limit)
         except self._aws_errors as exc:  # throttling, an expired iterator, a connection error ...
             self._read_failed(shard, exc)
             return
@@ -245,13 +269,17 @@ class Consumer:
             shard.iterator = None  # read again from the checkpoint, after a backoff
             self._back_off(shard)
             return
-        shard.failures = 0
+        if records and shard.blocked is not None:
+            self._unblock(shard, records[0]["SequenceNumber"])
         shard.iterator = response.get("NextShardIterator")
         # A closed shard ends when GetRecords gives no next iterator. Emulators that keep giving one
         # end it when a read comes back empty and caught up.
         if shard.iterator is None or (shard.closed and not records and lag == 0):
             self._finish(shard)
             return
+        if shard.unsaved is not None:  # delivered, not checkpointed: `_checkpoint` set the backoff
+            return
+        shard.failures = 0
         self._set_lag(shard.shard_id, lag)
         more = len(records) >= self.max_records or bool(lag)
         size = sum(len(record["Data"]) for record in records)
@@ -292,11 +320,37 @@ class Consumer:
         shard.next_read = self._clock() + wait
 
     def _finish(self, shard: ShardState) -> None:
-        self._save(shard.shard_id, SHARD_END)
+        """Checkpoint SHARD_END; once written, the shard is finished and its children may be read."""
+        if not self._checkpoint(shard, SHARD_END):
+            return
         self.finished.add(shard.shard_id)
         self._set_lag(shard.shard_id, None)
         self._refresh_at = self._clock()  # its children can be read now: list them
         log.info("shard %s read to its end", shard.shard_id)
+
+    def _block(self, shard: ShardState, sequence_number: str, reason: str) -> None:
+        if shard.blocked != sequence_number:
+            log.error(
+                "shard %s stops at record %s, not delivered (%s): the records before it are checkpointed, nothing "
+                "after it is read until it is delivered or dead-lettered",
+                shard.shard_id,
+                sequence_number,
+                reason,
+            )
+        else:
+            log.warning("shard %s: record %s still not delivered (%s)", shard.shard_id, sequence_number, reason)
+        shard.blocked = sequence_number
+        if self.telemetry is not None:
+            self.telemetry.set_shard_stalled(shard.shard_id, "record", True)
+
+    def _unblock(self, shard: ShardState, first: str) -> None:
+        if first == shard.blocked:
+            log.info("shard %s: record %s delivered; reading on", shard.shard_id, first)
+        else:
+            log.warning("shard %s: record %s left the stream before it was delivered", shard.shard_id, shard.blocked)
+        shard.blocked = None
+        if self.telemetry is not None:
+            self.telemetry.set_shard_stalled(shard.shard_id, "record", False)
 
     # --- delivery and checkpoints ----------------------------------------------------------------
 
@@ -304,7 +358,8 @@ class Consumer:
         """Process and deliver one batch; checkpoint its delivered prefix. True when all of it was delivered."""
         started = time.perf_counter()
         raws = records_from_get_records(records, source=f"{self.stream}/{shard.shard_id}")
-        outcomes = self.pipeline.process_records(raws)
+        outcomes = self._process(raws)
+        raws = raws[: len(outcomes)]
         shard_id = shard.shard_id
         report = self.router.deliver(
             [((shard_id, outcome.origin), [*outcome.events, *outcome.rejects]) for outcome in outcomes],
@@ -313,19 +368,30 @@ class Consumer:
         done = None
         for raw in raws:
             if report.statuses.get((shard_id, raw.sequence_number), Status.NOT_DELIVERED) is Status.NOT_DELIVERED:
-                reason = report.reasons.get((shard_id, raw.sequence_number), "not settled")
-                log.warning(
-                    "shard %s: record %s not delivered (%s); reading it again", shard_id, raw.sequence_number, reason
+                self._block(
+                    shard, raw.sequence_number, report.reasons.get((shard_id, raw.sequence_number), "not settled")
                 )
                 break
             done = raw.sequence_number
         if done is not None:
-            self._save(shard_id, done)
             shard.position = done
+            self._checkpoint(shard, done)
         if self.telemetry is not None:
             seconds = time.perf_counter() - started
             self.telemetry.observe_batch(outcomes, report, self.pipeline.counts, self.router.stats(), seconds)
-        return done == raws[-1].sequence_number
+        return done == records[-1]["SequenceNumber"]
+
+    def _process(self, raws: list[RawRecord]) -> list[RecordOutcome]:
+        """The records' outcomes in order. With no dead letter, a record with a reject cannot be delivered:
+        the outcomes end with it, so nothing after it is sent while it holds the shard."""
+        if self.router.dead_letter is not None:
+            return self.pipeline.process_records(raws)
+        outcomes = []
+        for raw in raws:
+            outcomes += self.pipeline.process_records([raw])
+            if outcomes[-1].rejects:
+                break
+        return outcomes
 
     def _deadline(self) -> float:
         """Seconds delivery may still spend retrying: unlimited, until a stop leaves SHUTDOWN_GRACE_S."""
@@ -335,14 +401,26 @@ class Consumer:
             self._stopping_since = self._clock()
         return SHUTDOWN_GRACE_S - (self._clock() - self._stopping_since)
 
-    def _save(self, shard_id: str, position: str) -> None:
+    def _checkpoint(self, shard: ShardState, position: str) -> bool:
+        """Write the shard's checkpoint. On failure keep it to write again after a backoff, before the shard
+        reads anything new, so that what a crash repeats stays within one batch."""
         try:
-            self.checkpoints.save(shard_id, position)
-        except (OSError, *self._aws_errors) as exc:  # the next checkpoint tries again
-            self._checkpoint_error = f"checkpoint of shard {shard_id} failed: {exc}"
-            log.error("%s", self._checkpoint_error)
-        else:
-            self._checkpoint_error = None
+            self.checkpoints.save(shard.shard_id, position)
+        except (OSError, *self._aws_errors) as exc:
+            shard.unsaved = position
+            self._checkpoint_error = f"checkpoint of shard {shard.shard_id} failed: {exc}"
+            log.error("%s; the shard reads nothing new until its checkpoint is written", self._checkpoint_error)
+            if self.telemetry is not None:
+                self.telemetry.count_checkpoint_failure(shard.shard_id)
+                self.telemetry.set_shard_stalled(shard.shard_id, "checkpoint", True)
+            self._back_off(shard)
+            return False
+        if shard.unsaved is not None:
+            shard.unsaved = None
+            log.info("shard %s: checkpoint written again", shard.shard_id)
+            if self.telemetry is not None:
+                self.telemetry.set_shard_stalled(shard.shard_id, "checkpoint", False)
+        return True
 
     def _set_lag(self, shard_id: str, millis: int | None) -> None:
         if self.telemetry is not None:

@@ -257,7 +257,8 @@ def test_a_batch_is_checkpointed_only_once_the_sink_took_it(aws, kinesis, tmp_pa
         consumer = make_consumer(aws, [url], checkpoints, stop, attempts=1)
         with consuming(consumer, stop):
             wait_for(lambda: handler.accepted, "the sink to take the batch after two refusals")
-            wait_for(lambda: checkpoints.load(), "the checkpoint")
+            last = max((seq for _, seq in where.values()), key=int)
+            wait_for(lambda: checkpoints.load() == {"shardId-000000000000": last}, "the last checkpoint")
     finally:
         server.shutdown()
         server.server_close()
@@ -266,7 +267,8 @@ def test_a_batch_is_checkpointed_only_once_the_sink_took_it(aws, kinesis, tmp_pa
     messages = [orjson.loads(line)["message"] for body in handler.accepted for line in body.splitlines()]
     assert sorted(messages) == sorted(where)  # each event taken once
     stats = consumer.router.stats()["sinks"]["http"]
-    assert stats["undelivered_events"] == 10 and stats["sent_events"] == 5
+    # refused: the batch of 5, then its first record alone (the shard holds there until it passes)
+    assert stats["undelivered_events"] == 6 and stats["sent_events"] == 5
 
 
 # --- where a shard without a checkpoint starts ----------------------------------------------------
@@ -307,8 +309,8 @@ def test_with_latest_a_refused_first_batch_is_read_again_from_its_first_record(a
         with consuming(consumer, stop):
             wait_for(lambda: _iterators_made(consumer), "an iterator on the shard")
             where = put_orders(kinesis, range(3, 8))
-            wait_for(lambda: handler.accepted, "the sink to take the batch after two refusals")
-            wait_for(lambda: checkpoints.load(), "the checkpoint")
+            last = max((seq for _, seq in where.values()), key=int)
+            wait_for(lambda: checkpoints.load() == {"shardId-000000000000": last}, "the last checkpoint")
     finally:
         server.shutdown()
         server.server_close()
@@ -412,3 +414,112 @@ def test_a_metrics_port_in_use_is_a_configuration_error(aws, kinesis, tmp_path, 
                   "--sink", "null", "--metrics-port", port, "--metrics-address", "127.0.0.1"])  # fmt: skip
     assert stopped.value.code == 2
     assert f"--metrics-port: cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# --- a record that cannot pass, a checkpoint that cannot be written ---------------------------------
+
+SHARD_0, SHARD_1 = "shardId-000000000000", "shardId-000000000001"
+_HASH_KEY = {SHARD_0: "0", SHARD_1: str(2**127 + 1)}  # where the two shards of a 2-shard stream start
+
+
+def put_to(kinesis: Any, shard: str, data: bytes) -> str:
+    """Put one record into `shard` (by explicit hash key); its sequence number."""
+    answer = kinesis.put_record(StreamName=STREAM, Data=data, PartitionKey="k", ExplicitHashKey=_HASH_KEY[shard])
+    assert answer["ShardId"] == shard
+    return answer["SequenceNumber"]
+
+
+def order(number: int) -> bytes:
+    return gz(cwl_document([f"order {number} processed\n"]))
+
+
+def _stalled(consumer: Consumer, shard: str, cause: str) -> float | None:
+    labels = {"shard": shard, "cause": cause}
+    return consumer.telemetry.registry.get_sample_value("shipper_consumer_shard_stalled", labels)
+
+
+def test_a_record_that_cannot_pass_stops_its_shard_there_and_the_other_shard_goes_on(aws, kinesis, tmp_path):
+    """No dead letter: the unreadable record holds its shard; what follows it is never delivered meanwhile."""
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    before = [put_to(kinesis, SHARD_0, order(n)) for n in range(3)]
+    bad = put_to(kinesis, SHARD_0, b"\x1f\x8b not really gzip")
+    for n in range(3, 8):
+        put_to(kinesis, SHARD_0, order(n))
+    for n in range(100, 105):
+        put_to(kinesis, SHARD_1, order(n))
+    output = tmp_path / "events.ndjson"
+    stop = threading.Event()
+    checkpoints = FileCheckpoints(tmp_path / "cp", STREAM)
+    consumer = make_consumer(aws, [f"jsonl:{output}"], checkpoints, stop, rng=random.Random(1))
+    limits: list[int] = []
+    consumer.client.meta.events.register(
+        "before-parameter-build.kinesis.GetRecords", lambda params, **_: limits.append(params["Limit"])
+    )
+    with consuming(consumer, stop):
+        wait_for(lambda: limits.count(1) >= 3, "the blocked record to be read alone three times")
+        assert _stalled(consumer, SHARD_0, "record") == 1
+        assert consumer.shards[SHARD_0].blocked == bad
+    delivered = Counter(delivered_messages(output))
+    expected = [f"order {n} processed" for n in (0, 1, 2, 100, 101, 102, 103, 104)]
+    assert delivered == Counter(dict.fromkeys(expected, 1))  # nothing after the bad record, the rest once
+    assert checkpoints.load()[SHARD_0] == before[-1]
+    assert _stalled(consumer, SHARD_1, "record") is None
+
+    # Restarted with a dead letter, the record is dead-lettered and the shard reads on, each record once.
+    stop = threading.Event()
+    router = build_router(merge_cli(None, sinks=[f"jsonl:{output}"], dead_letter=f"jsonl:{tmp_path / 'dead.ndjson'}"))
+    consumer = Consumer(consumer.client, STREAM, Pipeline(), router, checkpoints, stop, Telemetry(), idle_s=0.2)
+    with consuming(consumer, stop):
+        wait_for(lambda: len(delivered_messages(output)) >= 13, "the records after the bad one")
+        wait_for(lambda: consumer.shards[SHARD_0].position is not None, "a checkpoint")
+    delivered = Counter(delivered_messages(output))
+    assert delivered == Counter({f"order {n} processed": 1 for n in [*range(8), *range(100, 105)]})
+    assert (tmp_path / "dead.ndjson").read_bytes().count(b"\n") == 1
+    assert _stalled(consumer, SHARD_0, "record") is None
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_shard_until_it_is(aws, kinesis, tmp_path):
+    """The checkpoint directory is replaced by a file mid-run (writes fail, as on a full disk), then restored."""
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    for n in range(4):
+        put_to(kinesis, SHARD_0, order(n))
+    output = tmp_path / "events.ndjson"
+    directory = tmp_path / "cp"
+    stop = threading.Event()
+    checkpoints = FileCheckpoints(directory, STREAM)
+    consumer = make_consumer(aws, [f"jsonl:{output}"], checkpoints, stop, max_records=2, rng=random.Random(2))
+    failures = {"shard": SHARD_0}
+    with consuming(consumer, stop):
+        wait_for(lambda: len(delivered_messages(output)) >= 4, "the first 4 events")
+        wait_for(lambda: consumer.shards[SHARD_0].failures == 0, "their checkpoint")
+        directory.rename(tmp_path / "away")
+        directory.write_text("not a directory")
+        last = [put_to(kinesis, SHARD_0, order(n)) for n in range(4, 10)][-1]
+        registry = consumer.telemetry.registry
+        wait_for(
+            lambda: (registry.get_sample_value("shipper_consumer_checkpoint_failures_total", failures) or 0) >= 3,
+            "three failed checkpoint writes",
+        )
+        assert len(delivered_messages(output)) == 6  # one more batch (2 records), then nothing new
+        assert _stalled(consumer, SHARD_0, "checkpoint") == 1
+        assert "checkpoint of shard" in (consumer.health() or "")
+        directory.unlink()
+        (tmp_path / "away").rename(directory)
+        wait_for(lambda: checkpoints.load() == {SHARD_0: last}, "the checkpoint at the last record")
+        assert consumer.health() is None
+    assert Counter(delivered_messages(output)) == Counter({f"order {n} processed": 1 for n in range(10)})
+    assert _stalled(consumer, SHARD_0, "checkpoint") is None
+
+
+def test_file_checkpoints_that_fail_before_their_first_write_raise_an_os_error_to_retry(tmp_path):
+    """Loaded at start, then the directory goes: the write fails as an OSError (retried), not a ConfigError."""
+    store = FileCheckpoints(tmp_path / "cp", STREAM)
+    store.load()
+    (tmp_path / "cp").rmdir()
+    (tmp_path / "cp").write_text("not a directory")
+    with pytest.raises(OSError):
+        store.save(SHARD_0, "1")
+    (tmp_path / "cp").unlink()
+    (tmp_path / "cp").mkdir()
+    store.save(SHARD_0, "1")
+    assert FileCheckpoints(tmp_path / "cp", STREAM).load() == {SHARD_0: "1"}

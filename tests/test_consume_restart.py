@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +108,32 @@ def test_sigterm_flushes_and_checkpoints_what_was_delivered_so_a_restart_repeats
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=15) == 0
     assert Counter(_messages(output)) == Counter(dict.fromkeys(stream, 1))  # exactly once
+
+
+def test_killed_while_checkpoints_fail_it_repeats_at_most_one_batch_per_shard(aws, stream, tmp_path):
+    """The checkpoint directory turns into a file mid-run (every write fails, as on a full disk)."""
+    output = tmp_path / "events.ndjson"
+    directory = tmp_path / "checkpoints"
+    with consumer(aws, tmp_path, 1) as first:
+        _wait_for_some(tmp_path, first, 1)
+        directory.rename(tmp_path / "away")
+        directory.write_text("not a directory")
+        log = tmp_path / "consumer-1.log"
+        wait_for(lambda: log.read_text().count("checkpoint of shard") >= 4, "checkpoint writes to fail")
+        time.sleep(1.0)  # room for reads that should not happen
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    directory.unlink()
+    (tmp_path / "away").rename(directory)
+    at_kill = _positions(directory)
+    before = _messages(output)
+    assert len(before) < RECORDS, "the checkpoints should fail mid-stream"
+
+    with consumer(aws, tmp_path, 2) as second:
+        wait_for(lambda: set(_messages(output)) == set(stream), "every event after the restart", timeout=30)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=15) == 0, (tmp_path / "consumer-2.log").read_text()
+    delivered = Counter(_messages(output))
+    per_shard = Counter(stream[message][0] for message, count in delivered.items() if count > 1)
+    assert all(delivered[message] <= 2 for message in delivered)
+    assert all(count <= MAX_RECORDS for count in per_shard.values()), (per_shard, at_kill)  # one batch at most

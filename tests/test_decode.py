@@ -215,7 +215,7 @@ def test_bad_log_event_and_oversized_message_are_rejected_alone():
     assert sorted(r.code for r in outcome.rejects) == ["bad_log_event", "oversized_event"]
     oversized = next(r for r in outcome.rejects if r.code == "oversized_event")
     assert orjson.loads(oversized.raw)["message"] == "y" * 2000 + "\n"
-    assert "2,001 characters" in oversized.reason
+    assert "2,001 bytes" in oversized.reason
 
 
 @settings(max_examples=300, deadline=None)

@@ -118,7 +118,7 @@ def test_an_event_over_the_size_limit_is_rejected_not_kept(tmp_path, capsys):
     status, events = run(tmp_path, str(tmp_path / "aws"))
     assert status == EXIT_INCOMPLETE
     chars = len("start\n") + 2 * len(huge + "\n")
-    assert f"f.log lines 1-3: one event of {chars:,} characters; the limit is 1,048,576" in capsys.readouterr().err
+    assert f"f.log lines 1-3: one event of {chars:,} bytes or more; the limit is 1,048,576" in capsys.readouterr().err
     assert [e["type"] for e in events] == ["invocation"]
 
 

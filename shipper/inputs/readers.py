@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import ijson
 import orjson
 
-from shipper.classify import MAX_MESSAGE_CHARS
+from shipper.classify import MAX_MESSAGE_CHARS, message_bytes
 from shipper.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     GZIP_MAGIC,
@@ -61,6 +61,10 @@ KINESIS_RECORDS_PER_BATCH = 10_000
 KINESIS_DATA_PER_BATCH = 32 * 1024 * 1024
 """...unless it is larger than any Lambda event (6 MB): then batches of this much base64 data."""
 DOCUMENTS_PER_BATCH = 100
+OTHER_FIELDS_BYTES = 64 * 1024
+"""Room for the fields around a message, in an NDJSON line or a CSV record, before it is too long to hold."""
+JSON_ESCAPE_BYTES = 6
+"""The most bytes JSON spends on one byte of a message (`\u0001`)."""
 
 _LAMBDA_PATH = re.compile(r"(?:^|/)aws/lambda/([^/]+)")
 _STREAM_PATH = re.compile(r"(?:^|/)(\d{4}/\d\d/\d\d/[^/]*\[[^/]*)$")
@@ -408,8 +412,11 @@ class _Reader:
         return self._log_events(self._ndjson_items(io.BufferedReader(content, CHUNK)), self._cli_event)
 
     def _ndjson_items(self, lines: io.BufferedReader) -> Iterator[Any]:
-        """One JSON value a line; a line that is not JSON becomes a reject and reading goes on."""
-        limit = self.options.max_message_chars * 4 + 4096
+        """One JSON value a line; a line that is not JSON becomes a reject and reading goes on.
+
+        A line is held when its message could be within the limit, however escaped; the classifier
+        decides on the message itself, as for every format."""
+        limit = self.options.max_message_chars * JSON_ESCAPE_BYTES + OTHER_FIELDS_BYTES
         number = 0
         while line := lines.readline(limit):
             number += 1
@@ -430,10 +437,59 @@ class _Reader:
 
     def _insights_csv(self, content: Rewound) -> Iterator[Batch]:
         text = io.TextIOWrapper(io.BufferedReader(content, CHUNK), encoding="utf-8-sig", errors="replace", newline="")
-        rows = csv.reader(text)
-        header = next(rows, None) or []
-        fields = (dict(zip(header, row, strict=False)) for row in rows)
-        return self._log_events(fields, self._insights_fields)
+        cap = self.options.max_message_chars + OTHER_FIELDS_BYTES
+        self.unit = "line"
+        if csv.field_size_limit() < cap:
+            csv.field_size_limit(cap)
+        return self._log_events(self._csv_rows(text, cap), self._insights_fields)
+
+    def _csv_rows(self, text: io.TextIOWrapper, cap: int) -> Iterator[dict[str, str] | Reject]:
+        """Rows as {column: value} by the header; a record too long to hold, or malformed, is a reject alone."""
+        header: list[str] | None = None
+        for record in self._csv_records(text, cap):
+            if type(record) is Reject:
+                yield record
+                continue
+            try:
+                row = next(csv.reader([record]), [])  # type: ignore[list-item]
+            except csv.Error as exc:
+                reason = f"{self.name} line {self.at:,}: malformed CSV ({exc})"
+                yield Reject("not_csv", reason, record[:4096].encode(), None, self.name)  # type: ignore[index]
+                continue
+            if header is None:
+                header = row
+            elif row:
+                yield dict(zip(header, row, strict=False))
+
+    def _csv_records(self, text: io.TextIOWrapper, cap: int) -> Iterator[str | Reject]:
+        """The records of a CSV as text: a record ends at a line end outside a quoted field (RFC 4180).
+
+        A record over `cap` characters is not held: it becomes a reject and reading goes on after it.
+        A quote never closed takes the rest of the input; that is a reject too.
+        """
+        readline = text.readline
+        self.unit = "line"
+        while line := readline(cap + 1):
+            start = self.at + 1
+            self.at += 1
+            parts, size, quoted = [line], len(line), _csv_quote_open(line, False)
+            while quoted or line[-1:] not in ("\n", "\r"):
+                line = readline(cap + 1)
+                if not line:
+                    break
+                self.at += line[-1:] in ("\n", "\r")
+                size += len(line)
+                quoted = _csv_quote_open(line, quoted)
+                if size <= cap:
+                    parts.append(line)
+            if quoted:
+                reason = f"{self.name} line {start:,}: a quoted field is not closed before the end of the input"
+                yield Reject("not_csv", reason, parts[0][:4096].encode(), None, self.name)
+            elif size > cap:
+                reason = f"{self.name} line {start:,}: one record of {size:,} characters; the limit is {cap:,}"
+                yield Reject("oversized_event", reason, parts[0][:4096].encode(), None, self.name)
+            else:
+                yield "".join(parts)
 
     def _tail(self, content: Rewound) -> Iterator[Batch]:
         return self._text_lines(content, tail_head, None)
@@ -452,9 +508,11 @@ class _Reader:
 
         A line `head_of` does not recognise continues the event before it (tracebacks, REPORT + XRAY);
         before the first recognised line it is an event of its own, at `unknown_time` (None: rejected).
-        An event longer than the message limit becomes a reject without being kept whole.
+        An event whose message (less the line end) is over the limit, in bytes of UTF-8, becomes a
+        reject without being kept whole.
         """
         max_chars = self.options.max_message_chars
+        held = max_chars + 2  # the message and its line end, "\r\n" at most
         limit = max_chars + 256
         text = io.TextIOWrapper(io.BufferedReader(content, CHUNK), encoding="utf-8", errors="replace", newline="\n")
         readline = text.readline
@@ -472,7 +530,7 @@ class _Reader:
         while True:
             line = readline(limit)
             if in_long_line:  # the rest of a physical line longer than the limit
-                chars += len(line)
+                chars += message_bytes(line)
                 in_long_line = bool(line) and not line.endswith("\n")
                 continue
             found = None
@@ -485,23 +543,26 @@ class _Reader:
                 found = head_of(line)
                 if found is None:
                     if parts:
-                        if chars <= max_chars:
+                        chars += message_bytes(line)
+                        if chars <= held:
                             parts.append(line)
-                        chars += len(line)
                         continue
                     if not line.strip():
                         continue
                     found = (None, None, line)
             if parts:  # the event before this line is complete
                 end = number - 1 if line else number
-                if chars > max_chars:
-                    rejects.append(self._oversized(start, end, chars, parts))
-                else:
+                message = None
+                if chars <= held:
                     message = parts[0] if len(parts) == 1 else "".join(parts)
                     if message[-1:] == "\n":
                         message = message[:-2] if message[-2:] == "\r\n" else message[:-1]
                     if message[:2] == "\n{":
                         message = _compact_json(message)
+                    chars = message_bytes(message)
+                if message is None or chars > max_chars:
+                    rejects.append(self._oversized(start, end, chars, parts))
+                else:
                     if add(group, stream, None, {"id": None, "timestamp": timestamp, "message": message}):
                         yield self._batch(f"lines {first:,}-{end:,}", documents=documents.take(), rejects=rejects)
                         rejects, first = [], end + 1
@@ -513,16 +574,45 @@ class _Reader:
                 timestamp = last_timestamp
             last_timestamp = timestamp
             stream = named_stream or default_stream
-            parts, chars, start = [message], len(message), number
+            parts, chars, start = [message], message_bytes(message), number
         if documents.events or rejects:
             yield self._batch(f"lines {first:,}-{number:,}", documents=documents.take(), rejects=rejects)
 
     def _oversized(self, start: int, end: int, chars: int, parts: list[str]) -> Reject:
         reason = (
-            f"{self.name} lines {start:,}-{end:,}: one event of {chars:,} characters; the limit is "
+            f"{self.name} lines {start:,}-{end:,}: one event of {chars:,} bytes or more; the limit is "
             f"{self.options.max_message_chars:,} (is the format right? --format forces one)"
         )
         return Reject("oversized_event", reason, "".join(parts)[:4096].encode(), None, self.name)
+
+
+_CSV_QUOTED = re.compile(r'[^"]*(?:""[^"]*)*')
+"""The inside of a quoted CSV field, up to its closing quote (`""` is a quote in it)."""
+_CSV_UNQUOTED = re.compile(r"[^,]*")
+"""An unquoted field, or what follows a closing quote, up to the next comma: a quote there is data."""
+
+
+def _csv_quote_open(text: str, quoted: bool) -> bool:
+    """Whether a quoted field is open at the end of `text`, `quoted` telling whether one was at its start.
+
+    As Python's csv reads: a quote opens a quoted field only at the start of a field."""
+    position, end = 0, len(text)
+    while True:
+        if quoted:
+            position = _CSV_QUOTED.match(text, position).end()  # type: ignore[union-attr]
+            if position >= end:
+                return True
+            quoted = False
+            position = _CSV_UNQUOTED.match(text, position + 1).end()  # type: ignore[union-attr]
+        elif text[position : position + 1] == '"':
+            quoted = True
+            position += 1
+            continue
+        else:
+            position = _CSV_UNQUOTED.match(text, position).end()  # type: ignore[union-attr]
+        if position >= end:
+            return False
+        position += 1  # the comma: a field starts after it
 
 
 def _compact_json(message: str) -> str:

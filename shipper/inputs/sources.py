@@ -3,13 +3,18 @@
 `iter_inputs` resolves the PATH arguments of `shipper run` into `Input`s (name, size, how to open
 it) as they are read, so a million files cost no memory; `total_size` lists them once more
 beforehand, for the progress bar's total. Hidden files and directories and CloudWatch Logs' export
-permission probe (`aws-logs-write-test`) are skipped. S3 is read with boto3, imported only when an
-`s3://` path is given, with the usual credential chain.
+permission probe (`aws-logs-write-test`) are skipped. In a directory, only regular files are read:
+a FIFO, socket or device there is skipped with a reject saying so (reading one could block for
+ever); symbolic links to directories are followed, each directory once, so a link loop is reported
+rather than followed. A FIFO or device named on the command line is read as a stream (`shipper run
+<(zcat ...)`). S3 is read with boto3, imported only when an `s3://` path is given, with the usual
+credential chain.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -61,27 +66,94 @@ def total_size(paths: Sequence[str], *, endpoint_url: str | None = None) -> int 
 
 
 def _local_inputs(path: Path) -> Iterator[Input | Reject]:
-    if path.is_dir():
-        for file in _walk(path):
-            yield _local(file)
-    elif path.is_file() or path.is_fifo():
-        yield _local(path)
+    """A file named on the command line (a FIFO or device too: read as a stream), or a directory's files."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        yield _unreadable(path, f"{path}: no such file or directory")
+        return
+    except OSError as exc:
+        yield _unreadable(path, f"{path}: {exc.strerror or exc}")
+        return
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        yield from _walk(path)
+    elif stat.S_ISREG(mode):
+        yield Input(str(path), info.st_size, partial(open, path, "rb"))
+    elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        yield Input(str(path), None, partial(open, path, "rb"))
     else:
-        reason = f"{path}: no such file or directory" if not path.exists() else f"{path}: not a file or directory"
-        yield Reject("unreadable_input", reason, b"", None, str(path))
+        yield _unreadable(path, f"{path}: {_kind(mode)}, not a file or directory")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for directory, subdirectories, files in os.walk(root):
+def _walk(root: Path) -> Iterator[Input | Reject]:
+    """The regular files under `root`, sorted, following links to directories; each directory is listed
+    once (by device and inode), so a link back up the tree is reported instead of followed for ever."""
+    seen: set[tuple[int, int]] = set()
+    errors: list[OSError] = []  # directories that cannot be listed
+    for directory, subdirectories, files in os.walk(root, followlinks=True, onerror=errors.append):
+        yield from _listing_errors(errors)
+        try:
+            info = os.stat(directory)
+        except OSError as exc:
+            yield _unreadable(Path(directory), f"{directory}: {exc.strerror or exc}")
+            subdirectories.clear()
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            yield _unreadable(Path(directory), f"{directory}: a link to a directory already read (a loop?); skipped")
+            subdirectories.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name != PROBE_OBJECT:
-                yield Path(directory, name)
+                yield _listed(Path(directory, name))
+    yield from _listing_errors(errors)
 
 
-def _local(path: Path) -> Input:
-    size = path.stat().st_size if path.is_file() else None
-    return Input(str(path), size, partial(open, path, "rb"))
+def _listing_errors(errors: list[OSError]) -> Iterator[Reject]:
+    for error in errors:
+        yield _unreadable(Path(error.filename or ""), f"{error.filename}: {error.strerror or error}")
+    errors.clear()
+
+
+def _listed(path: Path) -> Input | Reject:
+    """A file found in a directory: read when it is a regular file (or a link to one)."""
+    try:
+        info = path.stat()
+    except OSError as exc:  # removed since it was listed, a dangling link, no permission ...
+        return _unreadable(path, f"{path}: {exc.strerror or exc}")
+    if not stat.S_ISREG(info.st_mode):
+        return _unreadable(path, f"{path}: {_kind(info.st_mode)}, not a regular file; skipped")
+    return Input(str(path), info.st_size, partial(_open_regular, path))
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a file listed as regular, refusing what took its place since (a FIFO would block the open)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{_kind(mode)} now, no longer a regular file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _unreadable(path: Path, reason: str) -> Reject:
+    return Reject("unreadable_input", reason, b"", None, str(path))
 
 
 # --- S3 ---------------------------------------------------------------------------------------------

@@ -202,6 +202,16 @@ class Telemetry:
             LAMBDA_MAX_SERIES,
             self._dropped,
         )
+        self._stalled = family(
+            Gauge,
+            "shipper_consumer_shard_stalled",
+            "1 while a shard reads nothing new: a record it cannot pass (cause=record) or a checkpoint it "
+            "cannot write (cause=checkpoint).",
+            ["shard", "cause"],
+        )
+        self._checkpoint_failures = family(
+            Counter, "shipper_consumer_checkpoint_failures", "Checkpoint writes that failed, by shard.", ["shard"]
+        )
         self.custom = CustomMetrics(self.config, self._drop)
         r.register(self.custom)
         self._handlers = {
@@ -315,3 +325,13 @@ class Telemetry:
 
     def count_read_error(self, shard: str, code: str) -> None:
         self._read_errors.inc(shard, code)
+
+    def set_shard_stalled(self, shard: str, cause: str, stalled: bool) -> None:
+        """Whether `shard` is held up by `cause` ("record" or "checkpoint"); the series leaves when it is not."""
+        if stalled:
+            self._stalled.labels(shard, cause).set(1)
+        else:
+            self._stalled.remove(shard, cause)
+
+    def count_checkpoint_failure(self, shard: str) -> None:
+        self._checkpoint_failures.labels(shard).inc()
