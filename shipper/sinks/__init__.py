@@ -31,12 +31,14 @@ _HTTP_KINDS = frozenset({"http", "https"})
 _AWS_KINDS = frozenset({"s3", "kinesis", "firehose", "cloudwatch"})
 _BACKENDS = {
     "otlp": ("shipper.sinks.otlp", "otlp"),
+    "prometheus-remote-write": ("shipper.sinks.prometheus_remote_write", "snappy"),
 }
 """Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs).
 Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
 SPECS = (
     "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
-    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL"
+    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
+    "prometheus-remote-write:URL"
 )
 
 
