@@ -33,6 +33,8 @@ BACKEND_MODULES = ("google.protobuf", "opentelemetry", "cramjam", "snappy")
         ("stdout", []),
         ("otlp:http://127.0.0.1:4318", ["google.protobuf", "opentelemetry"]),
         ("prometheus-remote-write:http://127.0.0.1:9090/api/v1/write", ["cramjam", "google.protobuf"]),
+        ("loki:http://127.0.0.1:3100", ["cramjam", "google.protobuf"]),
+        ("loki:http://127.0.0.1:3100 format=json", []),
     ],
 )
 def test_protobuf_and_snappy_load_only_when_a_sink_needs_them(sinks, loaded):

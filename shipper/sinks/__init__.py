@@ -32,13 +32,14 @@ _AWS_KINDS = frozenset({"s3", "kinesis", "firehose", "cloudwatch"})
 _BACKENDS = {
     "otlp": ("shipper.sinks.otlp", "otlp"),
     "prometheus-remote-write": ("shipper.sinks.prometheus_remote_write", "snappy"),
+    "loki": ("shipper.sinks.loki", "snappy"),
 }
 """Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs).
 Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
 SPECS = (
     "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
     "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
-    "prometheus-remote-write:URL"
+    "prometheus-remote-write:URL, loki:URL"
 )
 
 
@@ -67,12 +68,11 @@ def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     if kind in _BACKENDS:
         module, extra = _BACKENDS[kind]
         try:
-            backend = importlib.import_module(module)
+            return importlib.import_module(module).build(spec, options)
         except ImportError as exc:
             raise ConfigError(
                 f"sink {spec!r} needs the {extra} extra: pip install 'lambda-shipper[{extra}]' ({exc})"
             ) from exc
-        return backend.build(spec, options)
     if kind == "http":
         from shipper.sinks.http import build_http_sink
 

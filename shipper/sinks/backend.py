@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shipper.errors import ConfigError
+from shipper.sinks.base import SinkError
 from shipper.sinks.http import _HEADER, _OPTIONS, HttpSink, _flag, _positive, _text, build_http_sink
 
-__all__ = ["Converter", "flag", "positive", "text", "transport"]
+__all__ = ["Converter", "flag", "oversized", "positive", "text", "transport"]
 
 Converter = Callable[[str, Any], Any]
 text: Converter = _text
@@ -24,7 +25,11 @@ _HTTP_ONLY = ("preset", "index")
 
 
 def transport(
-    kind: str, url: str, options: Mapping[str, Any], own: Mapping[str, Converter], defaults: Mapping[str, Any] = {}
+    kind: str,
+    url: str,
+    options: Mapping[str, Any],
+    own: Mapping[str, Converter],
+    defaults: Mapping[str, Any] | None = None,
 ) -> tuple[HttpSink, dict[str, Any]]:
     """The HTTP transport for `url` and the backend's own options (`own`: name -> converter), checked.
 
@@ -42,5 +47,15 @@ def transport(
             f"{', '.join([*own, *known])}, {_HEADER}NAME"
         )
     values = {key: own[key](key, value) for key, value in options.items() if key in own}
-    http_options = {**defaults, **{key: value for key, value in options.items() if key not in own}}
+    http_options = {**(defaults or {}), **{key: value for key, value in options.items() if key not in own}}
     return build_http_sink(url, http_options), values
+
+
+def oversized(kind: str, failed: list[int], limit: int, what: str) -> SinkError:
+    """The final refusal of the items (indices `failed`) over a backend's per-item limit: they are
+    dead-lettered with this reason, never cut or dropped, while the rest of the batch is sent."""
+    return SinkError(
+        f"{kind}: {len(failed)} {what} over the {limit:,}-byte limit of one item, not sent",
+        retryable=False,
+        failed=failed,
+    )
