@@ -33,13 +33,14 @@ _BACKENDS = {
     "otlp": ("shipper.sinks.otlp", "otlp"),
     "prometheus-remote-write": ("shipper.sinks.prometheus_remote_write", "snappy"),
     "loki": ("shipper.sinks.loki", "snappy"),
+    "datadog": ("shipper.sinks.datadog", None),
 }
-"""Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs).
+"""Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs if any).
 Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
 SPECS = (
     "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
     "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
-    "prometheus-remote-write:URL, loki:URL"
+    "prometheus-remote-write:URL, loki:URL, datadog"
 )
 
 
@@ -70,6 +71,8 @@ def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
         try:
             return importlib.import_module(module).build(spec, options)
         except ImportError as exc:
+            if extra is None:
+                raise
             raise ConfigError(
                 f"sink {spec!r} needs the {extra} extra: pip install 'lambda-shipper[{extra}]' ({exc})"
             ) from exc
