@@ -35,6 +35,8 @@ BACKEND_MODULES = ("google.protobuf", "opentelemetry", "cramjam", "snappy")
         ("prometheus-remote-write:http://127.0.0.1:9090/api/v1/write", ["cramjam", "google.protobuf"]),
         ("loki:http://127.0.0.1:3100", ["cramjam", "google.protobuf"]),
         ("loki:http://127.0.0.1:3100 format=json", []),
+        ("datadog api_key=env:DD_API_KEY", []),
+        ("splunk-hec:https://127.0.0.1:8088 token=env:HEC_TOKEN", []),
     ],
 )
 def test_protobuf_and_snappy_load_only_when_a_sink_needs_them(sinks, loaded):

@@ -34,13 +34,14 @@ _BACKENDS = {
     "prometheus-remote-write": ("shipper.sinks.prometheus_remote_write", "snappy"),
     "loki": ("shipper.sinks.loki", "snappy"),
     "datadog": ("shipper.sinks.datadog", None),
+    "splunk-hec": ("shipper.sinks.splunk", None),
 }
 """Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs if any).
 Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
 SPECS = (
     "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
     "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
-    "prometheus-remote-write:URL, loki:URL, datadog"
+    "prometheus-remote-write:URL, loki:URL, datadog, splunk-hec:URL"
 )
 
 
