@@ -1,4 +1,5 @@
-"""The real Prometheus tools for tests, from Debian's `prometheus` and `prometheus-pushgateway` packages.
+"""The real Prometheus tools for tests, from Debian's `prometheus`, `prometheus-pushgateway` and
+`victoria-metrics` packages.
 
 Every server listens on 127.0.0.1 on a free port, with its files under the test's tmp_path, and is
 stopped when its `with` block ends. A missing binary fails the test under CI (CI=true: .ci/run
@@ -24,7 +25,7 @@ import orjson
 import pytest
 
 T = TypeVar("T")
-INSTALL_HINT = "apt-get install -y prometheus prometheus-pushgateway"
+INSTALL_HINT = "apt-get install -y prometheus prometheus-pushgateway victoria-metrics"
 
 
 def binary(name: str) -> str:
@@ -85,8 +86,11 @@ def running(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -
 
 
 @contextmanager
-def prometheus(tmp_path: Path, targets: Sequence[str], scrape_interval: str = "1s") -> Iterator[str]:
-    """A Prometheus server scraping `targets` (host:port) every `scrape_interval`; yields its base URL."""
+def prometheus(
+    tmp_path: Path, targets: Sequence[str] = (), scrape_interval: str = "1s", *, remote_write_receiver: bool = False
+) -> Iterator[str]:
+    """A Prometheus server scraping `targets` (host:port) every `scrape_interval`, and taking remote writes
+    at /api/v1/write when `remote_write_receiver`; yields its base URL."""
     executable = binary("prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -101,6 +105,7 @@ def prometheus(tmp_path: Path, targets: Sequence[str], scrape_interval: str = "1
         f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
         f"--web.listen-address={url.removeprefix('http://')}",
         "--log.level=warn",
+        *(["--web.enable-remote-write-receiver"] if remote_write_receiver else []),
     ]
     with running(args, tmp_path / "prometheus.log") as process:
         wait_for(lambda: process.poll() is not None or http_get(f"{url}/-/ready")[0] == 200, "Prometheus to start")
@@ -108,8 +113,33 @@ def prometheus(tmp_path: Path, targets: Sequence[str], scrape_interval: str = "1
         yield url
 
 
+@contextmanager
+def victoria_metrics(tmp_path: Path) -> Iterator[str]:
+    """A single-node VictoriaMetrics on a free port (remote write at /api/v1/write, the Datadog series API at
+    /datadog/api/v1/series, PromQL at /api/v1/query); yields its base URL. Call `vm_flush` before querying."""
+    executable = binary("victoria-metrics")
+    url = f"http://127.0.0.1:{free_port()}"
+    args = [
+        executable,
+        f"-storageDataPath={tmp_path / 'vm-data'}",
+        f"-httpListenAddr={url.removeprefix('http://')}",
+        "-search.latencyOffset=0s",
+        "-search.disableCache",
+        "-loggerLevel=ERROR",
+    ]
+    with running(args, tmp_path / "victoria-metrics.log") as process:
+        wait_for(lambda: process.poll() is not None or http_get(f"{url}/health")[0] == 200, "VictoriaMetrics to start")
+        assert process.poll() is None, (tmp_path / "victoria-metrics.log").read_text()
+        yield url
+
+
+def vm_flush(url: str) -> None:
+    """Make what VictoriaMetrics took so far visible to queries."""
+    assert http_get(f"{url}/internal/force_flush")[0] == 200
+
+
 def query(url: str, promql: str) -> list[dict[str, Any]]:
-    """The result vector of an instant PromQL query against Prometheus's HTTP API."""
+    """The result vector of an instant PromQL query against Prometheus's (or VictoriaMetrics') HTTP API."""
     status, body = http_get(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")
     assert status == 200, body
     answer = orjson.loads(body)

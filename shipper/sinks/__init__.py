@@ -7,6 +7,7 @@ in shipper.delivery. `build_sink` turns a spec string and its options into a sin
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,16 +29,26 @@ __all__ = [
 _LOCAL_KINDS = frozenset({"stdout", "null", "jsonl", "dir"})
 _HTTP_KINDS = frozenset({"http", "https"})
 _AWS_KINDS = frozenset({"s3", "kinesis", "firehose", "cloudwatch"})
+_BACKENDS = {
+    "otlp": ("shipper.sinks.otlp", "otlp"),
+    "prometheus-remote-write": ("shipper.sinks.prometheus_remote_write", "snappy"),
+    "loki": ("shipper.sinks.loki", "snappy"),
+    "datadog": ("shipper.sinks.datadog", None),
+    "splunk-hec": ("shipper.sinks.splunk", None),
+}
+"""Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs if any).
+Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
 SPECS = (
     "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
-    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf"
+    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
+    "prometheus-remote-write:URL, loki:URL, datadog, splunk-hec:URL"
 )
 
 
 def sink_kind(spec: str) -> str:
     """The kind of a sink spec: `stdout`, `jsonl`, `http`, `s3`, ... (`https` URLs are `http`)."""
     kind = spec.partition(":")[0]
-    if kind not in _LOCAL_KINDS | _HTTP_KINDS | _AWS_KINDS:
+    if kind not in _LOCAL_KINDS | _HTTP_KINDS | _AWS_KINDS | _BACKENDS.keys():
         raise ConfigError(f"unknown sink {spec!r}: expected {SPECS}")
     return "http" if kind == "https" else kind
 
@@ -56,6 +67,16 @@ def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
         except ImportError as exc:
             raise ConfigError(f"sink {spec!r} needs boto3: {INSTALL_AWS} ({exc})") from exc
         return build_aws_sink(spec, options)
+    if kind in _BACKENDS:
+        module, extra = _BACKENDS[kind]
+        try:
+            return importlib.import_module(module).build(spec, options)
+        except ImportError as exc:
+            if extra is None:
+                raise
+            raise ConfigError(
+                f"sink {spec!r} needs the {extra} extra: pip install 'lambda-shipper[{extra}]' ({exc})"
+            ) from exc
     if kind == "http":
         from shipper.sinks.http import build_http_sink
 

@@ -30,6 +30,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -40,7 +41,7 @@ from shipper.errors import ConfigError
 from shipper.secrets import REFERENCE_KINDS
 from shipper.sinks.base import SinkError, encode_ndjson
 
-__all__ = ["PRESETS", "HttpSink", "build_http_sink"]
+__all__ = ["PRESETS", "HttpSink", "Reply", "build_http_sink"]
 
 PRESETS = ("ndjson", "webhook", "elasticsearch", "opensearch")
 _BULK_PRESETS = ("elasticsearch", "opensearch")
@@ -140,8 +141,18 @@ class HttpSink:
         return f"HttpSink({self.url!r}, preset={self.preset!r}{via})"
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        body = self._encode(events)
-        headers = {**self._headers, "Content-Type": self._content_type}
+        reply = self.post(self._encode(events), self._content_type)
+        if not reply.ok:
+            raise self.refusal(reply)
+        if self._check is not None:
+            self._check(reply.body, len(events))
+
+    def post(self, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> Reply:
+        """POST `body` to the URL with the sink's headers, API key and gzip, plus `headers`; any status is
+        returned. Failures to get an answer (connection, TLS, timeout, the secret) raise SinkError.
+
+        The transport that other sinks built on this one (OTLP, Loki, Datadog, ...) send through."""
+        headers = {**self._headers, **(headers or {}), "Content-Type": content_type}
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
@@ -150,17 +161,24 @@ class HttpSink:
             secret = self._secret(self._api_key)
             headers[self._api_key_header] = self._api_key_prefix + secret
         status, retry_after, payload = self._post(body, headers)
-        if 200 <= status < 300:
-            if self._check is not None:
-                self._check(payload, len(events))
-            return
-        retryable = status in (408, 429) or status >= 500
-        reason = _snippet(payload, secret)
-        raise SinkError(
-            f"HTTP {status} from {self.url}" + (f": {reason}" if reason else ""),
+        return Reply(status, retry_after, payload, secret)
+
+    def refusal(self, reply: Reply, retryable: bool | None = None) -> SinkError:
+        """The SinkError for a reply that is not 2xx, quoting its start with the secret cut out.
+
+        `retryable` defaults to 408, 429 and 5xx; Retry-After is kept for retryable ones."""
+        if retryable is None:
+            retryable = reply.status in (408, 429) or reply.status >= 500
+        reason = self.quote(reply)
+        return SinkError(
+            f"HTTP {reply.status} from {self.url}" + (f": {reason}" if reason else ""),
             retryable=retryable,
-            retry_after=retry_after if retryable else None,
+            retry_after=reply.retry_after if retryable else None,
         )
+
+    def quote(self, reply: Reply) -> str:
+        """The start of a reply's body, one line, safe to show (the secret cut out if echoed)."""
+        return _snippet(reply.body, reply.secret)
 
     def close(self) -> None:
         self._drop_connection()
@@ -223,6 +241,22 @@ class HttpSink:
         dumps = orjson.dumps
         newline = orjson.OPT_APPEND_NEWLINE
         return b"".join([action + dumps(event, option=newline) for event in events])
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one POST got back."""
+
+    status: int
+    retry_after: float | None
+    """Seconds from a Retry-After header, if any."""
+    body: bytes
+    secret: str | None = field(default=None, repr=False)
+    """The API key that was sent: to cut out of quoted answers; never shown."""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 class _Proxy(NamedTuple):
