@@ -21,6 +21,10 @@ from shipper.bounds import METRIC_VALUE, NUMBER, SAMPLE_RATE, json_number, text_
 
 #: At most this many values in one metric (packed StatsD values, an EMF value array).
 MAX_VALUES_PER_METRIC = 1000
+#: At most this many values in all on one line (a StatsD packet, an EMF document): an EMF document
+#: naming one 1,000-value member in 2,000 metric definitions is 28 KB that would be 2,000,000 events.
+#: CloudWatch takes at most 100 metrics of 100 values each in one EMF document.
+MAX_VALUES_PER_LINE = 10_000
 #: At most this many tags (or dimensions) on one line.
 MAX_TAGS_PER_LINE = 1000
 
@@ -160,6 +164,12 @@ def _epoch_seconds_ms(text: str) -> int | None:
     return int(text) * 1000
 
 
+def _too_many_values(count: int) -> MalformedMetric | None:
+    if count > MAX_VALUES_PER_LINE:
+        return MalformedMetric(f"The line has more than {MAX_VALUES_PER_LINE:,} metric values; that is the limit.")
+    return None
+
+
 def _too_many_tags(count: int) -> MalformedMetric | None:
     if count > MAX_TAGS_PER_LINE:
         return MalformedMetric(f"The line has {count} tags; the limit is {MAX_TAGS_PER_LINE}.")
@@ -212,6 +222,9 @@ def _parse_statsd_packet(body: str, timestamp_ms: int) -> list[dict[str, Any]] |
         if isinstance(parsed, MalformedMetric):
             return MalformedMetric(f"Line {number} of the StatsD packet: {parsed.reason}")
         metrics.extend(parsed)
+        too_many = _too_many_values(len(metrics))
+        if too_many:
+            return too_many
     return metrics
 
 
@@ -533,6 +546,9 @@ def _parse_emf_directive(
         values = _emf_values(obj.get(name))
         if isinstance(values, str):
             return MalformedMetric(f"EMF metric {_show(name)} {values}.")
+        too_many = _too_many_values(len(metrics) + len(values))
+        if too_many:
+            return too_many
         metric_type = _metric_type_for_unit(unit)
         metrics.extend(
             _metric(timestamp, name, value, metric_type, unit, namespace, dict(tags), None, "emf", False, request_id)
