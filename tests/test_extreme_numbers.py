@@ -29,14 +29,14 @@ from test_consume import consuming, make_consumer
 from shipper.checkpoint import FileCheckpoints
 from shipper.cli import main
 from shipper.config import build_router, merge_cli
-from shipper.contract import contract_violations
+from shipper.contract import FIELD_RANGES, contract_violations
 from shipper.decode import RawRecord
 from shipper.handler import KinesisHandler
 from shipper.pipeline import Pipeline
 from shipper.report import FleetReport, Prices, render
 from shipper.telemetry import Telemetry
 
-from helpers import REQUEST_ID, cwl_document, gz, kinesis_event
+from helpers import REQUEST_ID, classify_messages, cwl_document, gz, kinesis_event
 from promstack import wait_for
 
 EXTREMES = (
@@ -281,3 +281,27 @@ def test_shipper_consume_moves_past_records_of_extreme_numbers(aws, kinesis, tmp
     assert len({e["event_id"] for e in shipped}) >= len(records)
     assert_meets_contract(shipped)
     assert_exposition_is_finite(consumer.telemetry)
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_RANGES))
+def test_the_contract_refuses_a_number_outside_its_range(field):
+    [event] = [e for e in classify_messages([VALID_LINES[field]]) if field in e]
+    assert contract_violations(event) == []
+    bounds = FIELD_RANGES[field]
+    for value in (math.inf, -math.inf, math.nan, bounds.high * 2 + 1, bounds.low * 2 - 1):
+        assert contract_violations(event | {field: value}) != [], value
+    assert contract_violations(event | {field: 10**5000}) != []
+
+
+VALID_LINES = {
+    "timestamp": "order placed",
+    "duration_ms": f"REPORT RequestId: {REQUEST_ID}\tDuration: 1.5 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\t"
+    "Max Memory Used: 64 MB\t",
+    "timeout_s": f"2024-05-20T16:29:45.120Z {REQUEST_ID} Task timed out after 3.00 seconds",
+    "value": "hits:1|c|@0.5",
+}
+for _name in ("billed_duration_ms", "memory_size_mb", "max_memory_used_mb"):
+    VALID_LINES[_name] = VALID_LINES["duration_ms"]
+for _name in ("init_duration_ms", "restore_duration_ms", "billed_restore_duration_ms"):
+    VALID_LINES[_name] = VALID_LINES["duration_ms"]
+VALID_LINES["sample_rate"] = VALID_LINES["value"]
