@@ -147,8 +147,10 @@ def assert_meets_contract(events: list[dict[str, Any]]) -> None:
     assert problems == []
 
 
-def document(messages: list[str], start_ms: int = 1716222585000) -> dict[str, Any]:
-    return cwl_document([f"START RequestId: {REQUEST_ID} Version: $LATEST", *messages], start_ms=start_ms)
+def document(messages: list[str], start_ms: int = 1716222585000, **options: Any) -> dict[str, Any]:
+    """A DATA_MESSAGE of `messages` inside an invocation (after its START line)."""
+    messages = [f"START RequestId: {REQUEST_ID} Version: $LATEST", *messages]
+    return cwl_document(messages, start_ms=start_ms, **options)
 
 
 def read_ndjson(data: bytes) -> list[dict[str, Any]]:
@@ -244,16 +246,20 @@ def test_shipper_run_reads_every_file_of_extreme_numbers_and_reports(tmp_path, c
     paths = []
     for index, messages in enumerate((first, second)):
         path = tmp_path / f"in-{index}.json.gz"
-        path.write_bytes(gz(document(messages)))
+        path.write_bytes(gz(document(messages, log_stream=f"stream-{index}")))
         paths.append(str(path))
     output, report = tmp_path / "events.ndjson", tmp_path / "report.json"
     output.unlink(missing_ok=True)
-    status = main(["run", *paths, "--sink", f"jsonl:{output}", "--report", str(report), "--quiet"])
-    assert status == 0
+    capsys.readouterr()
+    status = main(["run", *paths, "--sink", f"jsonl:{output}", "--report", str(report)])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
     shipped = read_ndjson(output.read_bytes())
     assert_meets_contract(shipped)
-    assert orjson.loads(report.read_bytes())["functions"] is not None
-    capsys.readouterr()
+    assert {event["log_stream"] for event in shipped} == {"stream-0", "stream-1"}  # both files were read
+    data = orjson.loads(report.read_bytes())
+    assert all(math.isfinite(number) for number in numbers_in(data))
+    assert "Cost: billed GB-seconds" in printed.out + printed.err  # the report was printed to the end
 
 
 @pytest.fixture
