@@ -67,7 +67,7 @@ _SPACED_PLATFORM_FIELD = re.compile(
 # Canonical REPORT line (tabs, no Status/Restore fields): one regex instead of the generic field parser.
 # What may follow it is checked with string operations: nothing, or the X-Ray trailer on its second line.
 # Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
-# values outside their ranges (shipper.bounds), takes the generic parser, which makes those fields null.
+# values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
 _REPORT = re.compile(
     r"REPORT RequestId: ([^\t ]+)\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
     r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
@@ -99,8 +99,8 @@ _SILENT_PLATFORM_TYPES = frozenset(
     ("runtimeDone", "initRuntimeDone", "restoreStart", "restoreRuntimeDone", "extension", "telemetrySubscription")
 )
 _LOADS = orjson.loads
-_N = TypeVar("_N", bound=float)
 _JSONDecodeError = orjson.JSONDecodeError
+_N = TypeVar("_N", bound=float)
 
 
 def function_from_log_source(log_group: str, log_stream: str) -> str | None:
