@@ -32,11 +32,12 @@ bench: $(BIN)/.installed
 bench-instructions: $(BIN)/.installed
 	$(BIN)/python bench/bench_instructions.py
 
-# Coverage-guided fuzzing of the decoder and classifier; FUZZ_SECONDS sets the budget.
+# Coverage-guided fuzzing of the whole handler path (decode, classify, router, local sinks, report, registry)
+# with extreme numbers (fuzz/numbers.dict); FUZZ_SECONDS sets the budget.
 FUZZ_SECONDS ?= 120
 fuzz: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet atheris
-	$(BIN)/python fuzz/fuzz_pipeline.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	$(BIN)/python fuzz/fuzz_pipeline.py -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/numbers.dict -print_final_stats=1
 
 # Sustained load through the Lambda handler to a local HTTP server that fails on purpose (bench/soak.py):
 # events/s, peak RSS, RSS over time; fails if an event is lost or RSS grows. SOAK_SECONDS sets the time.

@@ -1,34 +1,132 @@
-"""Coverage-guided fuzzing of the decoder and classifier with atheris (`make fuzz`).
+"""Coverage-guided fuzzing of the whole Lambda handler path with atheris (`make fuzz`).
 
-Every input must end as events or rejects with a reason: any exception is a finding. Inputs are
-mutated around real shapes: gzip'd CloudWatch Logs envelopes, KPL aggregates, and log lines (REPORT,
-platform JSON, metric lines) placed inside a valid envelope so the classifier sees them.
+Each input becomes a Kinesis event for the handler (decode -> classify -> router -> every local
+sink: null, stdout, jsonl, jsonl.gz, dir, with a dir dead letter), and its events go on to the run
+report and the Prometheus registry, which add up across inputs as in a long-lived container. Any
+exception is a finding, and so is a failed record, an event that breaks the contract, or a number
+in the report or the exposition that is not finite. Inputs are mutated around real shapes: gzip'd
+CloudWatch Logs envelopes, KPL aggregates, and log lines (REPORT, platform JSON, metric lines of
+every format) whose numeric fields are drawn from extreme values (EXTREMES, fuzz/numbers.dict)
+or from the fuzzer's bytes.
 
-    python fuzz/fuzz_pipeline.py [-max_total_time=SECONDS] [-runs=N] [corpus dir]
+    python fuzz/fuzz_pipeline.py [-max_total_time=SECONDS] [-runs=N] [-dict=fuzz/numbers.dict] [corpus dir]
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
+import io
+import logging
+import math
+import os
+import shutil
 import sys
+import tempfile
+from typing import Any
 
 import atheris
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 with atheris.instrument_imports():
     import orjson
 
     from shipper.contract import contract_violations
     from shipper.decode import KPL_MAGIC, RawRecord
+    from shipper.handler import KinesisHandler
     from shipper.pipeline import Pipeline
+    from shipper.report import FleetReport, Prices, render
+    from shipper.telemetry import Telemetry
 
-_LINE_SEEDS = (
-    "REPORT RequestId: r\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t\n",
-    '{"time":"2024-05-20T16:29:45.022Z","type":"platform.report","record":{"requestId":"r","status":"timeout"}}',
-    "page.views:1|c|#env:prod\n",
-    "MONITORING|1716222585|1|count|orders|#env:prod\n",
-    '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["D"]],"Metrics":[{"Name":"M"}]}]},"D":"d","M":[1]}',
+EXTREMES = (
+    "0",
+    "-0",
+    "-1",
+    "1e308",
+    "-1e308",
+    "1.7976931348623157e308",
+    "1e999",
+    "-1e999",
+    "1e-400",
+    "inf",
+    "-inf",
+    "nan",
+    "Infinity",
+    "100000000000000000000000000",
+    "1e30",
+    "18446744073709551616",
+    "9223372036854775808",
+    "9" * 4301,
+    "9" * 5000,
+    "0x1F",
+    "1_000",
+    "128",
+)
+_TIME = '{"time":"2024-05-20T16:29:45.120Z",'
+# Each `#` is replaced by a number.
+TEMPLATES = (
+    "REPORT RequestId: r\tDuration: # ms\tBilled Duration: # ms\tMemory Size: # MB\tMax Memory Used: # MB\t"
+    "Init Duration: # ms\t",
+    "REPORT RequestId: r\tDuration: # ms\tBilled Duration: # ms\tMemory Size: # MB\tMax Memory Used: # MB\t"
+    "Restore Duration: # ms\tBilled Restore Duration: # ms\tStatus: error\tError Type: Runtime.OutOfMemory\t",
+    "REPORT RequestId: r Duration: # ms Billed Duration: # ms Memory Size: # MB Max Memory Used: # MB",
+    "INIT_REPORT Init Duration: # ms\tPhase: init\tStatus: error\tError Type: Runtime.Unknown",
+    "2024-05-20T16:29:45.120Z r Task timed out after # seconds",
+    _TIME + '"type":"platform.report","record":{"requestId":"r","status":"timeout","metrics":{"durationMs":#,'
+    '"billedDurationMs":#,"memorySizeMB":#,"maxMemoryUsedMB":#,"initDurationMs":#,"restoreDurationMs":#}}}',
+    _TIME + '"type":"platform.initReport","record":{"phase":"init","status":"error","metrics":{"durationMs":#}}}',
+    "page.views:#|c|@#|#env:#|T#",
+    "hits:#|c",
+    "queue.depth:#:#|g",
+    "MONITORING|#|#|count|orders|#env:#",
+    '{"m":"orders","v":#,"e":#,"t":["env:#"]}',
+    "MONITORING|#|Gigabytes|heap|shop|env=#",
+    '{"_aws":{"Timestamp":#,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["D"]],"Metrics":'
+    '[{"Name":"M","Unit":"Gigabytes"},{"Name":"C","Unit":"Count"}]}]},"D":"#","M":[#,#],"C":#}',
     "[ERROR] KeyError: 'x'\nTraceback (most recent call last):\n",
 )
+_RESET_EVERY = 2000
+"""Inputs after which the sinks' files are removed and the handler built again, so the disk does not fill."""
+_CHECK_EVERY = 64
+"""Inputs between two renderings of the report and the exposition (they add up every input before them)."""
+
+
+class _Context:
+    aws_request_id = "fuzz"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class _Harness:
+    def __init__(self) -> None:
+        self.directory = ""
+        self.handler: KinesisHandler | None = None
+        self.inputs = 0
+        self.report = FleetReport()
+        self.telemetry = Telemetry()
+
+    def reset(self) -> KinesisHandler:
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = tempfile.mkdtemp(prefix="shipper-fuzz-")
+        out = self.directory
+        sinks = f"null;stdout;jsonl:{out}/e.ndjson;jsonl:{out}/e.ndjson.gz name=gz;dir:{out}/dir"
+        self.handler = KinesisHandler.from_env(
+            {"SHIPPER_SINKS": sinks, "SHIPPER_DEAD_LETTER": f"dir:{out}/dead", "AWS_LAMBDA_LOG_GROUP_NAME": "/own"}
+        )
+        return self.handler
+
+    def handler_for_next_input(self) -> KinesisHandler:
+        self.inputs += 1
+        if self.handler is None or self.inputs % _RESET_EVERY == 0:
+            return self.reset()
+        return self.handler
+
+
+_HARNESS = _Harness()
 
 
 def _envelope(messages: list[str]) -> bytes:
@@ -37,36 +135,95 @@ def _envelope(messages: list[str]) -> bytes:
         "owner": "1",
         "logGroup": "/aws/lambda/fuzz",
         "logStream": "s",
-        "logEvents": [{"id": str(i), "timestamp": i, "message": m} for i, m in enumerate(messages)],
+        "logEvents": [{"id": str(i), "timestamp": 1716222585000 + i, "message": m} for i, m in enumerate(messages)],
     }
     return gzip.compress(orjson.dumps(document), mtime=0)
 
 
-def test_one_input(data: bytes) -> None:
-    provider = atheris.FuzzedDataProvider(data)
+def _number(provider: atheris.FuzzedDataProvider) -> str:
+    if provider.ConsumeBool():
+        return EXTREMES[provider.ConsumeIntInRange(0, len(EXTREMES) - 1)]
+    return provider.ConsumeUnicodeNoSurrogates(24)
+
+
+def _line(provider: atheris.FuzzedDataProvider) -> str:
+    parts = TEMPLATES[provider.ConsumeIntInRange(0, len(TEMPLATES) - 1)].split("#")
+    return parts[0] + "".join(_number(provider) + part for part in parts[1:])
+
+
+def _payload(provider: atheris.FuzzedDataProvider) -> bytes:
     shape = provider.ConsumeIntInRange(0, 3)
     if shape == 0:
-        payload = provider.ConsumeBytes(provider.remaining_bytes())
-    elif shape == 1:
-        payload = gzip.compress(provider.ConsumeBytes(provider.remaining_bytes()), mtime=0)
-    elif shape == 2:
-        payload = KPL_MAGIC + provider.ConsumeBytes(provider.remaining_bytes())
-    else:
-        seed = _LINE_SEEDS[provider.ConsumeIntInRange(0, len(_LINE_SEEDS) - 1)]
-        payload = _envelope([seed + provider.ConsumeUnicodeNoSurrogates(200) for _ in range(3)])
+        return provider.ConsumeBytes(provider.ConsumeIntInRange(0, 4096))
+    if shape == 1:
+        return gzip.compress(provider.ConsumeBytes(provider.ConsumeIntInRange(0, 4096)), mtime=0)
+    if shape == 2:
+        return KPL_MAGIC + provider.ConsumeBytes(provider.ConsumeIntInRange(0, 4096))
+    lines = [_line(provider) for _ in range(provider.ConsumeIntInRange(1, 4))]
+    return _envelope(lines + lines)  # each line twice: sums of repeated values must not overflow
+
+
+def _kinesis_event(payloads: list[bytes]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "kinesis": {"sequenceNumber": str(1000 + i), "data": base64.b64encode(payload).decode()},
+                "eventSource": "aws:kinesis",
+                "eventID": f"shardId-000000000000:{1000 + i}",
+            }
+            for i, payload in enumerate(payloads)
+        ]
+    }
+
+
+def _numbers_in(data: Any) -> list[float]:
+    if isinstance(data, dict):
+        return [number for value in data.values() for number in _numbers_in(value)]
+    if isinstance(data, list):
+        return [number for value in data for number in _numbers_in(value)]
+    return [data] if isinstance(data, int | float) and not isinstance(data, bool) else []
+
+
+def test_one_input(data: bytes) -> None:
+    provider = atheris.FuzzedDataProvider(data)
+    payloads = [_payload(provider) for _ in range(provider.ConsumeIntInRange(1, 3))]
+    response = _HARNESS.handler_for_next_input()(_kinesis_event(payloads), _Context())
+    if response != {"batchItemFailures": []}:
+        raise AssertionError(f"records failed with a dead letter configured: {response}")
+
     pipeline = Pipeline(max_decompressed_bytes=1 << 20)
-    for outcome in pipeline.process_records([RawRecord(payload, "1", "fuzz")]):
-        for event in outcome.events:
-            problems = contract_violations(event)
-            if problems:
-                raise AssertionError(problems)
-            orjson.dumps(event)
-        for reject in outcome.rejects:
-            if not reject.reason or not reject.code:
-                raise AssertionError(f"reject without a reason: {reject!r}")
+    events = []
+    for index, payload in enumerate(payloads):
+        for outcome in pipeline.process_records([RawRecord(payload, str(index), "fuzz")]):
+            events += outcome.events
+            for reject in outcome.rejects:
+                if not reject.reason or not reject.code:
+                    raise AssertionError(f"reject without a reason: {reject!r}")
+    for event in events:
+        problems = contract_violations(event)
+        if problems:
+            raise AssertionError(problems)
+    _HARNESS.report.add(events)
+    _HARNESS.telemetry.observe_events(events)
+    if _HARNESS.inputs % _CHECK_EVERY == 1:
+        _check_report_and_exposition()
+
+
+def _check_report_and_exposition() -> None:
+    report = _HARNESS.report.to_dict(Prices())
+    if not all(math.isfinite(number) for number in _numbers_in(report)):
+        raise AssertionError(f"a number in the report is not finite: {report}")
+    render(report, Console(file=io.StringIO(), width=200))
+    exposition = generate_latest(_HARNESS.telemetry.registry).decode()
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if not math.isfinite(sample.value):
+                raise AssertionError(f"sample not finite: {sample}")
 
 
 def main() -> None:
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the stdout sink's output is not the fuzzer's
+    logging.disable(logging.CRITICAL)  # rejects and dead letters are logged by the thousand; exceptions are findings
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

@@ -17,10 +17,23 @@ Lines are dispatched on their first character and cheap prefix tests before any 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
+from shipper.bounds import (
+    DURATION_MS,
+    EPOCH_MS,
+    MEMORY_MB,
+    TIMEOUT_S,
+    Range,
+    json_number,
+    json_whole,
+    text_number,
+    text_whole,
+    text_whole_or_number,
+)
 from shipper.metrics import MalformedMetric, parse_metric_object, parse_metric_text
 from shipper.reject import Reject
 from shipper.signals import find_out_of_memory, find_throttle
@@ -60,9 +73,24 @@ _SPACED_PLATFORM_FIELD = re.compile(
 )
 # Canonical REPORT line (tabs, no Status/Restore fields): one regex instead of the generic field parser.
 # What may follow it is checked with string operations: nothing, or the X-Ray trailer on its second line.
+# Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
+# values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
 _REPORT = re.compile(
-    r"REPORT RequestId: ([^\t ]+)\tDuration: (\d+(?:\.\d+)?) ms\tBilled Duration: (\d+) ms\t"
-    r"Memory Size: (\d+) MB\tMax Memory Used: (\d+) MB\t(?:Init Duration: (\d+(?:\.\d+)?) ms\t)?"
+    r"REPORT RequestId: ([^\t ]+)\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
+    r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
+)
+_MAX_DURATION_MS = DURATION_MS.high
+_MAX_MEMORY_MB = MEMORY_MB.high
+_MIN_EPOCH_MS, _MAX_EPOCH_MS = EPOCH_MS
+# The numeric fields of a REPORT line read by the generic parser, in `_invocation`'s order.
+_REPORT_NUMBERS: tuple[tuple[str, Callable[[str, Range], int | float | None], Range], ...] = (
+    ("Duration", text_number, DURATION_MS),
+    ("Billed Duration", text_whole_or_number, DURATION_MS),
+    ("Memory Size", text_whole, MEMORY_MB),
+    ("Max Memory Used", text_whole, MEMORY_MB),
+    ("Init Duration", text_number, DURATION_MS),
+    ("Restore Duration", text_number, DURATION_MS),
+    ("Billed Restore Duration", text_whole_or_number, DURATION_MS),
 )
 _XRAY_TRAILER = "\nXRAY TraceId: "
 # Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
@@ -79,6 +107,7 @@ _SILENT_PLATFORM_TYPES = frozenset(
 )
 _LOADS = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
+_N = TypeVar("_N", bound=float)
 
 
 def function_from_log_source(log_group: str, log_stream: str) -> str | None:
@@ -204,6 +233,9 @@ class _DocumentClassifier:
             if type(message) is not str or type(timestamp) is not int:
                 self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
                 continue
+            if not _MIN_EPOCH_MS <= timestamp <= _MAX_EPOCH_MS:
+                self._reject_event(log_event, "bad_log_event", "log event timestamp is not in the years 0001 to 9999")
+                continue
             if len(message) * 4 > max_chars and (size := message_bytes(message)) > max_chars:
                 self._reject_event(
                     log_event, "oversized_event", f"log event message has {size:,} bytes; the limit is {max_chars:,}"
@@ -246,47 +278,64 @@ class _DocumentClassifier:
                 match = None
         if match is not None:
             request_id, duration, billed, memory, max_memory, init = match.groups()
+            duration_ms, billed_ms = float(duration), int(billed)
+            memory_mb, max_memory_mb = int(memory), int(max_memory)
             init_duration = None if init is None else float(init)
-            self._invocation(
-                timestamp,
-                request_id,
-                event_id,
-                float(duration),
-                int(billed),
-                int(memory),
-                int(max_memory),
-                init_duration,
-                None,
-                None,
-                None,
-                None,
-                xray,
-                "text",
-            )
-            return
+            if (
+                duration_ms <= _MAX_DURATION_MS
+                and billed_ms <= _MAX_DURATION_MS
+                and memory_mb <= _MAX_MEMORY_MB
+                and max_memory_mb <= _MAX_MEMORY_MB
+                and (init_duration is None or init_duration <= _MAX_DURATION_MS)
+            ):
+                self._invocation(
+                    timestamp,
+                    request_id,
+                    event_id,
+                    duration_ms,
+                    billed_ms,
+                    memory_mb,
+                    max_memory_mb,
+                    init_duration,
+                    None,
+                    None,
+                    None,
+                    None,
+                    xray,
+                    "text",
+                )
+                return
         head, xray_sep, xray = message.partition(_XRAY_TRAILER)
         fields = platform_fields(head)
-        try:
-            self._invocation(
-                timestamp,
-                fields.get("RequestId"),
-                event_id,
-                _opt_float(fields.get("Duration")),
-                _opt_number(fields.get("Billed Duration")),
-                _opt_int(fields.get("Memory Size")),
-                _opt_int(fields.get("Max Memory Used")),
-                _opt_float(fields.get("Init Duration")),
-                _opt_float(fields.get("Restore Duration")),
-                _opt_number(fields.get("Billed Restore Duration")),
-                fields.get("Status"),
-                fields.get("Error Type"),
-                _trace_id(xray) if xray_sep else None,
-                "text",
-            )
-        except ValueError:
-            # A REPORT line whose numbers do not parse is kept as a log line, not lost.
-            self.classifier.count("platform_line_unparsed")
-            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+        numbers: list[int | float | None] = []
+        for key, parse, bounds in _REPORT_NUMBERS:
+            raw = fields.get(key)
+            value = None if raw is None else parse(raw, bounds)
+            if value is None and raw is not None:
+                # A REPORT line with a number that is not one, or out of its range, is kept as a log line.
+                self.classifier.count("platform_line_unparsed")
+                self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+                return
+            numbers.append(value)
+        self._invocation(
+            timestamp,
+            fields.get("RequestId"),
+            event_id,
+            *numbers,
+            fields.get("Status"),
+            fields.get("Error Type"),
+            _trace_id(xray) if xray_sep else None,
+            "text",
+        )
+
+    def _number(self, raw: Any, parse: Callable[[Any, Range], _N | None], bounds: Range) -> _N | None:
+        """`parse(raw, bounds)`; a field that is there but unreadable or out of range is null, and counted."""
+        if raw is None:
+            return None
+        value = parse(raw, bounds)
+        if value is None:
+            self.classifier.count("number_out_of_range")
+        return value
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
@@ -298,10 +347,7 @@ class _DocumentClassifier:
             if status is not None and status != "success":
                 phase = "restore" if message[0] == "R" else fields.get("Phase")
                 duration = fields.get("Init Duration", fields.get("Restore Duration"))
-                try:
-                    init_duration_ms = _opt_float(duration)
-                except ValueError:
-                    init_duration_ms = None
+                init_duration_ms = self._number(duration, text_number, DURATION_MS)
                 self._init_error(timestamp, event_id, fields.get("Error Type"), phase, status, init_duration_ms)
             return True
         if message.startswith("RequestId: ") and " Error: Runtime exited" in message:
@@ -377,7 +423,8 @@ class _DocumentClassifier:
         elif " Task timed out after " in message:
             match = _TASK_TIMED_OUT.match(message)
             if match is not None:
-                fields: dict[str, Any] = {"timeout_s": float(match.group(2)), "duration_ms": None}
+                timeout_s = self._number(match.group(2), text_number, TIMEOUT_S)
+                fields: dict[str, Any] = {"timeout_s": timeout_s, "duration_ms": None}
                 self._signal("timeout", timestamp, match.group(1), event_id, fields)
                 return
         self._app_line(None, self.stream_state[1], message, timestamp, event_id)
@@ -562,17 +609,18 @@ class _DocumentClassifier:
             request_id = record.get("requestId")
             status = record.get("status")
             error_type = record.get("errorType")
+            number = self._number
             self._invocation(
                 timestamp,
                 request_id if type(request_id) is str else None,
                 event_id,
-                _json_number(metrics.get("durationMs")),
-                _json_number(metrics.get("billedDurationMs")),
-                _json_int(metrics.get("memorySizeMB")),
-                _json_int(metrics.get("maxMemoryUsedMB")),
-                _json_number(metrics.get("initDurationMs")),
-                _json_number(metrics.get("restoreDurationMs")),
-                _json_number(metrics.get("billedRestoreDurationMs")),
+                number(metrics.get("durationMs"), json_number, DURATION_MS),
+                number(metrics.get("billedDurationMs"), json_number, DURATION_MS),
+                number(metrics.get("memorySizeMB"), json_whole, MEMORY_MB),
+                number(metrics.get("maxMemoryUsedMB"), json_whole, MEMORY_MB),
+                number(metrics.get("initDurationMs"), json_number, DURATION_MS),
+                number(metrics.get("restoreDurationMs"), json_number, DURATION_MS),
+                number(metrics.get("billedRestoreDurationMs"), json_number, DURATION_MS),
                 None if status == "success" or type(status) is not str else status,
                 error_type if type(error_type) is str else None,
                 _xray_root(trace_value) if type(trace_value) is str else None,
@@ -582,7 +630,9 @@ class _DocumentClassifier:
             status = record.get("status")
             if type(status) is str and status != "success":
                 metrics = record.get("metrics")
-                duration = _json_number(metrics.get("durationMs")) if type(metrics) is dict else None
+                duration = None
+                if type(metrics) is dict:
+                    duration = self._number(metrics.get("durationMs"), json_number, DURATION_MS)
                 phase = "restore" if record_type == "platform.restoreReport" else record.get("phase")
                 self._init_error(timestamp, event_id, record.get("errorType"), phase, status, duration)
         elif record_type == "platform.start":
@@ -728,33 +778,6 @@ def _oom_fields(
         "error_type": error_type,
         "message": message,
     }
-
-
-def _opt_float(text: str | None) -> float | None:
-    return None if text is None else float(text)
-
-
-def _opt_int(text: str | None) -> int | None:
-    return None if text is None else int(text)
-
-
-def _opt_number(text: str | None) -> int | float | None:
-    """Billed durations are whole milliseconds; keep them ints when they are written as ints."""
-    if text is None:
-        return None
-    return int(text) if text.isdigit() else float(text)
-
-
-def _json_number(value: Any) -> int | float | None:
-    return value if type(value) in (int, float) else None
-
-
-def _json_int(value: Any) -> int | None:
-    if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():
-        return int(value)
-    return None
 
 
 def _trace_id(xray_trailer: str) -> str | None:

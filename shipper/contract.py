@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipper.bounds import DURATION_MS, EPOCH_MS, MEMORY_MB, METRIC_VALUE, SAMPLE_RATE, TIMEOUT_S, Range
+
 _STR = (str,)
 _OPT_STR = (str, type(None))
 _OPT_INT = (int, type(None))
@@ -92,6 +94,22 @@ TYPE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
 
 EVENT_TYPES = tuple(TYPE_FIELDS)
 
+#: The range of each numeric field, whatever the event type (shipper.bounds): a number outside it,
+#: NaN or an infinity breaks the contract.
+FIELD_RANGES: dict[str, Range] = {
+    "timestamp": EPOCH_MS,
+    "duration_ms": DURATION_MS,
+    "billed_duration_ms": DURATION_MS,
+    "init_duration_ms": DURATION_MS,
+    "restore_duration_ms": DURATION_MS,
+    "billed_restore_duration_ms": DURATION_MS,
+    "memory_size_mb": MEMORY_MB,
+    "max_memory_used_mb": MEMORY_MB,
+    "timeout_s": TIMEOUT_S,
+    "value": METRIC_VALUE,
+    "sample_rate": SAMPLE_RATE,
+}
+
 INVOCATION_STATUSES = ("success", "timeout", "error")
 METRIC_TYPES = ("count", "gauge", "timer", "histogram", "distribution", "set")
 METRIC_FORMATS = ("statsd", "datadog", "lumigo", "emf")
@@ -121,7 +139,12 @@ def contract_violations(event: Any) -> list[str]:
         value = event[name]
         # bool is an int subclass: an int field must not hold a bool, and a number must not be one.
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            problems.append(f"{event_type}: field {name!r} has {type(value).__name__} {value!r}")
+            problems.append(f"{event_type}: field {name!r} has {type(value).__name__} {_shown(value)}")
+            continue
+        bounds = FIELD_RANGES.get(name)
+        if bounds is not None and value is not None and not bounds.low <= value <= bounds.high:
+            where = f"outside {bounds.low:g} to {bounds.high:g}"
+            problems.append(f"{event_type}: field {name!r} is {_shown(value)}, {where}")
     for name in event.keys() - expected.keys():
         problems.append(f"{event_type}: unexpected field {name!r}")
     for (enum_type, name), allowed_values in _ENUMS.items():
@@ -132,3 +155,10 @@ def contract_violations(event: Any) -> list[str]:
         if isinstance(tags, dict) and not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             problems.append("metric: tags must map strings to strings")
     return problems
+
+
+def _shown(value: Any) -> str:
+    """`value` for a problem's text, short: an integer too long to print is described by its size."""
+    if type(value) is int and value.bit_length() > 200:
+        return f"an integer of {value.bit_length():,} bits"
+    return repr(value)[:60]

@@ -14,12 +14,17 @@ Neither function raises, whatever the line holds. Formats and their samples: ref
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, NamedTuple
 
+from shipper.bounds import METRIC_VALUE, NUMBER, SAMPLE_RATE, json_number, text_number
+
 #: At most this many values in one metric (packed StatsD values, an EMF value array).
 MAX_VALUES_PER_METRIC = 1000
+#: At most this many values in all on one line (a StatsD packet, an EMF document): an EMF document
+#: naming one 1,000-value member in 2,000 metric definitions is 28 KB that would be 2,000,000 events.
+#: CloudWatch takes at most 100 metrics of 100 values each in one EMF document.
+MAX_VALUES_PER_LINE = 10_000
 #: At most this many tags (or dimensions) on one line.
 MAX_TAGS_PER_LINE = 1000
 
@@ -28,7 +33,6 @@ MAX_TAGS_PER_LINE = 1000
 _MAX_EPOCH_SECONDS_DIGITS = 11
 _MAX_EPOCH_SECONDS = 10**_MAX_EPOCH_SECONDS_DIGITS
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 # The head of a StatsD line, `name:value|type` followed by `|` or the end of the line. The value
 # part admits letters and `_` so that `x:nan|g` or `x:user_1|s` are reported as malformed, but no
@@ -143,22 +147,14 @@ def _show(text: str) -> str:
 
 
 def _number(text: str) -> float | None:
-    """The finite number written as `text` (plain decimal or exponent notation), else None."""
-    if _NUMBER.fullmatch(text) is None:
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
+    """The metric value written as `text` (a finite decimal, plain or with an exponent), else None."""
+    return text_number(text, METRIC_VALUE)
 
 
 def _json_number(value: Any) -> float | None:
     """`value` as a finite float when it is a JSON number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+    number = json_number(value, METRIC_VALUE)
+    return None if number is None else float(number)
 
 
 def _epoch_seconds_ms(text: str) -> int | None:
@@ -166,6 +162,12 @@ def _epoch_seconds_ms(text: str) -> int | None:
     if len(text) > _MAX_EPOCH_SECONDS_DIGITS or not (text.isascii() and text.isdigit()):
         return None
     return int(text) * 1000
+
+
+def _too_many_values(count: int) -> MalformedMetric | None:
+    if count > MAX_VALUES_PER_LINE:
+        return MalformedMetric(f"The line has more than {MAX_VALUES_PER_LINE:,} metric values; that is the limit.")
+    return None
 
 
 def _too_many_tags(count: int) -> MalformedMetric | None:
@@ -220,6 +222,9 @@ def _parse_statsd_packet(body: str, timestamp_ms: int) -> list[dict[str, Any]] |
         if isinstance(parsed, MalformedMetric):
             return MalformedMetric(f"Line {number} of the StatsD packet: {parsed.reason}")
         metrics.extend(parsed)
+        too_many = _too_many_values(len(metrics))
+        if too_many:
+            return too_many
     return metrics
 
 
@@ -258,8 +263,8 @@ def _parse_statsd_line(line: str, timestamp_ms: int) -> list[dict[str, Any]] | M
             return MalformedMetric(f"StatsD line repeats its |{key} section.")
         seen.add(key)
         if key == "@":
-            rate = _number(section[1:])
-            if rate is None or not 0.0 < rate <= 1.0:
+            rate = text_number(section[1:], SAMPLE_RATE)
+            if rate is None:
                 return MalformedMetric(f"Sample rate {_show(section[1:])} is not a number in (0, 1].")
             sample_rate = rate
         elif key == "#":
@@ -385,9 +390,9 @@ def _parse_monitoring_fields(
     first = fields[0]
     second = fields[1] if count > 2 else ""
     third = fields[2] if count > 3 else ""
-    if first.isascii() and first.isdigit() and third in _DATADOG_TYPES and _NUMBER.fullmatch(second):
+    if first.isascii() and first.isdigit() and third in _DATADOG_TYPES and NUMBER.fullmatch(second):
         return _parse_datadog_fields(fields, count)
-    if _NUMBER.fullmatch(first) and count > 2 and not _NUMBER.fullmatch(second):
+    if NUMBER.fullmatch(first) and count > 2 and not NUMBER.fullmatch(second):
         return _parse_lumigo_fields(fields, count, timestamp_ms)
     if count < 5:
         return MalformedMetric(f"MONITORING| line has {count} fields; Datadog needs 5 or 6, Lumigo 6.")
@@ -541,6 +546,9 @@ def _parse_emf_directive(
         values = _emf_values(obj.get(name))
         if isinstance(values, str):
             return MalformedMetric(f"EMF metric {_show(name)} {values}.")
+        too_many = _too_many_values(len(metrics) + len(values))
+        if too_many:
+            return too_many
         metric_type = _metric_type_for_unit(unit)
         metrics.extend(
             _metric(timestamp, name, value, metric_type, unit, namespace, dict(tags), None, "emf", False, request_id)

@@ -56,6 +56,9 @@ class Quantiles:
         self.high = -math.inf
 
     def add(self, value: float) -> None:
+        """Add one value; one that is not finite (never in a valid event) is not counted."""
+        if not -math.inf < value < math.inf:
+            return
         self.count += 1
         self.low = min(self.low, value)
         self.high = max(self.high, value)
@@ -309,9 +312,10 @@ class FleetReport:
                     "unit": metric.unit,
                     "namespace": metric.namespace,
                     "values": metric.count,
-                    "sum": metric.total,
+                    # A sum past the float range (1e308 twice) is not a number: null, and so is the mean.
+                    "sum": metric.total if math.isfinite(metric.total) else None,
                     "min": metric.low if metric.count else None,
-                    "mean": metric.total / metric.count if metric.count else None,
+                    "mean": metric.total / metric.count if metric.count and math.isfinite(metric.total) else None,
                     "max": metric.high if metric.count else None,
                     "functions": sorted(metric.functions),
                 }

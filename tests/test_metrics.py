@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from shipper import metrics
 from shipper.contract import contract_violations
 from shipper.metrics import (
     MAX_TAGS_PER_LINE,
+    MAX_VALUES_PER_LINE,
     MAX_VALUES_PER_METRIC,
     MalformedMetric,
     parse_metric_object,
@@ -655,6 +657,19 @@ def test_values_per_metric_bound() -> None:
     malformed(text("x:" + ":".join(["1"] * (MAX_VALUES_PER_METRIC + 1)) + "|h"), "1001 values", "limit is 1000")
     assert len(obj(emf_with(_set(("Latency",), [1.0] * MAX_VALUES_PER_METRIC)))) == MAX_VALUES_PER_METRIC + 1
     malformed(obj(emf_with(_set(("Latency",), [1.0] * (MAX_VALUES_PER_METRIC + 1)))), "1001 values", "limit is 1000")
+
+
+def test_values_per_line_bound_holds_however_the_values_are_named() -> None:
+    packed = ":".join(["1"] * MAX_VALUES_PER_METRIC)
+    lines = MAX_VALUES_PER_LINE // MAX_VALUES_PER_METRIC
+    assert len(text("\n".join(f"x:{packed}|h" for _ in range(lines)))) == MAX_VALUES_PER_LINE
+    malformed(text("\n".join(f"x:{packed}|h" for _ in range(lines + 1))), "more than 10,000 metric values")
+    # One member named by many definitions: 28 KB of JSON that would be two million metrics.
+    document = emf_with(_set(("Latency",), [1.0] * MAX_VALUES_PER_METRIC))
+    document["_aws"]["CloudWatchMetrics"][0]["Metrics"] = [{"Name": "Latency"}] * 2000
+    started = time.monotonic()
+    malformed(obj(document), "more than 10,000 metric values")
+    assert time.monotonic() - started < 1
 
 
 def tag_list(count: int, separator: str = ":") -> list[str]:

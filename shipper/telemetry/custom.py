@@ -10,9 +10,10 @@ Every series is labelled `function` plus the allow-listed tags (a tag absent on 
 label, which Prometheus treats as no label). Label values cannot explode: each metric takes at most
 `max_series` label sets, there are at most `max_metrics` names and MAX_TOTAL_SERIES series in all,
 and a set keeps at most MAX_SET_MEMBERS values a window. A sample over a limit, or one that cannot be
-a Prometheus sample (a name clash, a negative count, a value that is not finite), is dropped and
-counted in `shipper_metric_samples_dropped_total{metric,reason}`; `metric` is the name only once it
-is a series of this collector, else empty, so that counter cannot explode either.
+a Prometheus sample (a name clash, a negative count, a value that is not finite, or one that would
+take its series past the float range: `overflow`), is dropped and counted in
+`shipper_metric_samples_dropped_total{metric,reason}`; `metric` is the name only once it is a series
+of this collector, else empty, so that counter cannot explode either.
 """
 
 from __future__ import annotations
@@ -115,12 +116,20 @@ class CustomMetrics:
                 if amount < 0:
                     self._drop(name, "negative_count")
                     return
-                series[labels] += amount
+                total = series[labels] + amount
+                if _overflows(total, name, self._drop):
+                    return
+                series[labels] = total
             elif kind == "gauge":
-                series[labels] = series[labels] + value * factor if event.get("delta") else value * factor
+                level = series[labels] + value * factor if event.get("delta") else value * factor
+                if _overflows(level, name, self._drop):
+                    return
+                series[labels] = level
             elif kind == "histogram":
                 state = series[labels]
                 scaled = value * factor
+                if _overflows(state[-2] + scaled, name, self._drop):
+                    return
                 state[bisect_left(family.buckets, scaled)] += 1
                 state[-2] += scaled
                 state[-1] += 1
@@ -192,6 +201,14 @@ class CustomMetrics:
                         metric.add_metric(labels, value)
                 metrics.append(metric)
         return metrics
+
+
+def _overflows(result: float, name: str, drop: Drop) -> bool:
+    """True, and the sample dropped as `overflow`, when adding it took a series past the float range."""
+    if math.isfinite(result):
+        return False
+    drop(name, "overflow")
+    return True
 
 
 def _new_series(family: _Family) -> Any:
