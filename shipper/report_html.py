@@ -2,6 +2,8 @@
 
     html_report(report, fleet, timeline) -> bytes
 
+Every chart is an `svg.chart`; what it draws from the data (bars, lines) has the class `m`.
+
 Charts are inline SVG written here: no script, font, style sheet or image is fetched, so the page opens
 offline (an email attachment, a CI artifact), and a Content-Security-Policy forbids anything else.
 Its size depends on the number of functions and metrics shown, not on the number of events: series
@@ -400,8 +402,9 @@ def _cost_chart(cost: dict[str, float], window_ms: int | None) -> str:
                 continue
             height = max(amount / top * (_PH - 16), 1)
             y = _TOP + _PH - height
-            body.append(f'<rect x="{_c(x)}" y="{_c(y)}" width="{_c(bar_width)}" height="{_c(height)}" fill="{color}"/>')
-            body.append(f'<text x="{_c(x + bar_width / 2)}" y="{_c(y - 4)}" text-anchor="middle">{_usd(amount)}</text>')
+            size = f'width="{_c(bar_width)}" height="{_c(height)}"'
+            body.append(f'<rect class="m" x="{_c(x)}" y="{_c(y)}" {size} fill="{color}"/>')
+            body.append(_label(x + bar_width / 2, y - 4, _usd(amount)))
     return _svg("estimated cost per day and per month on x86_64 and arm64", body)
 
 
@@ -424,7 +427,9 @@ def _failure_chart(f: dict[str, Any]) -> str:
             f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end"><title>{_text(label, 300)}</title>'
             f"{_text(label, 30)}</text>"
         )
-        body.append(f'<rect x="{label_width}" y="{y + 3}" width="{_c(width)}" height="{row - 6}" fill="{color}"/>')
+        body.append(
+            f'<rect class="m" x="{label_width}" y="{y + 3}" width="{_c(width)}" height="{row - 6}" fill="{color}"/>'
+        )
         body.append(f'<text x="{_c(label_width + width + 4)}" y="{y + 15}">{count:,}</text>')
     return _svg("timeouts, out-of-memory kills, errors by type and throttles by code", body, height)
 
@@ -463,7 +468,7 @@ def _bars(
         for i, value in enumerate(values)
         if value and (h := max(value / top * span, 1))
     ]
-    return f'<path d="{"".join(parts)}" fill="{color}"/>' if parts else ""
+    return f'<path class="m" d="{"".join(parts)}" fill="{color}"/>' if parts else ""
 
 
 def _step_line(values: Sequence[float | None], low: float, high: float, color: str) -> str:
@@ -477,7 +482,7 @@ def _step_line(values: Sequence[float | None], low: float, high: float, color: s
         y = _c(_y(value, low, high))
         parts.append(f"{'V' if joined else f'M{_c(_LEFT + i * width)} '}{y}H{_c(_LEFT + (i + 1) * width)}")
         joined = True
-    return f'<path d="{"".join(parts)}" fill="none" stroke="{color}" stroke-width="2"/>' if parts else ""
+    return f'<path class="m" d="{"".join(parts)}" fill="none" stroke="{color}" stroke-width="2"/>' if parts else ""
 
 
 def _time_axis(start_ms: int, bucket_ms: int, count: int) -> list[str]:
