@@ -256,8 +256,8 @@ def _metrics(report: dict[str, Any], view: dict[str, Any]) -> str:
     metrics = report["metrics"][:MAX_METRIC_CHARTS]
     if not metrics:
         return ""
-    out = ['<section><h2>Busiest custom metrics</h2><p class="note">Bars: values per bucket; line: their mean.</p>']
-    out.append('<div class="grid">')
+    out = ['<section id="metrics"><h2>Busiest custom metrics</h2>']
+    out.append('<p class="note">Bars: values per bucket; line: their mean.</p><div class="grid">')
     for m in metrics:
         unit = f" ({_text(m['unit'], 40)})" if m.get("unit") else ""
         title = f"{_text(m['name'], 120)}{unit}: {_int(m['values'])} values"

@@ -93,6 +93,7 @@ class Timeline:
         self.out_of_range = 0
 
     def add(self, events: list[dict[str, Any]]) -> None:
+        functions, metrics = self.functions, self.metrics
         for event in events:
             kind = event["type"]
             if kind == "log":
@@ -105,25 +106,28 @@ class Timeline:
             column = _COLUMN.get(kind)
             if column is not None:
                 name = event.get("function") or event.get("log_group") or UNKNOWN_FUNCTION
-                row = self.functions.row(name, timestamp)
-                if row is not None:
-                    row[column] += 1
-                    if column == 0 and event.get("cold_start"):
-                        row[1] += 1
+                # the common case inline: a bucket that exists already
+                buckets = functions.names.get(name)
+                row = None if buckets is None else buckets.get(timestamp // functions.width)
+                if row is None:
+                    row = functions.row(name, timestamp)
+                    if row is None:
+                        continue
+                row[column] += 1
+                if column == 0 and event.get("cold_start"):
+                    row[1] += 1
             elif kind == "metric":
-                self._metric(event, timestamp)
-
-    def _metric(self, event: dict[str, Any], timestamp: int) -> None:
-        name, value = event.get("name"), event.get("value")
-        if type(name) is not str or type(value) not in (int, float):
-            return
-        try:
-            value = float(value)
-        except OverflowError:
-            return
-        if math.isfinite(value):
-            row = self.metrics.row(name, timestamp)
-            if row is not None:
+                name, value = event.get("name"), event.get("value")
+                if type(value) is int:
+                    value = float(value) if -1e300 < value < 1e300 else math.nan
+                if type(name) is not str or type(value) is not float or not -math.inf < value < math.inf:
+                    continue
+                buckets = metrics.names.get(name)
+                row = None if buckets is None else buckets.get(timestamp // metrics.width)
+                if row is None:
+                    row = metrics.row(name, timestamp)
+                    if row is None:
+                        continue
                 row[0] += 1
                 row[1] += value
 
