@@ -14,8 +14,9 @@ $(BIN)/.installed: pyproject.toml
 
 run: $(BIN)/.installed
 	@mkdir -p out && rm -f out/events.ndjson
-	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson --report out/report.json
-	@echo "structured events written to out/events.ndjson, the report as JSON to out/report.json (docs/run.md explains both)"
+	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson --report out/report.json --report out/report.html
+	@echo "structured events written to out/events.ndjson, the report as JSON to out/report.json and as a page"
+	@echo "with charts to out/report.html (open it in a browser; docs/run.md explains them)"
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """The `shipper` command.
 
-    shipper run PATH... [--format NAME] [--log-group GROUP] [--report FILE] [--strict] [--sink SPEC]...
+    shipper run PATH... [--format NAME] [--log-group GROUP] [--report FILE]... [--strict] [--sink SPEC]...
 
 `run` reads exported CloudWatch Logs in any format people have (saved Lambda Kinesis and subscription
 events, filter-log-events / get-log-events JSON, `aws logs tail` text, CreateExportTask objects,
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         strict=args.strict,
         quiet=args.quiet,
         progress=sys.stderr.isatty(),
-        report_path=args.report,
+        report_paths=tuple(args.report),
         prices=Prices(args.price_gb_second_x86_64, args.price_gb_second_arm64, args.price_request),
         top_metrics=args.top_metrics,
     )
@@ -120,7 +120,13 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint for s3:// inputs (LocalStack, moto, VPC)")
     run.add_argument("--strict", action="store_true", help="stop at the first rejected input, record or event")
-    run.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
+    run.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also write the report to FILE (repeatable): a page with charts for FILE.html, JSON for any other name",
+    )
     run.add_argument("--top-metrics", type=_count, default=10, metavar="N", help="custom metrics in the report (10)")
     run.add_argument(
         "--price-gb-second-x86-64",

@@ -1,7 +1,7 @@
 """`shipper run`: exported logs in, structured events to the sinks, a report at the end.
 
     list_inputs -> read_input (format, batches) -> Pipeline -> Router (sinks, dead letter)
-                                                        \\-> FleetReport -> table on stderr / --report JSON
+                                                        \\-> FleetReport -> table on stderr / --report JSON or HTML
 
 Every reject (an unreadable or unrecognised input, a truncated gzip, malformed JSON, a record or log
 event the decoder or classifier cannot use) is explained on standard error with the input and the
@@ -29,6 +29,7 @@ from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import FleetReport, Prices, render
 from shipper.terminal import printable
+from shipper.timeline import Timeline
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served
     from shipper.telemetry import Telemetry
@@ -47,7 +48,8 @@ class RunOptions:
     strict: bool = False
     quiet: bool = False
     progress: bool = False
-    report_path: str | None = None
+    report_paths: tuple[str, ...] = ()
+    """Where the report goes: a page for a path ending in .html or .htm, JSON for any other."""
     prices: Prices = field(default_factory=Prices)
     top_metrics: int = 10
 
@@ -108,11 +110,11 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     data = state.report.to_dict(options.prices, options.top_metrics)
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
     unwritten = False
-    if options.report_path:
+    for report_path in options.report_paths:
         try:
-            Path(options.report_path).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+            Path(report_path).write_bytes(_report_bytes(report_path, data, state))
         except OSError as exc:
-            where = printable(options.report_path)
+            where = printable(report_path)
             print(f"shipper: cannot write the report to {where}: {exc.strerror}", file=sys.stderr)
             unwritten = True
     if not options.quiet:
@@ -132,6 +134,7 @@ class _Run:
         self.progress = progress
         self.pipeline = Pipeline(options.read.max_decompressed_bytes, options.read.max_message_chars)
         self.report = FleetReport()
+        self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
         self.tally = _Tally()
         self.stopped = False
 
@@ -157,6 +160,8 @@ class _Run:
         for index, outcome in enumerate(outcomes):
             tally.events_by_type.update(event["type"] for event in outcome.events)
             self.report.add(outcome.events)
+            if self.timeline is not None:
+                self.timeline.add(outcome.events)
             rejected += outcome.rejects
             items.append(((batch.origin, outcome.origin or index), [*outcome.events, *outcome.rejects]))
         settled = self.router.submit(items)
@@ -171,6 +176,18 @@ class _Run:
                 self.progress.note(f"shipper: rejected{where}: {reject.reason}")
         if rejected and self.options.strict:
             raise _Stop
+
+
+def _is_html(path: str) -> bool:
+    return path.lower().endswith((".html", ".htm"))
+
+
+def _report_bytes(path: str, data: dict[str, Any], state: _Run) -> bytes:
+    if state.timeline is not None and _is_html(path):
+        from shipper.report_html import html_report
+
+        return html_report(data, state.report, state.timeline)
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def _summarise_hidden(tally: _Tally) -> None:
