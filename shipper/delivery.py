@@ -19,6 +19,7 @@ without being counted: events whose type no sink takes are counted as unrouted.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ import orjson
 
 from shipper.contract import EVENT_TYPES
 from shipper.reject import Reject
-from shipper.sinks.base import Sink, SinkError
+from shipper.sinks.base import Sink, SinkError, sending_within
 
 __all__ = [
     "DEFAULT_MAX_WAIT_S",
@@ -239,7 +240,9 @@ class Delivery:
             if attempt > 1:
                 self.counters.retries += 1
                 self._sleep(wait)
-            error = self._attempt([item[1] for item in pending])
+                if deadline is not None and deadline() <= 0:  # a stop cut the wait short
+                    return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
+            error = self._attempt([item[1] for item in pending], deadline)
             if error is None:
                 return settled + self._settle(pending, Status.DELIVERED)
             self.counters.errors += 1
@@ -261,9 +264,10 @@ class Delivery:
             )
         return settled + self._refuse(pending, f"{error} (after {self.retry.max_attempts} attempts)", deadline)
 
-    def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
+    def _attempt(self, events: list[dict[str, Any]], deadline: Deadline | None) -> SinkError | None:
         try:
-            self.sink.send(events)
+            with sending_within(math.inf if deadline is None else deadline()):
+                self.sink.send(events)
         except SinkError as exc:
             return exc
         except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient
@@ -410,9 +414,9 @@ class Router:
             self._record(self.dead_letter.flush(deadline, force=force), dead_letter=True)
         return self._collect()
 
-    def close(self) -> DeliveryReport:
+    def close(self, deadline: Deadline | None = None) -> DeliveryReport:
         """Flush everything, close every sink, and return the origins settled by the flush."""
-        report = self.flush()
+        report = self.flush(deadline)
         for route in self.routes:
             route.delivery.sink.close()
         if self.dead_letter is not None:
