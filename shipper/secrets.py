@@ -205,9 +205,10 @@ def _derived(secret: str) -> set[str]:
 def _char_forms(secret: str) -> str:
     """A pattern for `secret` whose every character may be written in any of the usual escapes."""
     parts = []
-    for char in secret:
+    for index, char in enumerate(secret):
         if char.isspace():
-            parts.append(r"(?:\s|\+|%20|%09|&nbsp;|&#0*32;|&#x0*20;|\\u0020|\\[tnr])+")
+            if not secret[index - 1].isspace():  # one run of white space matches any: no nested repeats
+                parts.append(r"(?:\s|\+|%20|%09|&nbsp;|&#0*32;|&#x0*20;|\\u0020|\\[tnr])+")
             continue
         code = ord(char)
         utf8 = "".join(f"%{byte:02x}" for byte in char.encode())

@@ -272,3 +272,15 @@ def test_shipper_run_never_prints_nor_dead_letters_an_echoed_key(server: tuple[E
     assert "[secret]" in done.stderr
     for form in ("raw", "url", "json", "html", "basic"):
         assert leaks(key, form, [done.stdout, done.stderr, *dead]) == []
+
+
+@pytest.mark.parametrize("key", ["Q  X", "Q \t X+Z", "Q+ +X"])
+@pytest.mark.parametrize("space", [" ", "+", "%20", "\\n"])
+def test_a_hostile_answer_cannot_make_redaction_slow(key: str, space: str) -> None:
+    """White space in a key matches any run of it, once: no nested repeats to backtrack through."""
+    import time
+
+    text = "Q" + space * (QUOTE_BYTES // len(space)) + "Z"
+    started = time.perf_counter()
+    quote(text, [key])
+    assert time.perf_counter() - started < 0.5
