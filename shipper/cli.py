@@ -24,7 +24,7 @@ from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
 from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
-from shipper.stopping import interruptible_sleep, stop_on_signals
+from shipper.stopping import interruptible_sleep, stopped_by_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
@@ -67,10 +67,10 @@ def _run(args: argparse.Namespace) -> int:
     port = metrics_port(args)
     if port is None and args.serve:
         raise ConfigError("--serve keeps serving metrics: it needs --metrics-port")
-    stop_on_signals(stop)
-    if port is None:
-        return run(args.paths, router, options, stop=stop)
-    return _run_serving_metrics(args, router, options, port, stop)
+    with stopped_by_signals(stop):
+        if port is None:
+            return run(args.paths, router, options, stop=stop)
+        return _run_serving_metrics(args, router, options, port, stop)
 
 
 def _run_serving_metrics(

@@ -83,3 +83,13 @@ def test_shipper_consume_stops_within_a_second_during_a_retry_after_wait(
     assert endpoint.stored == Counter()
     assert "not delivered" in stderr and "stopped; checkpoints in" in stderr
     assert not list((tmp_path / "cp").glob("*.json"))  # nothing checkpointed: it is all read again next time
+
+
+def test_shipper_run_in_process_gives_the_signal_handlers_back(tmp_path: Path) -> None:
+    """A program (or test runner) that calls the CLI keeps its own Ctrl-C handling afterwards."""
+    from shipper.cli import main
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    (tmp_path / "input.log").write_text("one line\n")
+    assert main(["run", str(tmp_path / "input.log"), "--log-group", "/aws/lambda/f", "--sink", "null", "--quiet"]) == 0
+    assert {signum: signal.getsignal(signum) for signum in before} == before
