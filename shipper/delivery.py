@@ -19,7 +19,6 @@ without being counted: events whose type no sink takes are counted as unrouted.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ import orjson
 
 from shipper.contract import EVENT_TYPES
 from shipper.reject import Reject
-from shipper.sinks.base import Sink, SinkError, sending_within
+from shipper.sinks.base import Sink, SinkError
 
 __all__ = [
     "DEFAULT_MAX_WAIT_S",
@@ -242,7 +241,7 @@ class Delivery:
                 self._sleep(wait)
                 if deadline is not None and deadline() <= 0:  # a stop cut the wait short
                     return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
-            error = self._attempt([item[1] for item in pending], deadline)
+            error = self._attempt([item[1] for item in pending])
             if error is None:
                 return settled + self._settle(pending, Status.DELIVERED)
             self.counters.errors += 1
@@ -264,10 +263,9 @@ class Delivery:
             )
         return settled + self._refuse(pending, f"{error} (after {self.retry.max_attempts} attempts)", deadline)
 
-    def _attempt(self, events: list[dict[str, Any]], deadline: Deadline | None) -> SinkError | None:
+    def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
         try:
-            with sending_within(math.inf if deadline is None else deadline()):
-                self.sink.send(events)
+            self.sink.send(events)
         except SinkError as exc:
             return exc
         except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient

@@ -670,16 +670,27 @@ def test_an_answer_dripped_a_byte_at_a_time_is_cut_off_at_the_request_budget(
     sink.close()
 
 
-def test_a_send_never_outlives_the_callers_deadline(server: tuple[Endpoint, str], tmp_path: Path) -> None:
+def test_a_send_never_outlives_the_lambda_invocation(server: tuple[Endpoint, str]) -> None:
+    from shipper.handler import ANSWER_RESERVE_S, KinesisHandler
+    from shipper.pipeline import Pipeline
+
+    from helpers import cwl_document, gz, kinesis_event
+
+    class Context:  # an invocation with 1.2 s left
+        aws_request_id = "r-1"
+        ends = time.monotonic() + 1.2
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.ends - time.monotonic()) * 1000)
+
     endpoint, url = server
     endpoint.plan.append("drip")
     sink = HttpSink(f"{url}/ingest", read_timeout_s=30)
-    router = Router([Route(Delivery(sink, retry=RetryPolicy(3, 0.01, 0.01)))])
-    ends = time.monotonic() + 0.6
-    started = time.monotonic()
-    report = router.deliver([("a", events(1))], lambda: ends - time.monotonic())
-    assert time.monotonic() - started < 1.2
-    assert report.statuses == {"a": Status.NOT_DELIVERED}
+    function = KinesisHandler(Router([Route(Delivery(sink))]), Pipeline(), timeout_margin_s=0.2)
+    event = kinesis_event([gz(cwl_document(["hello\n"]))])
+    response = function(event, Context())
+    assert Context.ends - time.monotonic() > ANSWER_RESERVE_S / 2  # answered before the function's timeout
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
     assert endpoint.stored == Counter()
 
 
