@@ -199,6 +199,8 @@ def _derived(secret: str) -> set[str]:
         forms.add(decoded)
     for form in list(forms):
         forms.update(form.split(":", 1))
+    # Matching ignores case, but some letters change length when a server upper-cases them (ß -> SS).
+    forms |= {changed for form in forms for changed in (form.upper(), form.lower())}
     return {form for form in forms if len(form) >= MIN_REDACTED_CHARS}
 
 

@@ -209,6 +209,7 @@ class _Context:
     before=st.integers(0, 700),
     cut=st.booleans(),
 )
+@example(key="????ß", form_name="upper", before=0, cut=False)  # ß upper-cased is SS: a longer key
 def test_quote_redacts_every_form_before_it_collapses_or_cuts(key: str, form_name: str, before: int, cut: bool) -> None:
     form = FORMS[form_name](key)
     text = filler(before, before) + " \n " + form + "  " + filler(50, 1)
