@@ -25,6 +25,7 @@ from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
 from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
+from shipper.stopping import interruptible_sleep, stopped_by_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
@@ -53,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     log_to_terminal()  # delivery warnings, which may quote what a server answered
-    router = build_router(_config(args))
+    stop = threading.Event()
+    router = build_router(_config(args), sleep=interruptible_sleep(stop))
     options = RunOptions(
         read=ReadOptions(format=args.format, log_group=args.log_group),
         endpoint_url=args.endpoint_url,
@@ -65,25 +67,26 @@ def _run(args: argparse.Namespace) -> int:
         top_metrics=args.top_metrics,
     )
     port = metrics_port(args)
-    if port is None:
-        if args.serve:
-            raise ConfigError("--serve keeps serving metrics: it needs --metrics-port")
-        return run(args.paths, router, options)
-    return _run_serving_metrics(args, router, options, port)
+    if port is None and args.serve:
+        raise ConfigError("--serve keeps serving metrics: it needs --metrics-port")
+    with stopped_by_signals(stop):
+        if port is None:
+            return run(args.paths, router, options, stop=stop)
+        return _run_serving_metrics(args, router, options, port, stop)
 
 
-def _run_serving_metrics(args: argparse.Namespace, router: Router, options: RunOptions, port: int) -> int:
+def _run_serving_metrics(
+    args: argparse.Namespace, router: Router, options: RunOptions, port: int, stop: threading.Event
+) -> int:
     """`run` with /metrics served while it works and, with --serve, after it until SIGTERM or Ctrl-C."""
-    from shipper.telemetry import Telemetry, stop_on_signals  # loads prometheus_client
+    from shipper.telemetry import Telemetry  # loads prometheus_client
 
     telemetry = Telemetry(telemetry_config_from_args(args))
     server = serve_metrics(telemetry.registry, port, args)
     print(f"shipper: serving metrics at {server.url}", file=sys.stderr)
     try:
-        status = run(args.paths, router, options, telemetry)
-        if args.serve:
-            stop = threading.Event()
-            stop_on_signals(stop)
+        status = run(args.paths, router, options, telemetry, stop)
+        if args.serve and not stop.is_set():
             print("shipper: inputs done; still serving metrics until interrupted", file=sys.stderr)
             while not stop.wait(1.0):
                 pass

@@ -35,9 +35,10 @@ Resharding: a shard is read only once its parents (ParentShardId, AdjacentParent
 to their end (checkpoint SHARD_END) or have left the stream (trimmed past retention). The shard
 list is refreshed periodically and whenever a shard ends.
 
-SIGTERM or SIGINT stops the loop after the batch in hand; delivery retries get SHUTDOWN_GRACE_S
-more, then the sinks are flushed and closed. What was delivered is checkpointed; what was not is
-read again at the next start.
+SIGTERM or SIGINT stops the loop after the batch in hand; a wait between delivery retries ends at
+once, retries get SHUTDOWN_GRACE_S more (a wait longer than that is not started: the batch is not
+delivered), then the sinks are flushed and closed. What was delivered is checkpointed; what was not
+is read again at the next start.
 
 This is deliberately one process with no lease coordination: two consumers of one stream with one
 checkpoint store would overwrite each other. Past what one process can read, deploy the Lambda,
@@ -65,6 +66,7 @@ from shipper.decode import RawRecord, records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.stopping import interruptible_sleep, stop_on_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
@@ -475,14 +477,13 @@ def _consume(args: argparse.Namespace) -> int:
     config = _delivery_config(args)
     if config.dead_letter is None:
         log.warning("no dead letter: a record that cannot be read (or a refused event) holds up its shard until fixed")
-    router = build_router(config)
+    stop = threading.Event()
+    router = build_router(config, sleep=interruptible_sleep(stop))  # a stop ends a Retry-After wait at once
     try:
         client, checkpoints = _aws(args)
         from shipper.telemetry.registry import Telemetry  # prometheus_client: imported when the command runs
-        from shipper.telemetry.server import stop_on_signals
 
         telemetry = Telemetry(telemetry_config)
-        stop = threading.Event()
         consumer = Consumer(
             client,
             args.stream,

@@ -239,6 +239,8 @@ class Delivery:
             if attempt > 1:
                 self.counters.retries += 1
                 self._sleep(wait)
+                if deadline is not None and deadline() <= 0:  # a stop cut the wait short
+                    return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
             error = self._attempt([item[1] for item in pending])
             if error is None:
                 return settled + self._settle(pending, Status.DELIVERED)
@@ -410,9 +412,9 @@ class Router:
             self._record(self.dead_letter.flush(deadline, force=force), dead_letter=True)
         return self._collect()
 
-    def close(self) -> DeliveryReport:
+    def close(self, deadline: Deadline | None = None) -> DeliveryReport:
         """Flush everything, close every sink, and return the origins settled by the flush."""
-        report = self.flush()
+        report = self.flush(deadline)
         for route in self.routes:
             route.delivery.sink.close()
         if self.dead_letter is not None:

@@ -9,7 +9,9 @@ elsewhere on the first call. Two more variables:
 
     SHIPPER_TIMEOUT_MARGIN_S   seconds before the function's timeout that are never used (default 2):
                                no send starts in them. No new record is started in the margin before
-                               those, which is left for the last flush.
+                               those, which is left for the last flush. A send under way when the
+                               margin begins may go on into it, but is cut ANSWER_RESERVE_S before
+                               the function's timeout (its records are then reported not delivered).
     SHIPPER_LOG_LEVEL          the level of the shipper's own logs (default INFO), one JSON object a line
 
 Lambda sets AWS_LAMBDA_LOG_GROUP_NAME: batches from that log group (the shipper's own output) are
@@ -41,6 +43,7 @@ from shipper.config import build_router, load_config_from_env
 from shipper.delivery import DeliveryReport, Origin, Router, Status
 from shipper.errors import ConfigError, ShipperError
 from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.sinks.base import sending_within
 from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MARGIN_S = 2.0
+ANSWER_RESERVE_S = 0.1
+"""What a send leaves of the invocation, at the least, for the handler to answer."""
 SUBMIT_EVERY_RECORDS = 10
 """Records decoded before their events go to the router, which sends the batches that are full. Time is
 checked before each record; fewer records between submits would cost more bookkeeping in large batches."""
@@ -113,7 +118,8 @@ class KinesisHandler:
     def __call__(self, event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
         token = _request_id.set(getattr(context, "aws_request_id", None))
         try:
-            return self._handle(event, context)
+            with sending_within(context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_S):
+                return self._handle(event, context)
         finally:
             _request_id.reset(token)
 

@@ -6,13 +6,17 @@
 Every reject (an unreadable or unrecognised input, a truncated gzip, malformed JSON, a record or log
 event the decoder or classifier cannot use) is explained on standard error with the input and the
 position, kept in the dead letter when there is one, and makes the exit status 1. With `strict`,
-the first one stops the run.
+the first one stops the run. A `stop` (SIGTERM or Ctrl-C) stops it too, within a second even while
+a sink waits to retry: no more input is read, what is still buffered or waiting is reported not
+delivered, and the summary and report are written as usual (exit status 1).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -67,21 +71,31 @@ class _Tally:
     statuses: Counter[Status] = field(default_factory=Counter)
 
 
-def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Telemetry | None = None) -> int:
+def run(
+    paths: Sequence[str],
+    router: Router,
+    options: RunOptions,
+    telemetry: Telemetry | None = None,
+    stop: threading.Event | None = None,
+) -> int:
     """Process every input; returns the exit status (0 clean, 1 when anything was rejected or not delivered).
 
-    With `telemetry`, every batch is also counted into its Prometheus metrics as it is processed.
+    With `telemetry`, every batch is also counted into its Prometheus metrics as it is processed. Once
+    `stop` is set, no more input is read and nothing more is sent.
     """
+    stop = stop or threading.Event()
     started = time.perf_counter()
     meter = Meter()
     show_progress = options.progress and not options.quiet
     total = total_size(paths, endpoint_url=options.endpoint_url) if show_progress else None
     progress = Progress(total, show_progress)
-    state = _Run(router, options, progress, telemetry)
+    state = _Run(router, options, progress, telemetry, stop)
     listed = 0
     with progress:
         try:
             for source in iter_inputs(paths, endpoint_url=options.endpoint_url):
+                if stop.is_set():
+                    break
                 listed += 1
                 if isinstance(source, Reject):
                     state.handle(Batch(f"{source.source}#0", source.source or "", rejects=[source]))
@@ -94,9 +108,9 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
                     state.handle(batch)
                     progress.update(meter.bytes_read, state.log_events)
         except _Stop:
-            state.stopped = True
+            state.stopped = not stop.is_set()  # else a signal, not --strict
         finally:
-            closed = router.close()
+            closed = router.close(state.deadline)
             state.tally.statuses.update(closed.statuses.values())
             if telemetry is not None:
                 telemetry.observe_report(closed)
@@ -118,17 +132,26 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
             print(f"shipper: cannot write the report to {where}: {exc.strerror}", file=sys.stderr)
             unwritten = True
     if not options.quiet:
-        _print_summary(tally, state.pipeline.counts, router, state.stopped)
+        _print_summary(tally, state.pipeline.counts, router, state.stopped, stop.is_set())
         _print_report(data)
     failed = sum(tally.rejects.values()) or tally.statuses[Status.NOT_DELIVERED] or nothing or unwritten
+    failed = failed or stop.is_set()
     return EXIT_INCOMPLETE if failed else EXIT_OK
 
 
 class _Run:
     """What one run carries from batch to batch."""
 
-    def __init__(self, router: Router, options: RunOptions, progress: Progress, telemetry: Telemetry | None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        options: RunOptions,
+        progress: Progress,
+        telemetry: Telemetry | None,
+        stop: threading.Event,
+    ) -> None:
         self.router = router
+        self.stop = stop
         self.telemetry = telemetry
         self.options = options
         self.progress = progress
@@ -138,12 +161,18 @@ class _Run:
         self.tally = _Tally()
         self.stopped = False
 
+    def deadline(self) -> float:
+        """Seconds sends may still take: no limit until a stop, then none at all."""
+        return 0.0 if self.stop.is_set() else math.inf
+
     @property
     def log_events(self) -> int:
         return self.pipeline.counts.get("log_events_received", 0)
 
     def handle(self, batch: Batch) -> None:
         """Decode and classify one batch, explain its rejects, add it up, and hand it to the router."""
+        if self.stop.is_set():
+            raise _Stop
         started = time.perf_counter()
         pipeline, tally = self.pipeline, self.tally
         outcomes = pipeline.process_records(batch.records) if batch.records else []
@@ -164,7 +193,7 @@ class _Run:
                 self.timeline.add(outcome.events)
             rejected += outcome.rejects
             items.append(((batch.origin, outcome.origin or index), [*outcome.events, *outcome.rejects]))
-        settled = self.router.submit(items)
+        settled = self.router.submit(items, self.deadline)
         tally.statuses.update(settled.statuses.values())
         if self.telemetry is not None:
             seconds = time.perf_counter() - started
@@ -216,7 +245,7 @@ def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, 
     }
 
 
-def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stopped: bool) -> None:
+def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stopped: bool, interrupted: bool) -> None:
     by_type = ", ".join(f"{name} {count:,}" for name, count in tally.events_by_type.most_common())
     print(
         f"shipper: {tally.inputs:,} files, "
@@ -243,6 +272,8 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
         )
     if stopped:
         print("shipper: stopped at the first error (--strict)", file=sys.stderr)
+    if interrupted:
+        print("shipper: interrupted: stopped reading and sending; what was not sent is counted above", file=sys.stderr)
 
 
 def _print_report(data: dict[str, Any]) -> None:

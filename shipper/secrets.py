@@ -15,16 +15,20 @@ reference is first resolved.
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import os
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from html.entities import codepoint2name
 from typing import Any
 
 from shipper.errors import ShipperError
 
-__all__ = ["REFERENCE_KINDS", "SecretError", "SecretResolver", "get_secret"]
+__all__ = ["REDACTED", "REFERENCE_KINDS", "SecretError", "SecretResolver", "get_secret", "redact"]
 
 DEFAULT_TTL_S = 300.0
 _AWS_KINDS = ("ssm", "secretsmanager")  # each the name of its boto3 service
@@ -138,3 +142,101 @@ _default = SecretResolver()
 def get_secret(ref: str) -> str:
     """The value `ref` points to, from the process-wide resolver (region and endpoint from the environment)."""
     return _default.get(ref)
+
+
+# --- redaction --------------------------------------------------------------------------------------
+
+REDACTED = "[secret]"
+"""What stands where a secret was."""
+MIN_REDACTED_CHARS = 4
+"""Derived parts shorter than this (the `user` of a short `user:password`) are not redacted on their own:
+they would blank out ordinary words while telling an attacker next to nothing."""
+
+
+def redact(text: str, secrets: Iterable[str | None], *, cut: bool = False) -> str:
+    """`text` with every form of each secret replaced by REDACTED.
+
+    `cut`: the text is the start of a longer one (an answer read up to a limit), so its end may hold
+    the first part of a secret, which cannot be recognised: the last characters that could be one
+    (12 for each character of the longest secret: its longest escape) are dropped too.
+
+    Run it on the whole text first, and only then collapse, escape or cut it: a secret cut in half or
+    with its spaces collapsed would no longer be found. Each secret is matched in any mix of the ways a
+    server may write it back: as it is or in another case, URL-encoded (`%41`, `+` for a space), as JSON
+    (`\\u0041`, `\\"`), as HTML (`&#65;`, `&#x41;`, `&amp;`), with its white space changed, or base64
+    encoded at any alignment. A base64 secret (an Elasticsearch API key, a Basic credential) is also
+    matched decoded, and so are the two halves of a decoded `user:password`.
+    """
+    given = tuple(secret for secret in secrets if secret)
+    patterns = _patterns(given)
+    if patterns is None:
+        return text
+    text = patterns.sub(REDACTED, text)
+    if cut:
+        text = text[: max(0, len(text) - 12 * max(map(len, given)))]
+    return text
+
+
+@functools.lru_cache(maxsize=32)
+def _patterns(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= _derived(secret)
+    alternatives = [_char_forms(form) for form in sorted(forms, key=len, reverse=True)]
+    alternatives += [re.escape(encoded) for form in forms for encoded in _base64_forms(form)]
+    return re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
+
+
+def _derived(secret: str) -> set[str]:
+    """The secret and what it decodes to (base64 text, and the halves of `user:password`), long enough."""
+    secret = secret.strip()
+    forms = {secret}
+    try:
+        decoded = base64.b64decode(secret + "=" * (-len(secret) % 4), validate=True).decode()
+    except ValueError:
+        decoded = ""
+    if decoded.isprintable() and decoded:
+        forms.add(decoded)
+    for form in list(forms):
+        forms.update(form.split(":", 1))
+    # Matching ignores case, but some letters change length when a server upper-cases them (ß -> SS).
+    forms |= {changed for form in forms for changed in (form.upper(), form.lower())}
+    return {form for form in forms if len(form) >= MIN_REDACTED_CHARS}
+
+
+def _char_forms(secret: str) -> str:
+    """A pattern for `secret` whose every character may be written in any of the usual escapes."""
+    parts = []
+    for index, char in enumerate(secret):
+        if char.isspace():
+            if not secret[index - 1].isspace():  # one run of white space matches any: no nested repeats
+                parts.append(r"(?:\s|\+|%20|%09|&nbsp;|&#0*32;|&#x0*20;|\\u0020|\\[tnr])+")
+            continue
+        code = ord(char)
+        utf8 = "".join(f"%{byte:02x}" for byte in char.encode())
+        json = f"\\\\u{code:04x}" if code < 0x10000 else "".join(f"\\\\u{unit:04x}" for unit in _utf16(char))
+        forms = [re.escape(char), re.escape(utf8), json, f"&#0*{code};", f"&#x0*{code:x};", f"\\\\{re.escape(char)}"]
+        name = codepoint2name.get(code)
+        if name is not None:
+            forms.append(f"&{name};")
+        parts.append(f"(?:{'|'.join(forms)})")
+    return "".join(parts)
+
+
+def _utf16(char: str) -> list[int]:
+    data = char.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def _base64_forms(secret: str) -> list[str]:
+    """The base64 characters that depend only on `secret`, at each of the three byte alignments
+    (standard and URL-safe alphabets): found wherever the secret was encoded inside a longer value."""
+    data = secret.encode()
+    forms = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode()
+        start, end = -(-offset * 8 // 6), (offset + len(data)) * 8 // 6
+        core = encoded[start:end]
+        if len(core) >= MIN_REDACTED_CHARS:
+            forms += [core, core.replace("+", "-").replace("/", "_")]
+    return forms

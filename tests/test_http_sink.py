@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -46,6 +47,10 @@ class Endpoint:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.throttle_once: set[str] = set()
         """Event ids the _bulk endpoint answers 429 for the first time it sees them."""
+        self.answers: deque[tuple[int, bytes]] = deque()
+        """What the "scripted" behaviour answers, in turn: (status, body)."""
+        self.pushes = 0
+        """PUTs (Pushgateway pushes) answered 200."""
         self.release = threading.Event()
         self.lock = threading.Lock()
 
@@ -53,6 +58,76 @@ class Endpoint:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Any
+
+    def do_PUT(self) -> None:
+        """A Pushgateway: "ok" counts the push; the failing behaviours are those of POST."""
+        endpoint: Endpoint = self.server.endpoint
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with endpoint.lock:
+            behaviour = endpoint.plan.popleft() if endpoint.plan else "ok"
+            endpoint.requests.append((self.path, dict(self.headers), body))
+        if behaviour == "ok":
+            with endpoint.lock:
+                endpoint.pushes += 1
+            self.answer(200, b"")
+        elif not self.misbehave(behaviour):
+            self.answer(int(behaviour), b"failed")
+
+    def misbehave(self, behaviour: str) -> bool:
+        """Answer as `behaviour` says when it is one of the broken answers; False when it is not."""
+        endpoint: Endpoint = self.server.endpoint
+        if behaviour == "drop":  # took the request, then the connection is gone without an answer
+            self.close_connection = True
+        elif behaviour == "reset":  # the connection reset (RST) instead of an answer
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+        elif behaviour == "garbage":  # not HTTP at all
+            self.wfile.write(b"\x16\x03 garbage, not a status line\r\n\r\n")
+            self.close_connection = True
+        elif behaviour == "drip":  # a whole, valid answer, one byte every 50 ms: no read ever times out
+            self.drip(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000)
+        elif behaviour == "chunked-forever":  # a chunked 200 that never ends
+            self.drip(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 10_000, 64)
+        elif behaviour in ("huge-500", "huge-200"):  # 300 MiB, as fast as the client reads it
+            self.stream(int(behaviour[-3:]), 300 * 1024 * 1024)
+        elif behaviour == "scripted":
+            with endpoint.lock:
+                status, body = endpoint.answers.popleft()
+            if status:
+                self.answer(status, body)
+            else:  # the body is the whole answer, status line included
+                self.wfile.write(body)
+                self.close_connection = True
+        elif behaviour == "redirect":  # to another host, as a hostile or moved endpoint might
+            self.answer(307, b"moved", {"Location": "http://127.0.0.2:9/steal"})
+        else:
+            return False
+        return True
+
+    def drip(self, answer: bytes, step: int = 1) -> None:
+        endpoint: Endpoint = self.server.endpoint
+        self.close_connection = True
+        deadline = time.monotonic() + 20
+        for start in range(0, len(answer), step):
+            if endpoint.release.wait(0.05) or time.monotonic() > deadline:
+                return
+            try:
+                self.wfile.write(answer[start : start + step])
+                self.wfile.flush()
+            except OSError:
+                return
+
+    def stream(self, status: int, size: int) -> None:
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        chunk = b"0" * 65536
+        try:
+            for _ in range(size // len(chunk)):
+                self.wfile.write(chunk)
+        except OSError:
+            return
 
     def do_POST(self) -> None:
         endpoint: Endpoint = self.server.endpoint
@@ -62,8 +137,7 @@ class Handler(BaseHTTPRequestHandler):
             endpoint.requests.append((self.path, dict(self.headers), body))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        if behaviour == "drop":  # took the request, then the connection is gone without an answer
-            self.close_connection = True
+        if self.misbehave(behaviour):
             return
         if behaviour == "hang":  # answers only after the client has given up
             endpoint.release.wait(5)
@@ -71,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if behaviour == "429":
             self.answer(429, b'{"error":"slow down"}', {"Retry-After": "3"})
+        elif behaviour == "429-long":
+            self.answer(429, b'{"error":"slow down"}', {"Retry-After": "60"})
         elif behaviour == "503-date":
             self.answer(503, b"unavailable", {"Retry-After": formatdate(time.time() + 4, usegmt=True)})
         elif behaviour == "echo-401":  # a server that echoes the credentials it did not accept
@@ -573,3 +649,106 @@ def test_a_proxy_that_is_not_plain_http_is_refused_at_build(value: str, monkeypa
 )
 def test_no_proxy_names_hosts_and_domains(host: str, no_proxy: str, covered: bool) -> None:
     assert _no_proxy_covers(host, no_proxy) is covered
+
+
+# --- one budget per request, bounded reads ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("behaviour", ["drip", "chunked-forever"])
+def test_an_answer_dripped_a_byte_at_a_time_is_cut_off_at_the_request_budget(
+    server: tuple[Endpoint, str], behaviour: str
+) -> None:
+    endpoint, url = server
+    endpoint.plan.append(behaviour)
+    sink = HttpSink(url, connect_timeout_s=0.5, read_timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(SinkError) as raised:
+        sink.send(events(1))
+    assert 0.4 < time.monotonic() - started < 1.5  # each byte came within 50 ms: a per-read timeout never fires
+    assert raised.value.retryable and "within" in str(raised.value)
+    sink.send(events(1))  # a fresh connection afterwards
+    sink.close()
+
+
+def test_a_send_never_outlives_the_lambda_invocation(server: tuple[Endpoint, str]) -> None:
+    from shipper.handler import ANSWER_RESERVE_S, KinesisHandler
+    from shipper.pipeline import Pipeline
+
+    from helpers import cwl_document, gz, kinesis_event
+
+    class Context:  # an invocation with 1.2 s left
+        aws_request_id = "r-1"
+        ends = time.monotonic() + 1.2
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.ends - time.monotonic()) * 1000)
+
+    endpoint, url = server
+    endpoint.plan.append("drip")
+    sink = HttpSink(f"{url}/ingest", read_timeout_s=30)
+    function = KinesisHandler(Router([Route(Delivery(sink))]), Pipeline(), timeout_margin_s=0.2)
+    event = kinesis_event([gz(cwl_document(["hello\n"]))])
+    response = function(event, Context())
+    assert Context.ends - time.monotonic() > ANSWER_RESERVE_S / 2  # answered before the function's timeout
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
+    assert endpoint.stored == Counter()
+
+
+@pytest.mark.parametrize(("behaviour", "preset"), [("huge-500", "ndjson"), ("huge-200", "elasticsearch")])
+def test_a_huge_answer_is_read_only_as_far_as_needed(server: tuple[Endpoint, str], behaviour: str, preset: str) -> None:
+    import tracemalloc
+
+    endpoint, url = server
+    endpoint.plan.append(behaviour)
+    sink = build_sink(f"{url}/logs", {"preset": preset})
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SinkError) as raised:
+            sink.send(events(2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 3
+    assert peak < 20 * 1024 * 1024  # of a 300 MiB answer: at most the 16 MiB a _bulk answer may take
+    assert raised.value.retryable
+    if preset == "elasticsearch":
+        assert "longer than 16,777,216 bytes" in str(raised.value)
+    else:
+        assert peak < 1024 * 1024
+        assert str(raised.value).startswith(f"HTTP 500 from {url}/logs: 0000")
+    sink.send(events(1))
+    sink.close()
+
+
+@pytest.mark.parametrize("behaviour", ["garbage", "reset", "drop"])
+def test_a_broken_answer_is_a_retryable_failure(server: tuple[Endpoint, str], behaviour: str) -> None:
+    endpoint, url = server
+    endpoint.plan.append(behaviour)
+    sink = HttpSink(url, read_timeout_s=2)
+    with pytest.raises(SinkError) as raised:
+        sink.send(events(1))
+    assert raised.value.retryable
+    sink.send(events(1))
+    assert endpoint.stored == Counter({"e0": 1})
+
+
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(
+    server: tuple[Endpoint, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, url = server
+    monkeypatch.setenv("SHIPPER_TEST_API_KEY", SECRET)
+    endpoint.plan.append("redirect")
+    router = route(HttpSink(url, api_key="env:SHIPPER_TEST_API_KEY"), FakeTime(), tmp_path)
+    report = router.deliver([("a", events(1))])
+    assert report.statuses == {"a": Status.DEAD_LETTERED}
+    assert len(endpoint.requests) == 1
+    assert dead_letters(tmp_path)[0]["reason"].startswith(f"HTTP 307 from {url}")
+
+
+@pytest.mark.parametrize("value", ["²", "1" * 5000, "Mon, 01 Jan 99999 00:00:00 GMT", "Mon, 32 Foo", "-1"])
+def test_a_retry_after_that_is_not_a_delay_is_ignored_or_capped(value: str) -> None:
+    from shipper.sinks.http import _retry_after
+
+    result = _retry_after(value)
+    assert result is None or result >= 0

@@ -7,10 +7,12 @@ import io
 import itertools
 import logging
 import re
+import time
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from test_http_sink import serve
 from test_prometheus import LAMBDA_LINES
 
 from shipper.config import build_router, merge_cli
@@ -145,3 +147,30 @@ def test_the_handler_built_from_the_environment_pushes_after_each_invocation(tmp
         assert function(_event("shardId-000000000002"), _Context()) == {"batchItemFailures": []}
         pushed = _pushed(url)
     assert pushed[("shipper_lambda_cold_starts_total", _group("shardId-000000000002", function="orders-api"))] == 1
+
+
+@pytest.mark.parametrize("behaviour", ["garbage", "drop", "reset", "drip", "chunked-forever", "huge-500", "500"])
+def test_a_broken_pushgateway_never_fails_the_invocation_nor_holds_it(behaviour, caplog):
+    """The batch is delivered once, the partial-batch response is right, and the push gives up within its budget."""
+    gateways, destinations = serve(), serve()
+    gateway, gateway_url = next(gateways)
+    destination, sink_url = next(destinations)
+    try:
+        gateway.plan.append(behaviour)
+        telemetry = LambdaTelemetry(TelemetryConfig(), function_name=SHIPPER, gateway=gateway_url, push_timeout_s=1.0)
+        function = KinesisHandler(
+            build_router(merge_cli(None, sinks=[f"{sink_url}/ingest"])), Pipeline(), telemetry=telemetry
+        )
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            response = function(_event("shardId-000000000003"), _Context())
+        assert time.monotonic() - started < 2.5
+        assert response == {"batchItemFailures": []}
+        assert sum(destination.stored.values()) == 8 and len(destination.requests) == 1  # delivered once
+        assert telemetry.failures == {"push": 1}
+        assert "push for shard shardId-000000000003 failed" in caplog.text
+        function(_event("shardId-000000000003"), _Context())  # and the next push goes through
+        assert gateway.pushes == 1
+    finally:
+        gateways.close()
+        destinations.close()

@@ -6,7 +6,11 @@ deadlines and counters are the delivery layer's job and are written once, around
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import orjson
@@ -14,6 +18,7 @@ import orjson
 from shipper.errors import ShipperError
 
 _NDJSON = orjson.OPT_APPEND_NEWLINE
+_send_deadline: ContextVar[float] = ContextVar("send_deadline", default=math.inf)
 
 
 class SinkError(ShipperError):
@@ -56,3 +61,22 @@ def encode_ndjson(events: Sequence[dict[str, Any]]) -> bytes:
     """One JSON object per line, each line ending in a newline."""
     dumps = orjson.dumps
     return b"".join([dumps(event, option=_NDJSON) for event in events])
+
+
+@contextmanager
+def sending_within(seconds: float) -> Iterator[None]:
+    """Run a send that must be over within `seconds` (the caller's deadline): see `time_left`."""
+    token = _send_deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _send_deadline.reset(token)
+
+
+def time_left() -> float:
+    """Seconds the send under way may still take before its caller's deadline (inf when it has none).
+
+    A sink that waits on the network bounds its waits by this, so a slow destination cannot hold a
+    Lambda past its timeout.
+    """
+    return _send_deadline.get() - time.monotonic()

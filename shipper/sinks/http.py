@@ -8,8 +8,15 @@ Presets choose the body and how the response is read:
     opensearch     come back through SinkError.failed, and 429 or 5xx documents are retryable
 
 Failures are classified for the delivery layer: 408, 429 and 5xx responses, refused or dropped
-connections and timeouts may pass on a second try; other 4xx responses and untrusted TLS
-certificates will not. A Retry-After header (seconds or an HTTP date) becomes retry_after.
+connections and timeouts may pass on a second try; other 4xx responses (and 3xx: redirects are not
+followed, so the key never goes to another host) and untrusted TLS certificates will not. A
+Retry-After header (seconds or an HTTP date) becomes retry_after.
+
+Each POST has one time budget for all of it: connect_timeout_s to connect (TCP, proxy tunnel, TLS),
+then read_timeout_s for the request and the whole answer, however slowly it comes, and never more
+than the time left before the caller's deadline (shipper.sinks.base.time_left). Of an answer only
+what is needed is read: QUOTE_BYTES of an error, MAX_BULK_ANSWER_BYTES of a _bulk answer (a longer
+one is a retryable failure: which documents failed cannot be told), and 64 KiB of any other.
 
 The proxy comes from the environment, as for curl, pip and botocore: HTTPS_PROXY for https:// URLs,
 HTTP_PROXY for http:// ones, ALL_PROXY for both, and NO_PROXY lists hosts reached directly. An https://
@@ -18,7 +25,9 @@ URL goes through a CONNECT tunnel, so TLS is still verified end to end; credenti
 
 TLS certificates are verified (`ca_bundle` names a CA file for a private CA). The API key is a
 secret reference (`env:NAME`, `ssm:/path`, `secretsmanager:name`) resolved through shipper.secrets
-at each send; its value never appears in a repr, an exception or a log line.
+at each send; its value never appears in a repr, an exception or a log line. Whatever a server answers
+is quoted only through shipper.httpio.quote, which redacts the key (and the proxy's credentials) in
+every form first.
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from shipper.errors import ConfigError
+from shipper.httpio import Answer, Connection, quote
 from shipper.secrets import REFERENCE_KINDS
-from shipper.sinks.base import SinkError, encode_ndjson
+from shipper.sinks.base import SinkError, encode_ndjson, time_left
 
 __all__ = ["PRESETS", "HttpSink", "Reply", "build_http_sink"]
 
@@ -47,7 +57,11 @@ PRESETS = ("ndjson", "webhook", "elasticsearch", "opensearch")
 _BULK_PRESETS = ("elasticsearch", "opensearch")
 # Only what failures need: a successful 10,000-document response shrinks to {"errors":false}.
 _BULK_FILTER = "filter_path=errors,items.*.status,items.*.error"
-_SNIPPET_CHARS = 300
+_BULK_KIND_CHARS = 100
+MAX_BULK_ANSWER_BYTES = 16 * 1024 * 1024
+"""The most of a 2xx _bulk answer read to find the documents that failed."""
+_MAX_OTHER_ANSWER_BYTES = 64 * 1024
+"""The most of another 2xx answer read (to keep the connection); a longer one closes it."""
 
 
 class HttpSink:
@@ -99,18 +113,33 @@ class HttpSink:
         if api_key_scheme is None:
             api_key_scheme = "ApiKey" if preset == "elasticsearch" else "Bearer"
         self._api_key_prefix = f"{api_key_scheme} " if api_key_scheme else ""
-        self._timeouts = (connect_timeout_s, read_timeout_s)
+        self._budget_s = connect_timeout_s + read_timeout_s
         self._proxy = _proxy_for(parts.scheme, parts.hostname)
-        self._tls: ssl.SSLContext | None = None
+        tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
             try:
-                self._tls = ssl.create_default_context(cafile=ca_bundle)
+                tls = ssl.create_default_context(cafile=ca_bundle)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"HTTP sink cannot load ca_bundle {ca_bundle!r}: {exc}") from None
         elif ca_bundle is not None:
             raise ConfigError("HTTP sink ca_bundle needs an https:// URL")
+        self._secrets: list[str] = []
+        """What a server's answer must never show: the proxy's credentials, and the key once resolved."""
+        tunnel = None
+        if self._proxy is None:
+            host, port = parts.hostname, parts.port
+        else:
+            host, port = self._proxy.host, self._proxy.port
+            if self._proxy.credentials is not None:
+                self._secrets.append(self._proxy.credentials)
+            if tls is not None:
+                auth = {} if self._proxy.authorization is None else {"Proxy-Authorization": self._proxy.authorization}
+                tunnel = (parts.hostname, parts.port, auth)
+        timeouts = {"connect_timeout_s": connect_timeout_s, "read_timeout_s": read_timeout_s}
+        self._connection = Connection(host, port, tls=tls, tunnel=tunnel, **timeouts)
         path, query = parts.path or "/", parts.query
-        self._check: Callable[[bytes, int], None] | None = None
+        self._check: Callable[[bytes, int, Sequence[str]], None] | None = None
+        self._max_answer = _MAX_OTHER_ANSWER_BYTES
         if preset in _BULK_PRESETS:
             if index is None and path.rstrip("/") in ("", "/_bulk"):
                 raise ConfigError(f"{preset} sink needs index=NAME or a URL ending in /INDEX/_bulk")
@@ -122,6 +151,7 @@ class HttpSink:
             self._encode: Callable[[Sequence[dict[str, Any]]], bytes] = self._encode_bulk
             self._content_type = "application/x-ndjson"
             self._check = _check_bulk
+            self._max_answer = MAX_BULK_ANSWER_BYTES
         elif index is not None:
             raise ConfigError("HTTP sink option index is for the elasticsearch and opensearch presets")
         elif preset == "webhook":
@@ -134,7 +164,6 @@ class HttpSink:
             self._target = f"http://{parts.netloc}{self._target}"
             if self._proxy.authorization is not None:
                 self._headers["Proxy-Authorization"] = self._proxy.authorization
-        self._connection: http.client.HTTPConnection | None = None
 
     def __repr__(self) -> str:
         via = "" if self._proxy is None else f", proxy={self._proxy.address!r}"
@@ -144,8 +173,15 @@ class HttpSink:
         reply = self.post(self._encode(events), self._content_type)
         if not reply.ok:
             raise self.refusal(reply)
-        if self._check is not None:
-            self._check(reply.body, len(events))
+        if self._check is None:
+            return
+        if reply.truncated:
+            raise SinkError(
+                f"_bulk answer from {self.url} is longer than {MAX_BULK_ANSWER_BYTES:,} bytes: which documents "
+                "failed cannot be told, so the batch is sent again",
+                retryable=True,
+            )
+        self._check(reply.body, len(events), reply.secrets)
 
     def post(self, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> Reply:
         """POST `body` to the URL with the sink's headers, API key and gzip, plus `headers`; any status is
@@ -156,15 +192,17 @@ class HttpSink:
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
-        secret = None
+        secrets = self._secrets
         if self._api_key is not None:
             secret = self._secret(self._api_key)
             headers[self._api_key_header] = self._api_key_prefix + secret
-        status, retry_after, payload = self._post(body, headers)
-        return Reply(status, retry_after, payload, secret)
+            secrets = [*secrets, secret]
+        answer = self._post(body, headers, secrets)
+        retry_after = _retry_after(answer.headers.get("Retry-After"))
+        return Reply(answer.status, retry_after, answer.body, answer.truncated, tuple(secrets))
 
     def refusal(self, reply: Reply, retryable: bool | None = None) -> SinkError:
-        """The SinkError for a reply that is not 2xx, quoting its start with the secret cut out.
+        """The SinkError for a reply that is not 2xx, quoting its start with the secrets redacted.
 
         `retryable` defaults to 408, 429 and 5xx; Retry-After is kept for retryable ones."""
         if retryable is None:
@@ -177,11 +215,11 @@ class HttpSink:
         )
 
     def quote(self, reply: Reply) -> str:
-        """The start of a reply's body, one line, safe to show (the secret cut out if echoed)."""
-        return _snippet(reply.body, reply.secret)
+        """The start of a reply's body, one line, safe to show (the secrets redacted first)."""
+        return quote(reply.body, reply.secrets, cut=reply.truncated)
 
     def close(self) -> None:
-        self._drop_connection()
+        self._connection.close()
 
     def _secret(self, ref: str) -> str:
         from shipper.secrets import SecretError, get_secret  # only sinks with an API key need it
@@ -194,47 +232,22 @@ class HttpSink:
             raise SinkError(f"HTTP sink {self.url}: secret {ref} is empty or not one line", retryable=False)
         return secret
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, float | None, bytes]:
-        """(status, retry_after, body) of one POST, on the kept connection or a new one."""
+    def _post(self, body: bytes, headers: dict[str, str], secrets: Sequence[str]) -> Answer:
+        """One POST, on the kept connection or a new one, within the budget and the caller's deadline."""
+        seconds = min(self._budget_s, time_left())
+        if seconds <= 0:
+            raise SinkError(f"POST {self.url}: no time left before the deadline", retryable=True)
         try:
-            connection = self._connection or self._connect()
-            connection.request("POST", self._target, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            return self._connection.exchange(
+                "POST", self._target, body, headers, seconds=seconds, max_body=self._max_answer
+            )
         except ssl.SSLCertVerificationError as exc:
-            self._drop_connection()
-            reason = f"TLS certificate of {self.url} is not trusted: {exc.verify_message}"
+            reason = f"TLS certificate of {self.url} is not trusted: {quote(exc.verify_message, secrets)}"
             raise SinkError(reason, retryable=False) from None
         except (OSError, http.client.HTTPException) as exc:
-            self._drop_connection()
             via = "" if self._proxy is None else f" through proxy {self._proxy.address}"
-            raise SinkError(f"POST {self.url}{via} failed: {type(exc).__name__}: {exc}", retryable=True) from None
-        if response.will_close:
-            self._drop_connection()
-        return response.status, _retry_after(response.getheader("Retry-After")), payload
-
-    def _connect(self) -> http.client.HTTPConnection:
-        connect_timeout, read_timeout = self._timeouts
-        host, port = (self._host, self._port) if self._proxy is None else (self._proxy.host, self._proxy.port)
-        connection: http.client.HTTPConnection
-        if self._tls is None:
-            connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
-        else:
-            connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=self._tls)
-            if self._proxy is not None:
-                tunnel_headers = {}
-                if self._proxy.authorization is not None:
-                    tunnel_headers["Proxy-Authorization"] = self._proxy.authorization
-                connection.set_tunnel(self._host, self._port, headers=tunnel_headers)
-        connection.connect()
-        connection.sock.settimeout(read_timeout)
-        self._connection = connection
-        return connection
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+            reason = quote(f"{type(exc).__name__}: {exc}", secrets)
+            raise SinkError(f"POST {self.url}{via} failed: {reason}", retryable=True) from None
 
     def _encode_bulk(self, events: Sequence[dict[str, Any]]) -> bytes:
         action = self._action_line
@@ -251,8 +264,10 @@ class Reply:
     retry_after: float | None
     """Seconds from a Retry-After header, if any."""
     body: bytes
-    secret: str | None = field(default=None, repr=False)
-    """The API key that was sent: to cut out of quoted answers; never shown."""
+    """The answer's body; with `truncated`, only its start (read to quote it, never parsed)."""
+    truncated: bool = False
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The API key and proxy credentials that were sent: redacted from quoted answers; never shown."""
 
     @property
     def ok(self) -> bool:
@@ -262,8 +277,15 @@ class Reply:
 class _Proxy(NamedTuple):
     host: str
     port: int
-    authorization: str | None
-    """The Proxy-Authorization value, from credentials in the proxy URL: a secret."""
+    credentials: str | None
+    """`user:password` from the proxy URL: a secret."""
+
+    @property
+    def authorization(self) -> str | None:
+        """The Proxy-Authorization value: a secret."""
+        if self.credentials is None:
+            return None
+        return "Basic " + base64.b64encode(self.credentials.encode()).decode("ascii")
 
     @property
     def address(self) -> str:
@@ -293,11 +315,10 @@ def _proxy_for(scheme: str, host: str) -> _Proxy | None:
         port = parts.port or 80
     except ValueError:
         raise ConfigError(f"the {scheme} proxy set in the environment has an invalid port") from None
-    authorization = None
+    credentials = None
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-    return _Proxy(parts.hostname, port, authorization)
+    return _Proxy(parts.hostname, port, credentials)
 
 
 def _no_proxy_covers(host: str, no_proxy: str) -> bool:
@@ -329,14 +350,14 @@ def _encode_json_array(events: Sequence[dict[str, Any]]) -> bytes:
     return orjson.dumps(list(events))
 
 
-def _check_bulk(payload: bytes, count: int) -> None:
+def _check_bulk(payload: bytes, count: int, secrets: Sequence[str]) -> None:
     """Raise for the documents a 2xx _bulk response says failed; 429 and 5xx ones are retryable."""
     try:
         response = orjson.loads(payload)
         failed_any = response["errors"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         # The documents may or may not be in: sending again risks duplicates, not losing them.
-        raise SinkError(f"_bulk response is not readable: {_snippet(payload, None)}", retryable=True) from None
+        raise SinkError(f"_bulk response is not readable: {quote(payload, secrets)}", retryable=True) from None
     if not failed_any:
         return
     items = response.get("items")
@@ -355,8 +376,9 @@ def _check_bulk(payload: bytes, count: int) -> None:
         failed.append(index)
         retryable |= status == 429 or status >= 500
         error = result.get("error")
-        kinds[f"{status} {error.get('type') if isinstance(error, dict) else error}"] += 1
-    summary = ", ".join(f"{n} x {kind}" for kind, n in kinds.most_common())
+        kind = error.get("type") if isinstance(error, dict) else error
+        kinds[f"{status} {quote(str(kind), secrets, chars=_BULK_KIND_CHARS)}"] += 1
+    summary = quote(", ".join(f"{n} x {kind}" for kind, n in kinds.most_common()))
     raise SinkError(f"_bulk: {len(failed)} of {count} documents failed: {summary}", retryable=retryable, failed=failed)
 
 
@@ -365,19 +387,13 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _snippet(payload: bytes, secret: str | None) -> str:
-    """The start of a response body for a message, one line, with the secret cut out if echoed."""
-    text = " ".join(payload[: _SNIPPET_CHARS * 2].decode("utf-8", "replace").split())[:_SNIPPET_CHARS]
-    return text.replace(secret, "[secret]") if secret else text
 
 
 _Converter = Callable[[str, Any], Any]

@@ -11,16 +11,23 @@ Lambda cannot be scraped, so the handler reports after each batch:
   ShipperFunction and Shard. CloudWatch adds them up, whichever container wrote them. (Lambda health
   and custom metrics as CloudWatch metrics come from the `cloudwatch:emf` sink.)
 
-A push that fails is logged and never fails the invocation.
+Telemetry never fails the invocation (whose events are delivered by then: an exception would make
+Lambda send the batch again): whatever goes wrong in it is logged, with what a server answered
+redacted and escaped, and counted in `failures`. A push has one time budget for all of it (connect,
+request, answer), PUSH_TIMEOUT_S and never more than the invocation's time left less _PUSH_MARGIN_S,
+and reads at most shipper.httpio.QUOTE_BYTES of the gateway's answer.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -76,6 +83,8 @@ class LambdaTelemetry:
         self._shards: dict[str, Telemetry] = {}
         self._pipeline = Increments()
         self._router = Increments()
+        self.failures: Counter[str] = Counter()
+        """Pushes (`push`) and EMF lines (`emf`) that failed, since the container started."""
 
     def after_invocation(
         self,
@@ -93,9 +102,28 @@ class LambdaTelemetry:
         pipeline = self._pipeline.since_last(pipeline_counts)
         router = self._router.since_last(router_totals(router_stats))
         if self.gateway is not None:
-            self._push(shard, outcomes, report, pipeline, router, seconds, remaining_s)
+            try:
+                self._push(shard, outcomes, report, pipeline, router, seconds, remaining_s)
+            except Exception as exc:  # telemetry never fails an invocation
+                self._failed("push", shard, exc)
         if self.emf_namespace is not None:
-            self._write_emf(shard, outcomes, report, pipeline, router, seconds)
+            try:
+                self._write_emf(shard, outcomes, report, pipeline, router, seconds)
+            except Exception as exc:
+                self._failed("emf", shard, exc)
+
+    def _failed(self, what: str, shard: str, exc: Exception) -> None:
+        from shipper.httpio import quote
+
+        self.failures[what] += 1
+        where = f"pushgateway {_shown(self.gateway or '')}: push" if what == "push" else "EMF line"
+        log.warning(
+            "%s for shard %s failed: %s (%d so far)",
+            where,
+            shard,
+            quote(f"{type(exc).__name__}: {exc}", _gateway_secrets(self.gateway)),
+            self.failures[what],
+        )
 
     def grouping_key(self, shard: str) -> dict[str, str]:
         return {"shipper_function": self.function_name, "shard": shard}
@@ -133,16 +161,14 @@ class LambdaTelemetry:
             if timeout <= 0:
                 log.warning("pushgateway: no time left in the invocation to push shard %s", shard)
                 return
-        try:
-            push_to_gateway(
-                self.gateway,
-                job=self.job,
-                registry=telemetry.registry,
-                grouping_key=self.grouping_key(shard),
-                timeout=timeout,
-            )
-        except (OSError, ValueError) as exc:
-            log.warning("pushgateway %s: push for shard %s failed: %s", self.gateway, shard, exc)
+        push_to_gateway(
+            self.gateway,
+            job=self.job,
+            registry=telemetry.registry,
+            grouping_key=self.grouping_key(shard),
+            timeout=timeout,
+            handler=_push_handler,
+        )
 
     def _write_emf(
         self,
@@ -186,6 +212,57 @@ class LambdaTelemetry:
         stream = self._stream if self._stream is not None else sys.stdout.buffer
         stream.write(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
         stream.flush()
+
+
+def _push_handler(
+    url: str, method: str, timeout: float | None, headers: Sequence[tuple[str, str]], data: bytes
+) -> Callable[[], None]:
+    """prometheus_client's push over shipper.httpio: `timeout` is the budget of the whole push.
+
+    Credentials in the gateway URL (`http://user:password@host:9091`) are sent as Basic authorization.
+    """
+
+    def handle() -> None:
+        import ssl
+
+        from shipper.httpio import QUOTE_BYTES, Connection, quote
+
+        parts = urlsplit(url)
+        seconds = timeout or PUSH_TIMEOUT_S
+        tls = ssl.create_default_context() if parts.scheme == "https" else None
+        connection = Connection(
+            parts.hostname or "", parts.port, tls=tls, connect_timeout_s=seconds, read_timeout_s=seconds
+        )
+        sent = dict(headers)
+        credentials = _credentials(url)
+        if credentials is not None:
+            sent["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            answer = connection.exchange(method, target, data, sent, seconds=seconds, max_body=QUOTE_BYTES)
+        finally:
+            connection.close()
+        if not 200 <= answer.status < 300:
+            reason = quote(answer.body, _gateway_secrets(url), cut=answer.truncated)
+            raise OSError(f"HTTP {answer.status}: {reason}")
+
+    return handle
+
+
+def _credentials(url: str) -> str | None:
+    parts = urlsplit(url)
+    return None if parts.username is None else f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+
+
+def _gateway_secrets(url: str | None) -> list[str]:
+    credentials = _credentials(url or "")
+    return [] if credentials is None else [credentials]
+
+
+def _shown(url: str) -> str:
+    """The gateway URL without credentials."""
+    parts = urlsplit(url)
+    return url if parts.username is None else url.replace(parts.netloc, parts.netloc.rpartition("@")[2], 1)
 
 
 def lambda_telemetry_from_env(environ: Mapping[str, str]) -> LambdaTelemetry | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -11,6 +10,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from shipper.stopping import stop_on_signals
+
+__all__ = ["MetricsServer", "start_metrics_server", "stop_on_signals"]
 
 Health = Callable[[], str | None]
 """None when healthy, else a sentence saying what is wrong (served with status 503)."""
@@ -74,9 +77,3 @@ def start_metrics_server(
 ) -> MetricsServer:
     """Serve /metrics and /healthz on `address`:`port` (0 picks a free port: see `.port`) until `.close()`."""
     return MetricsServer(registry, port, address, health)
-
-
-def stop_on_signals(stop: threading.Event, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
-    """Set `stop` when one of `signals` arrives (call from the main thread)."""
-    for signum in signals:
-        signal.signal(signum, lambda *_: stop.set())
