@@ -22,6 +22,8 @@ class SinkError(ShipperError):
     retryable:   whether sending the same events again may succeed (throttling, 5xx, timeouts).
     failed:      indices into the batch of the events that were not delivered; None means all.
     retry_after: seconds the destination asked us to wait before trying again, if it said so.
+    blocked:     the destination cannot take anything now, through no fault of the events (a full disk,
+                 a closed pipe): they are not delivered, for the caller to send again, never dead-lettered.
     """
 
     def __init__(
@@ -31,11 +33,13 @@ class SinkError(ShipperError):
         retryable: bool,
         failed: Sequence[int] | None = None,
         retry_after: float | None = None,
+        blocked: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.failed = failed
         self.retry_after = retry_after
+        self.blocked = blocked
 
 
 class Sink(Protocol):
@@ -56,3 +60,14 @@ def encode_ndjson(events: Sequence[dict[str, Any]]) -> bytes:
     """One JSON object per line, each line ending in a newline."""
     dumps = orjson.dumps
     return b"".join([dumps(event, option=_NDJSON) for event in events])
+
+
+def not_written(where: str, error: OSError, delivered: int, total: int) -> SinkError:
+    """The error for a write that failed with only the first `delivered` of `total` events written whole:
+    the rest are not delivered, for the caller to send again."""
+    return SinkError(
+        f"cannot write to {where}: {error.strerror} ({total - delivered:,} of {total:,} events not written)",
+        retryable=False,
+        blocked=True,
+        failed=list(range(delivered, total)) if delivered else None,
+    )
