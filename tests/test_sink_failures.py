@@ -26,14 +26,18 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import boto3
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_consume import STREAM, put_orders
 
 from shipper.delivery import Delivery, RetryPolicy, Status
 from shipper.sinks import DirectorySink, JsonLinesFileSink, StdoutSink, build_sink
 from shipper.sinks.base import SinkError
+
+from promstack import wait_for
 
 PYTHON = [sys.executable, "-m", "shipper.cli"]
 FAULTS = ("limit", "short", "zero", errno.ENOSPC, errno.EPIPE, errno.EIO)
@@ -357,3 +361,35 @@ def test_a_reader_that_leaves_early_fails_the_run_without_a_traceback(tmp_path: 
     sent, dead, undelivered = _sink_line(stderr, sink.partition(":")[0])
     received = int(re.search(r"-> ([\d,]+) events", stderr).group(1).replace(",", ""))
     assert undelivered > 0 and dead == 0 and sent + undelivered == received
+
+
+def test_shipper_consume_on_a_full_file_checkpoints_only_what_the_file_holds(aws: str, tmp_path: Path) -> None:
+    kinesis = boto3.client("kinesis", endpoint_url=aws)
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    stream = put_orders(kinesis, range(40))
+    output, checkpoints = tmp_path / "events.ndjson", tmp_path / "checkpoints"
+    command = [*PYTHON, "consume", "--stream", STREAM, "--endpoint-url", aws, "--checkpoint-dir", str(checkpoints)]
+    command += ["--sink", f"jsonl:{output}", "--max-records", "3", "--idle-s", "0.2"]
+    log = tmp_path / "consume.log"
+    with log.open("wb") as sink_log:
+        full = subprocess.Popen(
+            command, stdout=sink_log, stderr=subprocess.STDOUT, preexec_fn=lambda: _limit_file_size(4000)
+        )
+    try:
+        wait_for(lambda: log.read_text().count("not delivered") >= 2, "the file to fill up", timeout=30)
+    finally:
+        full.send_signal(signal.SIGTERM)
+        full.wait(timeout=15)
+    held = {event["message"] for event in lines_of(output)}
+    (position,) = orjson.loads((checkpoints / f"{STREAM}.json").read_bytes())["shards"].values()
+    assert 0 < len(held) < len(stream)
+    assert {message for message, (_, sequence) in stream.items() if int(sequence) <= int(position)} <= held
+
+    with log.open("ab") as sink_log:
+        resumed = subprocess.Popen(command, stdout=sink_log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(lines_of(output)) >= len(stream), "the rest of the events", timeout=30)
+    finally:
+        resumed.send_signal(signal.SIGTERM)
+        resumed.wait(timeout=15)
+    assert Counter(event["message"] for event in lines_of(output)) == Counter(dict.fromkeys(stream, 1))
