@@ -210,7 +210,7 @@ def test_a_directory_or_a_file_in_use_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SinkError, match="cannot open"):
         build_sink(f"jsonl:{tmp_path / 'd.ndjson'}")
     first = build_sink(f"jsonl:{tmp_path / 'x.ndjson'}")
-    with pytest.raises(SinkError, match="being written by another process"):
+    with pytest.raises(SinkError, match="already being written"):
         build_sink(f"jsonl:{tmp_path / 'x.ndjson'}")
     first.close()
     build_sink(f"jsonl:{tmp_path / 'x.ndjson'}").close()
@@ -393,3 +393,13 @@ def test_shipper_consume_on_a_full_file_checkpoints_only_what_the_file_holds(aws
         resumed.send_signal(signal.SIGTERM)
         resumed.wait(timeout=15)
     assert Counter(event["message"] for event in lines_of(output)) == Counter(dict.fromkeys(stream, 1))
+
+
+def test_a_jsonl_path_that_is_a_pipe_fails_when_its_reader_leaves(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    delivery = Delivery(build_sink(f"jsonl:{fifo}"), sleep=lambda _: None)
+    os.close(reader)  # the reader leaves: shipper must not be reading its own output and block
+    statuses = deliver(delivery, batch(0, 2000))
+    assert set(statuses.values()) == {Status.NOT_DELIVERED}

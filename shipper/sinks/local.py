@@ -89,8 +89,11 @@ class JsonLinesFileSink:
         self._gzip = path.endswith(".gz")
         self._dirty = False
         """A failed write could not be cut off: cut it before the next write."""
+        # Read access only for a regular file: a pipe opened for reading too (/dev/stdout) would be its own
+        # reader, and block once full instead of failing when the real reader leaves.
+        access = os.O_RDWR if _regular_or_missing(path) else os.O_WRONLY
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            self._fd = os.open(path, access | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise SinkError(f"cannot open {path} for writing: {exc.strerror}", retryable=False) from exc
         try:
@@ -109,7 +112,7 @@ class JsonLinesFileSink:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise SinkError(f"{self.path} is being written by another process", retryable=False) from exc
+            raise SinkError(f"{self.path} is already being written (by another shipper?)", retryable=False) from exc
         size = os.fstat(self._fd).st_size
         try:
             end = _gzip_end(self._fd, size) if self._gzip else _lines_end(self._fd, size)
@@ -190,6 +193,13 @@ class DirectorySink:
 
     def close(self) -> None:
         return None
+
+
+def _regular_or_missing(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # missing (created regular), or opening it will say what is wrong
+        return True
 
 
 def _lines_end(fd: int, size: int) -> int:
