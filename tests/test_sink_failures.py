@@ -401,5 +401,11 @@ def test_a_jsonl_path_that_is_a_pipe_fails_when_its_reader_leaves(tmp_path: Path
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     delivery = Delivery(build_sink(f"jsonl:{fifo}"), sleep=lambda _: None)
     os.close(reader)  # the reader leaves: shipper must not be reading its own output and block
-    statuses = deliver(delivery, batch(0, 2000))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("blocked writing to a pipe without a reader"))
+    signal.alarm(10)
+    try:
+        statuses = deliver(delivery, batch(0, 2000))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     assert set(statuses.values()) == {Status.NOT_DELIVERED}
