@@ -409,3 +409,13 @@ def test_a_jsonl_path_that_is_a_pipe_fails_when_its_reader_leaves(tmp_path: Path
         signal.alarm(0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
     assert set(statuses.values()) == {Status.NOT_DELIVERED}
+
+
+def test_a_failed_write_after_someone_truncated_the_file_does_not_regrow_it(tmp_path: Path) -> None:
+    path = tmp_path / "events.ndjson"
+    delivery = Delivery(JsonLinesFileSink(str(path)), sleep=lambda _: None)
+    deliver(delivery, batch(0, 50))
+    os.truncate(path, 0)  # copytruncate log rotation
+    with failing_writes(path, 100, "limit"):
+        assert set(deliver(delivery, batch(1, 50)).values()) == {Status.NOT_DELIVERED}
+    assert path.read_bytes() == b""

@@ -98,8 +98,10 @@ class JsonLinesFileSink:
             raise SinkError(f"cannot open {path} for writing: {exc.strerror}", retryable=False) from exc
         try:
             self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
-            self._end = self._prepare() if self._regular else 0
-            """Where the delivered batches end: a failed write is cut back to here."""
+            self._end = 0
+            """Where the batch being written starts: a failed write is cut back to here."""
+            if self._regular:
+                self._prepare()
         except OSError as exc:
             os.close(self._fd)
             raise SinkError(f"cannot prepare {path} for writing: {exc.strerror}", retryable=False) from exc
@@ -107,8 +109,8 @@ class JsonLinesFileSink:
             os.close(self._fd)
             raise
 
-    def _prepare(self) -> int:
-        """Lock the file and cut a torn tail; returns the size of what is kept."""
+    def _prepare(self) -> None:
+        """Lock the file and cut a torn tail."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -123,27 +125,23 @@ class JsonLinesFileSink:
             log.warning("%s: cut %d bytes at its end, %s left by an earlier crash", self.path, size - end, what)
             os.ftruncate(self._fd, end)
             os.fsync(self._fd)
-        return end
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         data = encode_ndjson(events)
         if self._gzip:
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
-        written = 0
         try:
             if self._dirty:
                 os.ftruncate(self._fd, self._end)
                 self._dirty = False
-            try:
-                write_all(functools.partial(os.write, self._fd), data)
-            except PartialWrite as exc:
-                written = exc.written
-                raise
+            elif self._regular:  # where this batch starts, even if someone truncated the file meanwhile
+                self._end = os.fstat(self._fd).st_size
+            write_all(functools.partial(os.write, self._fd), data)
             if self._regular:
                 os.fsync(self._fd)
         except OSError as exc:
+            written = exc.written if isinstance(exc, PartialWrite) else len(data)
             raise not_written(self.path, exc, self._cut(data, written), len(events)) from exc
-        self._end += len(data)
 
     def _cut(self, data: bytes, written: int) -> int:
         """After a failed write of `written` bytes of `data`: cut them off; returns the events kept (written whole)."""
