@@ -66,7 +66,7 @@ def test_directory_sink_failure_is_a_sink_error(tmp_path: Path) -> None:
     assert not raised.value.retryable
     sink = DirectorySink(str(tmp_path / "dead"))
     os.rmdir(tmp_path / "dead")
-    with pytest.raises(SinkError, match="cannot write a file in"):
+    with pytest.raises(SinkError, match="cannot write to a file in"):
         sink.send(events(1))
 
 

@@ -29,6 +29,7 @@ from unittest import mock
 import boto3
 import orjson
 import pytest
+from fake_sinks import ScriptedSink
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_consume import STREAM, put_orders
@@ -112,7 +113,7 @@ def deliver(delivery: Delivery, events: list[dict[str, Any]]) -> dict[str, Statu
 def test_a_file_holds_exactly_the_delivered_events_whatever_write_fails_where(tmp_path_factory, gz, plan):
     directory = tmp_path_factory.mktemp("out")
     path = directory / ("events.ndjson.gz" if gz else "events.ndjson")
-    dead = DirectorySink(str(directory / "dead"))
+    dead = ScriptedSink(name="dead letter")  # in memory: the file size limit must not stop it
     sink = JsonLinesFileSink(str(path))
     delivery = Delivery(sink, retry=RetryPolicy(max_attempts=2), sleep=lambda _: None, dead_letter=Delivery(dead))
     statuses: dict[str, Status] = {}
@@ -131,7 +132,7 @@ def test_a_file_holds_exactly_the_delivered_events_whatever_write_fails_where(tm
             assert all(statuses[event["event_id"]] is Status.DELIVERED for event in events)
     assert set(statuses) == {event["event_id"] for event in sent}
     assert set(statuses.values()) <= {Status.DELIVERED, Status.NOT_DELIVERED}  # a full disk is not the data's fault
-    assert os.listdir(directory / "dead") == []
+    assert dead.taken == []
     counters = delivery.counters
     assert counters.sent_events + counters.undelivered_events == len(sent) and counters.dead_lettered_events == 0
 
@@ -218,12 +219,12 @@ def test_a_directory_or_a_file_in_use_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_dev_full_leaves_the_batch_not_delivered_and_not_dead_lettered(tmp_path: Path) -> None:
-    dead = Delivery(DirectorySink(str(tmp_path / "dead")))
+    dead = ScriptedSink(name="dead letter")
     with open("/dev/full", "wb") as stream:
         for sink in (build_sink("jsonl:/dev/full"), StdoutSink(stream)):
-            delivery = Delivery(sink, sleep=lambda _: None, dead_letter=dead)
+            delivery = Delivery(sink, sleep=lambda _: None, dead_letter=Delivery(dead))
             assert set(deliver(delivery, batch(0, 5)).values()) == {Status.NOT_DELIVERED}
-    assert os.listdir(tmp_path / "dead") == []
+    assert dead.taken == []
 
 
 # --- Real crashes -----------------------------------------------------------------------------------------
@@ -419,3 +420,12 @@ def test_a_failed_write_after_someone_truncated_the_file_does_not_regrow_it(tmp_
     with failing_writes(path, 100, "limit"):
         assert set(deliver(delivery, batch(1, 50)).values()) == {Status.NOT_DELIVERED}
     assert path.read_bytes() == b""
+
+
+def test_a_directory_sink_on_a_full_disk_leaves_the_batch_not_delivered_and_no_file(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    dead = ScriptedSink(name="dead letter")
+    delivery = Delivery(DirectorySink(str(tmp_path / "out")), sleep=lambda _: None, dead_letter=Delivery(dead))
+    with failing_writes(tmp_path / "out", 100, "limit"):
+        assert set(deliver(delivery, batch(0, 200)).values()) == {Status.NOT_DELIVERED}
+    assert os.listdir(tmp_path / "out") == [] and dead.taken == []

@@ -167,8 +167,9 @@ class DirectorySink:
     """Writes each batch to a new NDJSON file in a directory, fsync'd before `send` returns.
 
     Files are named `<UTC time>-<random>.ndjson`, so names sort by time and never collide. A file
-    appears only once complete (written under a hidden temporary name, then renamed). This is the
-    local dead-letter target.
+    appears only once complete (written under a hidden temporary name, then renamed). A batch that
+    cannot be written (a full disk) is not delivered, never dead-lettered. This is the local
+    dead-letter target.
     """
 
     name = "dir"
@@ -186,8 +187,8 @@ class DirectorySink:
         file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
         try:
             write_durably(os.path.join(self.path, file_name), encode_ndjson(events))
-        except OSError as exc:
-            raise SinkError(f"cannot write a file in {self.path}: {exc.strerror}", retryable=False) from exc
+        except OSError as exc:  # a full disk, not the events' fault: they are sent again later
+            raise not_written(f"a file in {self.path}", exc, 0, len(events)) from exc
 
     def close(self) -> None:
         return None
