@@ -259,17 +259,21 @@ def test_killed_at_random_points_the_file_stays_whole_and_loses_nothing(tmp_path
     def child(batches: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-c", CHILD, str(output), str(checkpoint), str(batches)], env=env)
 
-    kills = 15
-    for _ in range(kills):
-        running = child(10**6)  # never done: each run ends killed, at a random point (opening, writing, checkpointing)
-        time.sleep(rng.uniform(0.05, 0.3))
+    kills = 12
+    for kill in range(kills):
+        size = output.stat().st_size if output.exists() else 0
+        running = child(10**6)  # never done: each run ends killed
+        if kill % 2:  # while it writes
+            wait_for(lambda size=size: output.exists() and output.stat().st_size > size, "it to write", timeout=10)
+            time.sleep(rng.uniform(0, 0.05))
+        else:  # anywhere, starting and cutting a torn tail included
+            time.sleep(rng.uniform(0, 0.2))
         running.send_signal(signal.SIGKILL)
         running.wait()
         if output.exists():
             JsonLinesFileSink(str(output)).close()  # what the next start does: cut a torn tail
             lines_of(output)  # then readable to the end
-    batches = int(checkpoint.read_text()) + 5
-    assert batches > 10
+    batches = (int(checkpoint.read_text()) if checkpoint.exists() else 0) + 5
     assert child(batches).wait() == 0
 
     seen = Counter(event["event_id"] for event in lines_of(output))
