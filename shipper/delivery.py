@@ -12,7 +12,8 @@
 Every event ends in one `Status` per sink. An origin (an opaque key the caller gives, such as a
 Kinesis sequence number) takes the worst status of all its events in all sinks:
 NOT_DELIVERED > DEAD_LETTERED > DELIVERED. NOT_DELIVERED means the caller must send it again:
-retrying would pass the deadline, or the dead letter could not be written. Nothing is dropped
+retrying would pass the deadline, the sink was blocked (a full disk, a closed pipe), or the dead letter
+could not be written. Nothing is dropped
 without being counted: events whose type no sink takes are counted as unrouted.
 """
 
@@ -249,6 +250,9 @@ class Delivery:
             settled += self._settle(delivered, Status.DELIVERED)
             if not pending:
                 return settled
+            if error.blocked:
+                log.warning("sink %s: %d events not delivered, to be sent again: %s", self.name, len(pending), error)
+                return settled + self._settle(pending, Status.NOT_DELIVERED, str(error))
             if not error.retryable:
                 return settled + self._refuse(pending, str(error), deadline)
             if error.retry_after is not None and error.retry_after > self.retry.retry_after_max_s:

@@ -33,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from shipper.aws_errors import RETRYABLE_CODES, classify
 from shipper.errors import ConfigError
+from shipper.files import PartialWrite, unbuffered_write, write_all
 from shipper.sinks.base import Sink, SinkError
 
 __all__ = [
@@ -684,17 +685,25 @@ class EmfSink:
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> None:
         outcome = Outcome()
-        documents = emf_documents(collect_metrics(events, self._namespace, self._clock(), outcome), outcome)
+        series = collect_metrics(events, self._namespace, self._clock(), outcome)
+        documents = emf_documents(series, outcome)
         option = orjson.OPT_APPEND_NEWLINE
+        data = b"".join(orjson.dumps(document, option=option) for document in documents)
         try:
-            self._stream.write(b"".join(orjson.dumps(document, option=option) for document in documents))
-            self._stream.flush()
-        except BrokenPipeError as exc:
-            raise SinkError("standard output was closed by the reader", retryable=False) from exc
+            write_all(unbuffered_write(self._stream), data)
+        except PartialWrite as exc:
+            # Which documents hold which events is not kept: every event with a data point counts as not
+            # delivered (sent again, its documents written before the failure may count twice).
+            raise SinkError(
+                f"{self.name}: cannot write to standard output: {exc.strerror}",
+                retryable=False,
+                blocked=True,
+                failed=sorted(outcome.failed.union(*(samples.events for samples in series.values()))),
+            ) from exc
         outcome.raise_if_failed(self.name, len(events))
 
     def close(self) -> None:
-        self._stream.flush()
+        return None
 
 
 # --- Building from a spec ------------------------------------------------------------------------

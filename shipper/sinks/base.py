@@ -27,6 +27,8 @@ class SinkError(ShipperError):
     retryable:   whether sending the same events again may succeed (throttling, 5xx, timeouts).
     failed:      indices into the batch of the events that were not delivered; None means all.
     retry_after: seconds the destination asked us to wait before trying again, if it said so.
+    blocked:     the destination cannot take anything now, through no fault of the events (a full disk,
+                 a closed pipe): they are not delivered, for the caller to send again, never dead-lettered.
     """
 
     def __init__(
@@ -36,11 +38,13 @@ class SinkError(ShipperError):
         retryable: bool,
         failed: Sequence[int] | None = None,
         retry_after: float | None = None,
+        blocked: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.failed = failed
         self.retry_after = retry_after
+        self.blocked = blocked
 
 
 class Sink(Protocol):
@@ -80,3 +84,14 @@ def time_left() -> float:
     Lambda past its timeout.
     """
     return _send_deadline.get() - time.monotonic()
+
+
+def not_written(where: str, error: OSError, delivered: int, total: int) -> SinkError:
+    """The error for a write that failed with only the first `delivered` of `total` events written whole:
+    the rest are not delivered, for the caller to send again."""
+    return SinkError(
+        f"cannot write to {where}: {error.strerror} ({total - delivered:,} of {total:,} events not written)",
+        retryable=False,
+        blocked=True,
+        failed=list(range(delivered, total)) if delivered else None,
+    )
