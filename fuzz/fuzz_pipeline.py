@@ -30,6 +30,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
+# The tests' helpers, for the check they share with the property tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+from helpers import numbers_in
+
 with atheris.instrument_imports():
     import orjson
 
@@ -176,14 +180,6 @@ def _kinesis_event(payloads: list[bytes]) -> dict[str, Any]:
     }
 
 
-def _numbers_in(data: Any) -> list[float]:
-    if isinstance(data, dict):
-        return [number for value in data.values() for number in _numbers_in(value)]
-    if isinstance(data, list):
-        return [number for value in data for number in _numbers_in(value)]
-    return [data] if isinstance(data, int | float) and not isinstance(data, bool) else []
-
-
 def test_one_input(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data)
     payloads = [_payload(provider) for _ in range(provider.ConsumeIntInRange(1, 3))]
@@ -211,7 +207,7 @@ def test_one_input(data: bytes) -> None:
 
 def _check_report_and_exposition() -> None:
     report = _HARNESS.report.to_dict(Prices())
-    if not all(math.isfinite(number) for number in _numbers_in(report)):
+    if not all(math.isfinite(number) for number in numbers_in(report)):
         raise AssertionError(f"a number in the report is not finite: {report}")
     render(report, Console(file=io.StringIO(), width=200))
     exposition = generate_latest(_HARNESS.telemetry.registry).decode()

@@ -9,14 +9,12 @@ every message without its level, which is enough for pages that have no script, 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from promstack import binary
 
 INSTALL_HINT = "apt-get install -y chromium"
 _CONSOLE = re.compile(r":CONSOLE[:(]\d+\)?\] (.*)")
@@ -36,13 +34,7 @@ _FLAGS = (
 
 def chromium() -> str:
     """The path of Chromium; fails under CI and skips elsewhere when it is not installed."""
-    path = shutil.which("chromium")
-    if path is None:
-        message = f"chromium is not installed ({INSTALL_HINT})"
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return binary("chromium", INSTALL_HINT)
 
 
 @dataclass

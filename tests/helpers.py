@@ -87,3 +87,12 @@ def classify_messages(messages: list[str], **document_options: Any) -> list[dict
 
 def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
     return [event for event in events if event["type"] == event_type]
+
+
+def numbers_in(data: Any) -> list[float]:
+    """Every number inside nested dicts and lists."""
+    if isinstance(data, dict):
+        return [number for value in data.values() for number in numbers_in(value)]
+    if isinstance(data, list):
+        return [number for value in data for number in numbers_in(value)]
+    return [data] if isinstance(data, int | float) and not isinstance(data, bool) else []

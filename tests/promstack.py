@@ -28,11 +28,11 @@ T = TypeVar("T")
 INSTALL_HINT = "apt-get install -y prometheus prometheus-pushgateway victoria-metrics"
 
 
-def binary(name: str) -> str:
-    """The path of a Prometheus tool; fails under CI and skips elsewhere when it is not installed."""
+def binary(name: str, install_hint: str = INSTALL_HINT) -> str:
+    """The path of a Debian tool the tests run; fails under CI and skips elsewhere when it is not installed."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed ({INSTALL_HINT})"
+        message = f"{name} is not installed ({install_hint})"
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(message)
         pytest.skip(message)

@@ -36,7 +36,7 @@ from shipper.pipeline import Pipeline
 from shipper.report import FleetReport, Prices, render
 from shipper.telemetry import Telemetry
 
-from helpers import REQUEST_ID, classify_messages, cwl_document, gz, kinesis_event
+from helpers import REQUEST_ID, classify_messages, cwl_document, gz, kinesis_event, numbers_in
 from promstack import wait_for
 
 EXTREMES = (
@@ -168,15 +168,6 @@ def report_and_registry(events: list[dict[str, Any]]) -> None:
     telemetry = Telemetry()
     telemetry.observe_events(events)
     assert_exposition_is_finite(telemetry)
-
-
-def numbers_in(data: Any) -> list[float]:
-    """Every number inside nested dicts and lists."""
-    if isinstance(data, dict):
-        return [number for value in data.values() for number in numbers_in(value)]
-    if isinstance(data, list):
-        return [number for value in data for number in numbers_in(value)]
-    return [data] if isinstance(data, int | float) and not isinstance(data, bool) else []
 
 
 def assert_exposition_is_finite(telemetry: Telemetry) -> None:
