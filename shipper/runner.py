@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 import sys
 import time
 from collections import Counter
@@ -387,6 +388,6 @@ def _print_report(data: dict[str, Any]) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
-    if not console.is_terminal:
-        console = Console(stderr=True, width=max(console.width, 160))
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=True, width=160)  # a file or pipe: wide enough for one table per topic
     render(data, console)
