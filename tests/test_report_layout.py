@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 
@@ -41,11 +42,9 @@ def _events(name: str, index: int, invocations: int) -> list[dict]:
 
 
 def _rendered(report: dict, width: int) -> str:
-    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, file=io.StringIO())
     render(report, console)
-    text = console.export_text()
-    console.file.close()
-    return text
+    return console.export_text()
 
 
 def _numbers_of(report: dict) -> set[str]:
