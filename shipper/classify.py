@@ -49,6 +49,7 @@ def message_bytes(message: str) -> int:
 
 
 _MAX_TRACKED_STREAMS = 50_000
+_MAX_RUNTIME_CHARS = 64
 _MAX_TRACKED_REQUESTS = 200_000
 
 _LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
@@ -118,6 +119,13 @@ def function_from_log_source(log_group: str, log_stream: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _runtime(value: Any) -> str | None:
+    """A runtime version as INIT_START names it (`python:3.12.v27`): short printable ASCII, else None."""
+    if type(value) is str and 0 < len(value) <= _MAX_RUNTIME_CHARS and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 def platform_fields(line: str) -> dict[str, str]:
     """`Key: value[ unit]` fields of a TEXT platform line (REPORT, INIT_REPORT, RESTORE_REPORT).
 
@@ -141,7 +149,8 @@ class Classifier:
 
     def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
         self.max_message_chars = max_message_chars
-        # (log group, log stream) -> [function named by a platform record, request in progress]
+        # (log group, log stream) -> [function named by a platform record, request in progress,
+        #                            runtime version named by INIT_START]
         self._streams: dict[tuple[str, str], list[str | None]] = {}
         # (function, request id) -> signal types already emitted for that invocation
         self._signals_seen: dict[tuple[str | None, str], set[str]] = {}
@@ -162,7 +171,7 @@ class Classifier:
         if state is None:
             if len(self._streams) >= _MAX_TRACKED_STREAMS:
                 del self._streams[next(iter(self._streams))]
-            state = self._streams[key] = [None, None]
+            state = self._streams[key] = [None, None, None]
         return state
 
     def _first_sighting(self, key: tuple[str | None, str], signal: str) -> bool:
@@ -339,7 +348,10 @@ class _DocumentClassifier:
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
-        if message.startswith(("INIT_START ", "RESTORE_START ", "TELEMETRY\t", "LOGS\t", "XRAY TraceId: ")):
+        if message.startswith("INIT_START "):
+            self.stream_state[2] = _runtime(platform_fields(message).get("Runtime Version"))
+            return True
+        if message.startswith(("RESTORE_START ", "TELEMETRY\t", "LOGS\t", "XRAY TraceId: ")):
             return True
         if message.startswith(("INIT_REPORT ", "RESTORE_REPORT ")):
             fields = platform_fields(message)
@@ -639,6 +651,7 @@ class _DocumentClassifier:
             request_id = record.get("requestId")
             self.stream_state[1] = request_id if type(request_id) is str else None
         elif record_type == "platform.initStart":
+            self.stream_state[2] = _runtime(record.get("runtimeVersion"))
             name = record.get("functionName")
             if type(name) is str and name:
                 self.stream_state[0] = name
@@ -698,6 +711,7 @@ class _DocumentClassifier:
                 "error_type": error_type,
                 "xray_trace_id": xray_trace_id,
                 "log_format": log_format,
+                "runtime": self.stream_state[2],
             }
         )
         if self.stream_state[1] == request_id:

@@ -6,17 +6,22 @@
 events, filter-log-events / get-log-events JSON, `aws logs tail` text, CreateExportTask objects,
 Firehose-to-S3 objects, Logs Insights results, NDJSON, plain text) from files, directories, standard
 input or S3, sends the structured events to the sinks (standard output by default), explains every
-reject on stderr, shows a progress bar on a terminal and a report per function at the end, and exits
-1 when any input was rejected or any event could not be delivered (see docs/run.md and shipper.runner).
+reject on stderr, shows a progress bar on a terminal and a report per function at the end. The exit
+status tells apart input problems (1), usage errors (2), delivery failures (3) and Ctrl-C (130): see
+docs/run.md and shipper.runner, which defines them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from shipper import __version__
 from shipper.config import Config, build_router, load_config_from_file, merge_cli
@@ -24,14 +29,23 @@ from shipper.delivery import Router
 from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
-from shipper.runner import EXIT_INCOMPLETE, EXIT_OK, RunOptions, run
+from shipper.runner import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNDELIVERED,
+    EXIT_USAGE,
+    RunOptions,
+    run,
+)
 from shipper.stopping import interruptible_sleep, stopped_by_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
-from shipper.terminal import log_to_terminal
+from shipper.terminal import log_to_terminal, printable
 
-EXIT_USAGE = 2
+__all__ = ["EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNDELIVERED", "EXIT_USAGE", "main"]
 
-__all__ = ["EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "main"]
+_RELATIVE = re.compile(r"(\d{1,9})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 #: Modules that add a subcommand: each has `add_command(subparsers)`, which sets `func` on its parser.
@@ -49,11 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        parser.error(str(exc))
+        # The usage of the command that was given (`shipper run ...`), not the top-level one.
+        getattr(args, "parser", parser).error(str(exc))
 
 
 def _run(args: argparse.Namespace) -> int:
     log_to_terminal()  # delivery warnings, which may quote what a server answered
+    for path in args.report:
+        check_writable(path)
+    since = _time(args.since, "--since") if args.since else None
+    until = _time(args.until, "--until") if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise ConfigError(f"--since {args.since} is not before --until {args.until}")
     stop = threading.Event()
     router = build_router(_config(args), sleep=interruptible_sleep(stop))
     options = RunOptions(
@@ -65,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
         report_paths=tuple(args.report),
         prices=Prices(args.price_gb_second_x86_64, args.price_gb_second_arm64, args.price_request),
         top_metrics=args.top_metrics,
+        functions=tuple(args.function),
+        since_ms=since,
+        until_ms=until,
     )
     port = metrics_port(args)
     if port is None and args.serve:
@@ -102,7 +126,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
         description="Read exported logs (any format below, gzip'd or not), send structured events to the sinks, "
         "and report per function: invocations, cold starts, durations, cost, memory, failures, custom metrics.",
     )
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, parser=run)
     run.add_argument(
         "paths",
         nargs="+",
@@ -128,8 +152,23 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="also write the report to FILE (repeatable): a page with charts for FILE.html, JSON for any other name",
+        help="also write the report to FILE (repeatable; checked at start): a page with charts for FILE.html, "
+        "JSON for any other name",
     )
+    run.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ship and report only the events of this function (repeatable; globs such as 'orders-*')",
+    )
+    run.add_argument(
+        "--since",
+        metavar="TIME",
+        help="ship and report only events at or after TIME: ISO 8601 (2024-05-20T16:00Z; UTC if no zone) or "
+        "a time ago such as 30m, 2h, 7d",
+    )
+    run.add_argument("--until", metavar="TIME", help="only events before TIME (as --since)")
     run.add_argument("--top-metrics", type=_count, default=10, metavar="N", help="custom metrics in the report (10)")
     run.add_argument(
         "--price-gb-second-x86-64",
@@ -189,9 +228,49 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _time(text: str, flag: str, now: datetime | None = None) -> int:
+    """Epoch milliseconds of an ISO 8601 time (UTC when it has no zone) or of a time ago (`90s`, `2h`, `7d`)."""
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative:
+        ago = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        when = (now or datetime.now(UTC)) - ago
+    else:
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{flag} {text!r} is neither an ISO 8601 time (2024-05-20T16:00:00Z) nor a time ago (30m, 2h, 7d)"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def check_writable(path: str) -> None:
+    """Raise ConfigError unless a file can be written at `path`: checked before anything is read."""
+    target = Path(path)
+    where = printable(path)
+    if target.is_dir():
+        raise ConfigError(f"--report {where} is a directory; name a file in it")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--report {where}: directory {printable(str(parent))} does not exist")
+    if not os.access(target if target.exists() else parent, os.W_OK):
+        raise ConfigError(f"--report {where}: not writable")
+
+
 def _config(args: argparse.Namespace) -> Config:
     config = load_config_from_file(args.config) if args.config else None
-    sinks = args.sink or ([] if config is not None else ["stdout"])
+    default = "stdout"
+    if config is None and not args.sink and sys.stdout.isatty():
+        # Thousands of lines of NDJSON would scroll the report away: a terminal gets the report only.
+        default = "null"
+        print(
+            "shipper: standard output is a terminal, so events are not printed; to get them, pass "
+            "--sink stdout, pipe the output (shipper run ... | jq), or --sink jsonl:FILE",
+            file=sys.stderr,
+        )
+    sinks = args.sink or ([] if config is not None else [default])
     return merge_cli(
         config,
         sinks=sinks,

@@ -439,7 +439,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Read every shard of a Kinesis stream in one process, deliver the events to the sinks, "
         "checkpoint each shard after delivery, and serve Prometheus metrics. Stops cleanly on SIGTERM.",
     )
-    parser.set_defaults(func=_consume)
+    parser.set_defaults(func=_consume, parser=parser)
     parser.add_argument("--stream", required=True, metavar="NAME", help="the Kinesis stream to read")
     parser.add_argument(
         "--endpoint-url", metavar="URL", help="another Kinesis (and DynamoDB) endpoint: LocalStack, moto"
@@ -543,11 +543,16 @@ def _delivery_config(args: argparse.Namespace) -> Config:
 def _aws(args: argparse.Namespace) -> tuple[Any, Checkpoints]:
     """The Kinesis client (the stream checked to exist) and the checkpoint store."""
     try:
+        from botocore.exceptions import NoRegionError
+
         from shipper.sinks.aws import make_client
     except ImportError as exc:
         raise ConfigError(f"shipper consume needs boto3: {INSTALL_AWS} ({exc})") from exc
     options = {key: value for key, value in (("endpoint_url", args.endpoint_url), ("region", args.region)) if value}
-    client = make_client("kinesis", options)
+    try:
+        client = make_client("kinesis", options)
+    except NoRegionError:
+        raise ConfigError("no AWS region: pass --region or set AWS_REGION") from None
     try:
         client.describe_stream_summary(StreamName=args.stream)
     except client.exceptions.ResourceNotFoundException as exc:

@@ -45,6 +45,7 @@ TYPE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "error_type": _OPT_STR,
         "xray_trace_id": _OPT_STR,
         "log_format": _STR,
+        "runtime": _OPT_STR,
     },
     "cold_start": {
         "init_duration_ms": _OPT_NUM,

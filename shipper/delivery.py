@@ -33,6 +33,7 @@ import orjson
 from shipper.contract import EVENT_TYPES
 from shipper.reject import Reject
 from shipper.sinks.base import Sink, SinkError
+from shipper.terminal import plural
 
 __all__ = [
     "DEFAULT_MAX_WAIT_S",
@@ -265,7 +266,9 @@ class Delivery:
             log.info(
                 "sink %s: %d events failed (%s); attempt %d in %.2fs", self.name, len(pending), error, attempt + 1, wait
             )
-        return settled + self._refuse(pending, f"{error} (after {self.retry.max_attempts} attempts)", deadline)
+        return settled + self._refuse(
+            pending, f"{error} (after {plural(self.retry.max_attempts, 'attempt')})", deadline
+        )
 
     def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
         try:
@@ -281,17 +284,23 @@ class Delivery:
         """Events the sink will not take: to the dead letter, or NOT_DELIVERED when that cannot be done."""
         if self.dead_letter is None:
             log.warning(
-                "sink %s: %d events not delivered and no dead letter to take them: %s", self.name, len(items), reason
+                "sink %s: %s not delivered and no dead letter to take them: %s",
+                self.name,
+                plural(len(items), "event"),
+                reason,
             )
             return self._settle(items, Status.NOT_DELIVERED, reason)
         entry = {"code": "sink_refused", "sink": self.name, "reason": reason, "events": [item[1] for item in items]}
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
             log.error(
-                "sink %s: %d events not delivered, and the dead letter failed too: %s", self.name, len(items), failure
+                "sink %s: %s not delivered, and the dead letter failed too: %s",
+                self.name,
+                plural(len(items), "event"),
+                failure,
             )
             return self._settle(items, Status.NOT_DELIVERED, f"{reason}; dead letter failed: {failure}")
-        log.warning("sink %s: %d events dead-lettered: %s", self.name, len(items), reason)
+        log.warning("sink %s: %s dead-lettered: %s", self.name, plural(len(items), "event"), reason)
         return self._settle(items, Status.DEAD_LETTERED, reason)
 
     def _settle(self, items: list[_Buffered], status: Status, reason: str | None = None) -> list[Settled]:

@@ -8,17 +8,20 @@ nearest-rank value; maxima are exact) and memory used, a whole number of MB, in 
 
 Cost is an estimate: billed GB-seconds (Billed Duration, plus Billed Restore Duration for SnapStart,
 times Memory Size, as the REPORT lines say) times the price per GB-second, plus the invocations times
-the price per request. Logs do not say a function's architecture, so both x86_64 and arm64 are shown.
+the price per request. Logs do not say a function's architecture, so both x86_64 and arm64 are shown,
+and projected to 30 days from the time window of the events (first to last).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from shipper.terminal import literal
+from shipper.terminal import literal, plural
 
 PRICES_AS_OF = "2025-06"
 """When the default prices were last checked against AWS's public Lambda pricing (US East, N. Virginia)."""
@@ -30,6 +33,13 @@ UNKNOWN_FUNCTION = "(unknown function)"
 _MAX_KEYS = 200
 """Distinct error types, throttle codes and metric names kept per counter; the rest count as `(other)`."""
 _MAX_METRICS = 10_000
+_MAX_VERSIONS = 20
+"""Versions kept per function; the rest count as `(other)`."""
+_MAX_TIMESTAMP_MS = 10**14
+"""Timestamps at or past this (the year 5138) are not taken into the time window."""
+_VERSION = re.compile(r"\[([^\]]{1,64})\]")
+"""The version in a Lambda log stream name: `2024/05/20/[$LATEST]abc`, `2024/05/20/[12]abc`."""
+_MONTH_S = 30 * 86_400
 _LOG_GAMMA = math.log(1.01)
 _GAMMA = 1.01
 
@@ -114,6 +124,7 @@ class _Function:
         "billed_gb_seconds",
         "cold_starts",
         "duration",
+        "duration_total",
         "errors",
         "init",
         "init_errors",
@@ -122,15 +133,17 @@ class _Function:
         "memory_sizes",
         "memory_used",
         "out_of_memory",
+        "runtimes",
         "throttles",
         "timeouts",
         "unbilled",
+        "versions",
     )
 
     def __init__(self, log_group: str | None) -> None:
         self.log_group = log_group
         self.invocations = self.cold_starts = self.timeouts = self.out_of_memory = self.unbilled = 0
-        self.billed_gb_seconds = 0.0
+        self.billed_gb_seconds = self.duration_total = 0.0
         self.duration = Quantiles()
         self.init = Quantiles()
         self.memory_sizes: Counter[int] = Counter()
@@ -138,12 +151,48 @@ class _Function:
         self.throttles: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.init_errors: Counter[str] = Counter()
+        self.runtimes: Counter[str] = Counter()
+        self.versions: dict[str, _Version] = {}
+
+    def version(self, event: dict[str, Any]) -> _Version | None:
+        """The counters of the version named by the event's log stream, if it names one."""
+        stream = event.get("log_stream")
+        match = _VERSION.search(stream) if type(stream) is str else None
+        if match is None:
+            return None
+        name = match.group(1)
+        version = self.versions.get(name)
+        if version is None:
+            if len(self.versions) >= _MAX_VERSIONS:
+                name = "(other)"
+            version = self.versions.setdefault(name, _Version())
+        return version
+
+    def failure(self, event: dict[str, Any]) -> None:
+        version = self.version(event)
+        if version is not None:
+            version.failures += 1
+
+    @property
+    def failures(self) -> int:
+        """Invocations that failed: errors, timeouts and out-of-memory kills (each counted once per invocation)."""
+        return min(sum(self.errors.values()) + self.timeouts + self.out_of_memory, self.invocations)
 
     def invocation(self, event: dict[str, Any]) -> None:
         self.invocations += 1
+        version = self.version(event)
+        if version is not None:
+            version.invocations += 1
+        runtime = event.get("runtime")
+        if runtime is not None:
+            _bump(self.runtimes, runtime)
         duration = event.get("duration_ms")
         if duration is not None:
             self.duration.add(duration)
+            self.duration_total += duration
+            if version is not None:
+                version.duration_total += duration
+                version.durations += 1
         if event.get("cold_start"):
             self.cold_starts += 1
             init = event.get("init_duration_ms")
@@ -164,19 +213,32 @@ class _Function:
         billed += event.get("billed_restore_duration_ms") or 0
         self.billed_gb_seconds += billed / 1000 * memory / 1024
 
-    def to_dict(self, name: str, prices: Prices) -> dict[str, Any]:
+    def to_dict(self, name: str, prices: Prices, window_s: float | None) -> dict[str, Any]:
         configured = max(self.memory_sizes) if self.memory_sizes else None
         max_used = max(self.memory_used) if self.memory_used else None
         p95_used = exact_quantile(self.memory_used, 0.95)
         requests = self.invocations * prices.request
+        cost = {
+            "x86_64": self.billed_gb_seconds * prices.gb_second_x86_64 + requests,
+            "arm64": self.billed_gb_seconds * prices.gb_second_arm64 + requests,
+        }
         return {
             "function": name,
             "log_group": self.log_group,
             "invocations": self.invocations,
             "cold_starts": self.cold_starts,
             "cold_start_pct": _pct(self.cold_starts, self.invocations),
-            "init_duration_ms": {"p50": self.init.quantile(0.50), "p95": self.init.quantile(0.95)},
+            "failed_invocations": self.failures,
+            "error_rate_pct": _pct(self.failures, self.invocations),
+            "runtimes": dict(self.runtimes.most_common()),
+            "versions": [version.to_dict(name) for name, version in self.versions.items()],
+            "init_duration_ms": {
+                "p50": self.init.quantile(0.50),
+                "p95": self.init.quantile(0.95),
+                "max": self.init.high if self.init.count else None,
+            },
             "duration_ms": {
+                "mean": self.duration_total / self.duration.count if self.duration.count else None,
                 "p50": self.duration.quantile(0.50),
                 "p95": self.duration.quantile(0.95),
                 "p99": self.duration.quantile(0.99),
@@ -184,10 +246,8 @@ class _Function:
             },
             "billed_gb_seconds": self.billed_gb_seconds,
             "invocations_without_billing": self.unbilled,
-            "cost_usd": {
-                "x86_64": self.billed_gb_seconds * prices.gb_second_x86_64 + requests,
-                "arm64": self.billed_gb_seconds * prices.gb_second_arm64 + requests,
-            },
+            "cost_usd": cost,
+            "cost_usd_30_days": _per_month(cost, window_s),
             "memory": {
                 "configured_mb": configured,
                 "sizes_seen_mb": sorted(self.memory_sizes),
@@ -203,12 +263,39 @@ class _Function:
         }
 
 
+class _Version:
+    """Invocations, failures and durations of one version of a function (`$LATEST`, `12`)."""
+
+    __slots__ = ("duration_total", "durations", "failures", "invocations")
+
+    def __init__(self) -> None:
+        self.invocations = self.failures = self.durations = 0
+        self.duration_total = 0.0
+
+    def to_dict(self, name: str) -> dict[str, Any]:
+        failed = min(self.failures, self.invocations)
+        return {
+            "version": name,
+            "invocations": self.invocations,
+            "failed_invocations": failed,
+            "error_rate_pct": _pct(failed, self.invocations),
+            "mean_duration_ms": self.duration_total / self.durations if self.durations else None,
+        }
+
+
+def _per_month(cost: dict[str, float], window_s: float | None) -> dict[str, float] | None:
+    """Cost scaled from the time window to 30 days; None without a window."""
+    if not window_s:
+        return None
+    return {arch: value * _MONTH_S / window_s for arch, value in cost.items()}
+
+
 def memory_hint(configured: int | None, max_used: int | None, out_of_memory: int) -> str | None:
     """Right-sizing advice: at its limit (an out-of-memory kill, or max used reaching the size), or never half used."""
     if configured is None or max_used is None:
         return None
     if out_of_memory or max_used >= configured:
-        kills = f", {out_of_memory:,} out-of-memory kill{'s' * (out_of_memory != 1)}" if out_of_memory else ""
+        kills = f", {plural(out_of_memory, 'out-of-memory kill')}" if out_of_memory else ""
         return f"at its limit ({max_used:,} of {configured:,} MB used{kills}): raise memory"
     if max_used * 2 < configured:
         suggested = max(128, math.ceil(max_used * 1.25 / 64) * 64)
@@ -245,10 +332,18 @@ class FleetReport:
         self.functions: dict[str, _Function] = {}
         self.metrics: dict[str, _Metric] = {}
         self.other_metric_values = 0
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
 
     def add(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             kind = event["type"]
+            timestamp = event.get("timestamp")
+            if type(timestamp) is int and 0 <= timestamp < _MAX_TIMESTAMP_MS:
+                if self.first_ms is None or timestamp < self.first_ms:
+                    self.first_ms = timestamp
+                if self.last_ms is None or timestamp > self.last_ms:
+                    self.last_ms = timestamp
             if kind == "log":
                 continue
             if kind == "metric":
@@ -262,12 +357,15 @@ class FleetReport:
                 function.invocation(event)
             elif kind == "timeout":
                 function.timeouts += 1
+                function.failure(event)
             elif kind == "out_of_memory":
                 function.out_of_memory += 1
+                function.failure(event)
             elif kind == "throttle":
                 _bump(function.throttles, event.get("error_code"))
             elif kind == "error":
                 _bump(function.errors, event.get("error_type"))
+                function.failure(event)
             elif kind == "init_error":
                 _bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
 
@@ -285,7 +383,9 @@ class FleetReport:
 
     def to_dict(self, prices: Prices, top_metrics: int = 10) -> dict[str, Any]:
         """The report as plain JSON-ready data: functions by estimated cost, totals, top metrics by values."""
-        functions = [function.to_dict(name, prices) for name, function in self.functions.items()]
+        first, last = self.first_ms, self.last_ms
+        window_s = None if first is None or last is None else (last - first) / 1000
+        functions = [function.to_dict(name, prices, window_s) for name, function in self.functions.items()]
         functions.sort(key=lambda f: (-f["cost_usd"]["x86_64"], -f["invocations"], f["function"]))
         totals: dict[str, Any] = {
             key: sum(f[key] for f in functions)
@@ -293,6 +393,7 @@ class FleetReport:
         }
         totals["cold_start_pct"] = _pct(totals["cold_starts"], totals["invocations"])
         totals["cost_usd"] = {arch: sum(f["cost_usd"][arch] for f in functions) for arch in ("x86_64", "arm64")}
+        totals["cost_usd_30_days"] = _per_month(totals["cost_usd"], window_s)
         for key in ("throttles", "errors", "init_errors"):
             totals[key] = sum(sum(f[key].values()) for f in functions)
         ranked = sorted(self.metrics.items(), key=lambda item: (-item[1].count, item[0]))[:top_metrics]
@@ -302,6 +403,11 @@ class FleetReport:
                 "gb_second_arm64": prices.gb_second_arm64,
                 "request": prices.request,
                 "defaults_as_of": PRICES_AS_OF,
+            },
+            "window": {
+                "first": _iso(self.first_ms),
+                "last": _iso(self.last_ms),
+                "seconds": window_s,
             },
             "functions": functions,
             "totals": totals,
@@ -330,97 +436,205 @@ def _pct(part: int, whole: int) -> float | None:
     return 100 * part / whole if whole else None
 
 
-# --- the terminal table ----------------------------------------------------------------------------
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+# --- the terminal tables ---------------------------------------------------------------------------
+
+_Cell = Any
+"""A str (numbers, our own words) or a rich Text (anything from the logs, via `literal`)."""
+
+
+@dataclass
+class _Column:
+    heading: str
+    cells: list[_Cell]
+    numeric: bool = True
+    """Numbers are never wrapped or cut; text columns wrap (fold) when the terminal is narrow."""
 
 
 def render(report: dict[str, Any], console: Any) -> None:
-    """Print the report as tables on a rich Console; names from the logs are shown literally (shipper.terminal)."""
-    from rich.table import Table
+    """Print the report as tables on a rich Console, laid out for its width; names from the logs are literal.
 
+    Columns that do not fit the width go to a continuation table that repeats the first column, so
+    nothing is ever cut: numbers keep their width, names and text wrap only when a single column is
+    wider than the terminal.
+    """
     functions = report["functions"]
+    window = report.get("window") or {}
     if not functions:
         console.print("No Lambda invocations or signals found.")
     else:
-        invocations = Table(title="Invocations (durations in ms)", title_justify="left")
-        for heading in ("function", "invocations", "cold starts", "init p50", "init p95", "p50", "p95", "p99", "max"):
-            invocations.add_column(heading, justify="left" if heading == "function" else "right")
-        for f in functions:
-            init, duration = f["init_duration_ms"], f["duration_ms"]
-            invocations.add_row(
-                literal(f["function"]),
-                f"{f['invocations']:,}",
-                _count_pct(f["cold_starts"], f["cold_start_pct"]),
-                *(_ms(init[key]) for key in ("p50", "p95")),
-                *(_ms(duration[key]) for key in ("p50", "p95", "p99", "max")),
-            )
-        console.print(invocations)
-
-        cost = Table(title="Memory and cost", title_justify="left")
-        for heading in ("function", "memory MB", "max used", "p95 used", "GB-s", "cost x86_64", "cost arm64", "hint"):
-            cost.add_column(heading, justify="left" if heading in ("function", "hint") else "right")
-        for f in functions:
-            memory = f["memory"]
-            cost.add_row(
-                literal(f["function"]),
-                _number(memory["configured_mb"]),
-                _number(memory["max_used_mb"]),
-                _number(memory["p95_used_mb"]),
-                f"{f['billed_gb_seconds']:,.2f}",
-                _usd(f["cost_usd"]["x86_64"]),
-                _usd(f["cost_usd"]["arm64"]),
-                memory["hint"] or "",
-            )
+        names = [literal(f["function"]) for f in functions]
+        _print_tables(console, "Invocations (durations in ms)", "function", names, _invocation_columns(functions))
+        rows = [(literal(f["function"]), v) for f in functions for v in f.get("versions", [])]
+        if rows:
+            versions = [
+                _Column("version", [literal(v["version"]) for _, v in rows], numeric=False),
+                _Column("invocations", [f"{v['invocations']:,}" for _, v in rows]),
+                _Column("failed", [_count_pct(v["failed_invocations"], v["error_rate_pct"]) for _, v in rows]),
+                _Column("mean ms", [_ms(v["mean_duration_ms"]) for _, v in rows]),
+            ]
+            _print_tables(console, "By version (from the log stream name)", "function", [n for n, _ in rows], versions)
         totals = report["totals"]
-        cost.add_row(
-            "all functions",
-            "",
-            "",
-            "",
-            f"{totals['billed_gb_seconds']:,.2f}",
-            _usd(totals["cost_usd"]["x86_64"]),
-            _usd(totals["cost_usd"]["arm64"]),
-            "",
-            style="bold",
+        _print_tables(
+            console,
+            "Memory and cost (USD)",
+            "function",
+            [*names, "all functions"],
+            _cost_columns(functions, totals),
+            total_row=True,
         )
-        console.print(cost)
-
-        failures = Table(title="Failures", title_justify="left")
-        for heading in ("function", "timeouts", "out of memory"):
-            failures.add_column(heading, justify="left" if heading == "function" else "right")
-        for heading in ("errors by type", "throttles by code", "init errors by type"):
-            failures.add_column(heading, no_wrap=True, overflow="ellipsis")
-        for f in functions:
-            failures.add_row(
-                literal(f["function"]),
-                _number(f["timeouts"]),
-                _number(f["out_of_memory"]),
-                _breakdown(f["errors"]),
-                _breakdown(f["throttles"]),
-                _breakdown(f["init_errors"]),
-            )
-        console.print(failures)
+        failures = [
+            _Column("timeouts", [_number(f["timeouts"]) for f in functions]),
+            _Column("out of memory", [_number(f["out_of_memory"]) for f in functions]),
+            _Column("errors by type", [_breakdown(f["errors"]) for f in functions], numeric=False),
+            _Column(
+                "downstream throttling errors by code", [_breakdown(f["throttles"]) for f in functions], numeric=False
+            ),
+            _Column("init errors by type", [_breakdown(f["init_errors"]) for f in functions], numeric=False),
+        ]
+        _print_tables(console, "Failures", "function", names, failures)
     if report["metrics"]:
-        metrics = Table(title="Top custom metrics (by number of values)", title_justify="left")
-        for heading in ("metric", "type", "unit", "values", "sum", "min", "mean", "max", "functions"):
-            numeric = heading in ("values", "sum", "min", "mean", "max")
-            metrics.add_column(heading, justify="right" if numeric else "left")
-        for m in report["metrics"]:
-            metrics.add_row(
-                literal(m["name"]),
-                literal(m["metric_type"] or ""),
-                literal(m["unit"] or ""),
-                f"{m['values']:,}",
-                *(_value(m[key]) for key in ("sum", "min", "mean", "max")),
-                literal(", ".join(m["functions"])),
-            )
-        console.print(metrics)
+        metrics = report["metrics"]
+        columns = [
+            _Column("type", [literal(m["metric_type"] or "") for m in metrics], numeric=False),
+            _Column("unit", [literal(m["unit"] or "") for m in metrics], numeric=False),
+            _Column("values", [f"{m['values']:,}" for m in metrics]),
+            *(_Column(key, [_value(m[key]) for m in metrics]) for key in ("sum", "min", "mean", "max")),
+            _Column("functions", [literal(", ".join(m["functions"])) for m in metrics], numeric=False),
+        ]
+        _print_tables(
+            console,
+            "Top custom metrics (by number of values)",
+            "metric",
+            [literal(m["name"]) for m in metrics],
+            columns,
+        )
+    if window.get("first"):
+        console.print(
+            f"Events from {window['first']} to {window['last']} ({_duration(window['seconds'])}); the 30-day "
+            "columns scale the cost of this window to 30 days.",
+            style="dim",
+        )
+    console.print(
+        "Downstream throttling errors: AWS throttling errors the functions logged from their own calls to other "
+        "services, not Lambda invoke throttles (those are in the Throttles CloudWatch metric).",
+        style="dim",
+    )
     prices = report["prices"]
     console.print(
         f"Cost: billed GB-seconds x ${prices['gb_second_x86_64']:.10f} (x86_64) or "
         f"${prices['gb_second_arm64']:.10f} (arm64), plus ${prices['request'] * 1e6:.2f} per million requests; "
-        f"no free tier (defaults: AWS public on-demand prices, US East, as of {prices['defaults_as_of']}).",
+        f"no free tier (defaults: AWS public on-demand prices, US East, as of {prices['defaults_as_of']}). "
+        "Logs do not say the architecture: both are shown.",
         style="dim",
     )
+
+
+def _invocation_columns(functions: list[dict[str, Any]]) -> list[_Column]:
+    def runtime(f: dict[str, Any]) -> _Cell:
+        runtimes = list(f.get("runtimes", {}))
+        return literal(runtimes[0] + (f" +{len(runtimes) - 1}" if len(runtimes) > 1 else "")) if runtimes else "-"
+
+    return [
+        _Column("invocations", [f"{f['invocations']:,}" for f in functions]),
+        _Column("failed", [_count_pct(f["failed_invocations"], f["error_rate_pct"]) for f in functions]),
+        _Column("cold starts", [_count_pct(f["cold_starts"], f["cold_start_pct"]) for f in functions]),
+        _Column("runtime", [runtime(f) for f in functions], numeric=False),
+        *(
+            _Column(f"init {key}", [_ms(f["init_duration_ms"][key]) for f in functions])
+            for key in ("p50", "p95", "max")
+        ),
+        *(
+            _Column(key, [_ms(f["duration_ms"][key]) for f in functions])
+            for key in ("mean", "p50", "p95", "p99", "max")
+        ),
+    ]
+
+
+def _cost_columns(functions: list[dict[str, Any]], totals: dict[str, Any]) -> list[_Column]:
+    rows = [*functions, None]
+
+    def usd(f: dict[str, Any] | None, key: str, arch: str) -> str:
+        costs = (totals if f is None else f).get(key)
+        return "-" if costs is None else _usd(costs[arch])
+
+    return [
+        _Column("memory MB", [_number(f["memory"]["configured_mb"]) if f else "" for f in rows]),
+        _Column("max used", [_number(f["memory"]["max_used_mb"]) if f else "" for f in rows]),
+        _Column("p95 used", [_number(f["memory"]["p95_used_mb"]) if f else "" for f in rows]),
+        _Column("GB-s", [f"{(f or totals)['billed_gb_seconds']:,.2f}" for f in rows]),
+        *(_Column(f"cost {arch}", [usd(f, "cost_usd", arch) for f in rows]) for arch in ("x86_64", "arm64")),
+        *(_Column(f"30 days {arch}", [usd(f, "cost_usd_30_days", arch) for f in rows]) for arch in ("x86_64", "arm64")),
+        _Column("hint", [(f["memory"]["hint"] or "") if f else "" for f in rows], numeric=False),
+    ]
+
+
+def _cell_width(cell: _Cell) -> int:
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for line in str(cell).split("\n")), default=0)
+
+
+def _heading_width(heading: str) -> int:
+    """Headings of text columns wrap between words: their longest word is as narrow as they get."""
+    return max(len(word) for word in heading.split())
+
+
+def _print_tables(
+    console: Any, title: str, key: str, keys: list[_Cell], columns: list[_Column], *, total_row: bool = False
+) -> None:
+    """One table, or as many as the width needs, each repeating the `key` column; a `total_row` is bold."""
+    from rich.table import Table
+
+    width = console.width
+    # Each column costs its content, one space either side and one border; the table one more border.
+    widths = [
+        max(len(c.heading) if c.numeric else _heading_width(c.heading), *(_cell_width(cell) for cell in c.cells))
+        for c in columns
+    ]
+    widest_number = max((w for w, c in zip(widths, columns, strict=True) if c.numeric), default=0)
+    key_natural = max(_heading_width(key), *(_cell_width(cell) for cell in keys))
+    # The key column may wrap only when it leaves no room for the widest number next to it.
+    key_width = max(min(key_natural, width - 1 - 3 - (widest_number + 3)), 8)
+    room = width - 1 - (key_width + 3)
+    chunks: list[list[int]] = [[]]
+    used = 0
+    for index, column_width in enumerate(widths):
+        if chunks[-1] and used + column_width + 3 > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(index)
+        used += min(column_width, room - 3) + 3
+    for number, chunk in enumerate(chunks):
+        table = Table(title=title if number == 0 else f"{title}, continued", title_justify="left")
+        table.add_column(
+            key, justify="left", overflow="fold", max_width=key_width, min_width=min(key_natural, key_width)
+        )
+        for index in chunk:
+            column = columns[index]
+            if column.numeric:
+                table.add_column(column.heading, justify="right", no_wrap=True, min_width=widths[index])
+            else:
+                table.add_column(column.heading, justify="left", overflow="fold", max_width=max(room - 3, 8))
+        for row, name in enumerate(keys):
+            last = total_row and row == len(keys) - 1
+            table.add_row(name, *(columns[index].cells[row] for index in chunk), style="bold" if last else None)
+        console.print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:,.1f} s"
+    minutes = seconds / 60
+    if minutes < 120:
+        return f"{minutes:,.0f} min"
+    hours = minutes / 60
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} days"
 
 
 def _ms(value: float | None) -> str:
@@ -438,7 +652,13 @@ def _count_pct(count: int, pct: float | None) -> str:
 
 
 def _usd(value: float) -> str:
-    return f"${value:,.2f}" if value >= 10 else f"${value:.4f}"
+    """Dollars to the cent from $10, else to three significant digits ($0.0000123), never `$0.0000`."""
+    if value >= 10:
+        return f"${value:,.2f}"
+    if value <= 0:
+        return "$0"
+    decimals = max(2, 2 - math.floor(math.log10(value)))
+    return f"${value:.{decimals}f}"
 
 
 def _value(value: float | None) -> str:

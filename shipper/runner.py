@@ -5,16 +5,27 @@
 
 Every reject (an unreadable or unrecognised input, a truncated gzip, malformed JSON, a record or log
 event the decoder or classifier cannot use) is explained on standard error with the input and the
-position, kept in the dead letter when there is one, and makes the exit status 1. With `strict`,
-the first one stops the run. A `stop` (SIGTERM or Ctrl-C) stops it too, within a second even while
-a sink waits to retry: no more input is read, what is still buffered or waiting is reported not
-delivered, and the summary and report are written as usual (exit status 1).
+position, and kept in the dead letter when there is one. With `strict`, the first one stops the run.
+A `stop` (SIGTERM or Ctrl-C) stops it too, within a second even while a sink waits to retry: no more
+input is read, what is still buffered or waiting is reported not delivered, and the summary and report
+cover what was read until then. Events a sink did not take are counted per input, so the summary says
+what a re-run would send again.
+
+Exit status (the EXIT_* names below are the one definition; docs/run.md explains them):
+    0    everything read was delivered
+    1    input problems: something was rejected or unreadable, or there was nothing to read
+    2    usage or configuration error, found before anything is read
+    3    delivery failures: events not delivered, or dead-lettered because a sink refused them
+         (also a report that could not be written); wins over 1
+    130  stopped by Ctrl-C or SIGTERM: what was read so far is flushed, summed up and reported
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
+import os
 import sys
 import threading
 import time
@@ -26,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shipper.delivery import Router, Status
+from shipper.delivery import DeliveryReport, Origin, Router, Status
 from shipper.inputs import Batch, Meter, ReadOptions, iter_inputs, read_input, total_size
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import FleetReport, Prices, render
-from shipper.terminal import printable
+from shipper.terminal import plural, printable
 from shipper.timeline import Timeline
 
 if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served
@@ -40,6 +51,14 @@ if TYPE_CHECKING:  # prometheus_client is imported only when metrics are served
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
+"""Input problems: a reject, an unreadable input, or nothing to read."""
+EXIT_USAGE = 2
+EXIT_UNDELIVERED = 3
+"""Delivery failures: events a sink did not take (not delivered, or refused and dead-lettered)."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as shells report SIGINT (128 + 2)."""
+SHOWN_INPUTS = 10
+"""Inputs named one by one in the summary of what was not delivered; past that they are counted."""
 SHOWN_PER_CODE = 20
 """Rejects explained one by one per code; past that they are counted, and summed up at the end."""
 
@@ -56,6 +75,27 @@ class RunOptions:
     """Where the report goes: a page for a path ending in .html or .htm, JSON for any other."""
     prices: Prices = field(default_factory=Prices)
     top_metrics: int = 10
+    functions: tuple[str, ...] = ()
+    """Only events of functions matching one of these names or globs are shipped and reported (all if empty)."""
+    since_ms: int | None = None
+    """Only events at or after this time (epoch ms)."""
+    until_ms: int | None = None
+    """Only events before this time (epoch ms)."""
+
+    def keeps(self, event: dict[str, Any]) -> bool:
+        """Whether `event` passes --function, --since and --until."""
+        if self.functions:
+            function = event.get("function") or ""
+            if not any(fnmatch.fnmatchcase(function, pattern) for pattern in self.functions):
+                return False
+        timestamp = event["timestamp"]
+        return (self.since_ms is None or timestamp >= self.since_ms) and (
+            self.until_ms is None or timestamp < self.until_ms
+        )
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self.functions) or self.since_ms is not None or self.until_ms is not None
 
 
 class _Stop(Exception):
@@ -69,6 +109,17 @@ class _Tally:
     events_by_type: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     statuses: Counter[Status] = field(default_factory=Counter)
+    filtered_out: int = 0
+
+
+@dataclass
+class _InputDelivery:
+    """What became of the events of one input: kept while its batches are in flight, or when some failed."""
+
+    events: int = 0
+    pending: int = 0
+    failed_events: int = 0
+    failed_batches: int = 0
 
 
 def run(
@@ -78,10 +129,10 @@ def run(
     telemetry: Telemetry | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Process every input; returns the exit status (0 clean, 1 when anything was rejected or not delivered).
+    """Process every input; returns the exit status (EXIT_*: see the module docstring).
 
     With `telemetry`, every batch is also counted into its Prometheus metrics as it is processed. Once
-    `stop` is set, no more input is read and nothing more is sent.
+    `stop` is set, no more input is read and nothing more is sent; what was read is summed up and reported.
     """
     stop = stop or threading.Event()
     started = time.perf_counter()
@@ -101,6 +152,7 @@ def run(
                     state.handle(Batch(f"{source.source}#0", source.source or "", rejects=[source]))
                     continue
                 state.tally.inputs += 1
+                state.next_input()
                 progress.update(meter.bytes_read, state.log_events, source.name)
                 opened = read_input(source, options.read, meter)
                 state.tally.formats[opened.format or "not read"] += 1
@@ -111,7 +163,7 @@ def run(
             state.stopped = not stop.is_set()  # else a signal, not --strict
         finally:
             closed = router.close(state.deadline)
-            state.tally.statuses.update(closed.statuses.values())
+            state.settle(closed)
             if telemetry is not None:
                 telemetry.observe_report(closed)
                 telemetry.sync(state.pipeline.counts, router.stats())
@@ -123,6 +175,8 @@ def run(
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
+    data["run"]["interrupted"] = stop.is_set()
+    data["run"]["events_filtered_out"] = tally.filtered_out
     unwritten = False
     for report_path in options.report_paths:
         try:
@@ -134,9 +188,12 @@ def run(
     if not options.quiet:
         _print_summary(tally, state.pipeline.counts, router, state.stopped, stop.is_set())
         _print_report(data)
-    failed = sum(tally.rejects.values()) or tally.statuses[Status.NOT_DELIVERED] or nothing or unwritten
-    failed = failed or stop.is_set()
-    return EXIT_INCOMPLETE if failed else EXIT_OK
+    undelivered = _print_undelivered(state, router, options)
+    if stop.is_set():
+        return EXIT_INTERRUPTED
+    if undelivered or unwritten:
+        return EXIT_UNDELIVERED
+    return EXIT_INCOMPLETE if sum(tally.rejects.values()) or nothing else EXIT_OK
 
 
 class _Run:
@@ -160,6 +217,11 @@ class _Run:
         self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
         self.tally = _Tally()
         self.stopped = False
+        self.inputs: dict[str, _InputDelivery] = {}
+        """Per input name: the inputs in flight, and those with events a sink did not take."""
+        self._in_flight: dict[Origin, tuple[str, int, bool]] = {}
+        """Origins handed to the router and not settled yet: (input, events, whether it held rejects)."""
+        self._current: str | None = None
 
     def deadline(self) -> float:
         """Seconds sends may still take: no limit until a stop, then none at all."""
@@ -184,6 +246,14 @@ class _Run:
             for reject in batch.rejects:
                 pipeline.classifier.count(f"rejected.{reject.code}")
             outcomes.append(RecordOutcome("input", rejects=batch.rejects))
+        if self.options.filtering:
+            for outcome in outcomes:
+                kept = [event for event in outcome.events if self.options.keeps(event)]
+                tally.filtered_out += len(outcome.events) - len(kept)
+                outcome.events = kept
+        name = batch.origin.rpartition("#")[0]
+        self._current = name
+        entry = self.inputs.setdefault(name, _InputDelivery())
         items: list[tuple[Any, list[Any]]] = []
         rejected: list[Reject] = []
         for index, outcome in enumerate(outcomes):
@@ -192,9 +262,13 @@ class _Run:
             if self.timeline is not None:
                 self.timeline.add(outcome.events)
             rejected += outcome.rejects
-            items.append(((batch.origin, outcome.origin or index), [*outcome.events, *outcome.rejects]))
+            origin = (batch.origin, outcome.origin or index)
+            items.append((origin, [*outcome.events, *outcome.rejects]))
+            self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
+            entry.events += len(outcome.events)
+            entry.pending += 1
         settled = self.router.submit(items, self.deadline)
-        tally.statuses.update(settled.statuses.values())
+        self.settle(settled)
         if self.telemetry is not None:
             seconds = time.perf_counter() - started
             self.telemetry.observe_batch(outcomes, settled, pipeline.counts, self.router.stats(), seconds)
@@ -205,6 +279,32 @@ class _Run:
                 self.progress.note(f"shipper: rejected{where}: {reject.reason}")
         if rejected and self.options.strict:
             raise _Stop
+
+    def next_input(self) -> None:
+        """A new input starts: forget the last one if all its batches were delivered."""
+        if self._current is not None:
+            self._forget_if_done(self._current)
+        self._current = None
+
+    def settle(self, report: DeliveryReport) -> None:
+        """Count what the router settled, per input; a batch with rejects is an input problem, not a sink's."""
+        self.tally.statuses.update(report.statuses.values())
+        for origin, status in report.statuses.items():
+            name, events, had_rejects = self._in_flight.pop(origin, ("", 0, False))
+            entry = self.inputs.get(name)
+            if entry is None:
+                continue
+            entry.pending -= 1
+            if status is not Status.DELIVERED and not had_rejects:
+                entry.failed_events += events
+                entry.failed_batches += 1
+            if name != self._current:
+                self._forget_if_done(name)
+
+    def _forget_if_done(self, name: str) -> None:
+        entry = self.inputs.get(name)
+        if entry is not None and not entry.pending and not entry.failed_batches:
+            del self.inputs[name]
 
 
 def _is_html(path: str) -> bool:
@@ -248,11 +348,12 @@ def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, 
 def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stopped: bool, interrupted: bool) -> None:
     by_type = ", ".join(f"{name} {count:,}" for name, count in tally.events_by_type.most_common())
     print(
-        f"shipper: {tally.inputs:,} files, "
-        f"{counts.get('records_received', 0):,} records, "
-        f"{counts.get('log_events_received', 0):,} log events -> {sum(tally.events_by_type.values()):,} events"
+        f"shipper: {plural(tally.inputs, 'file')}, "
+        f"{plural(counts.get('records_received', 0), 'record')}, "
+        f"{plural(counts.get('log_events_received', 0), 'log event')} -> "
+        f"{plural(sum(tally.events_by_type.values()), 'event')}"
         f"{f' ({by_type})' if by_type else ''}; "
-        f"{counts.get('control_messages_skipped', 0):,} control messages skipped; "
+        f"{plural(counts.get('control_messages_skipped', 0), 'control message')} skipped; "
         f"{sum(tally.rejects.values()):,} rejected",
         file=sys.stderr,
     )
@@ -261,25 +362,75 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
         print(f"shipper: formats: {formats}", file=sys.stderr)
     for name, sink in router.stats()["sinks"].items():
         print(
-            f"shipper: sink {name}: {sink['sent_events']:,} sent, {sink['retries']:,} retries, "
+            f"shipper: sink {name}: {sink['sent_events']:,} sent, {plural(sink['retries'], 'retry', 'retries')}, "
             f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered",
             file=sys.stderr,
         )
-    if tally.statuses[Status.NOT_DELIVERED]:
+    if tally.filtered_out:
         print(
-            f"shipper: {tally.statuses[Status.NOT_DELIVERED]:,} batches were not fully delivered; run again to retry",
+            f"shipper: {plural(tally.filtered_out, 'event')} left out by --function, --since or --until",
             file=sys.stderr,
         )
     if stopped:
         print("shipper: stopped at the first error (--strict)", file=sys.stderr)
     if interrupted:
-        print("shipper: interrupted: stopped reading and sending; what was not sent is counted above", file=sys.stderr)
+        print("shipper: interrupted: the summary and report cover what was read until then", file=sys.stderr)
+
+
+def _print_undelivered(state: _Run, router: Router, options: RunOptions) -> bool:
+    """Say which events no sink took and what a re-run would send again; True when there were any.
+
+    Printed even with --quiet: it is what the exit status is about. Rejects are not in it: they are input
+    problems, explained as they were found, and a re-run rejects them again.
+    """
+    stats = router.stats()
+    failed_sinks = {
+        name: (sink["undelivered_events"], sink["dead_lettered_events"])
+        for name, sink in stats["sinks"].items()
+        if sink["undelivered_events"] or sink["dead_lettered_events"]
+    }
+    dead_letter = stats["dead_letter"]
+    lost_rejects = dead_letter["undelivered_events"] if dead_letter else 0
+    if not failed_sinks and not lost_rejects:
+        return False
+    for name, (undelivered, dead_lettered) in failed_sinks.items():
+        parts = [f"{plural(undelivered, 'event')} not delivered"] if undelivered else []
+        if dead_lettered:
+            parts.append(f"{plural(dead_lettered, 'event')} refused and kept in the dead letter")
+        print(f"shipper: sink {name}: {' and '.join(parts)}", file=sys.stderr)
+    if lost_rejects:
+        print(f"shipper: dead letter: {plural(lost_rejects, 'reject')} could not be written to it", file=sys.stderr)
+    failed = {name: entry for name, entry in state.inputs.items() if entry.failed_batches}
+    if failed:
+        resent = sum(entry.events for entry in failed.values())
+        print(f"shipper: the events not taken came from {plural(len(failed), 'input')}:", file=sys.stderr)
+        for name, entry in list(failed.items())[:SHOWN_INPUTS]:
+            print(
+                f"shipper:   {printable(name)}: {entry.failed_events:,} of its {plural(entry.events, 'event')} "
+                f"({plural(entry.failed_batches, 'batch', 'batches')})",
+                file=sys.stderr,
+            )
+        if len(failed) > SHOWN_INPUTS:
+            print(f"shipper:   and {plural(len(failed) - SHOWN_INPUTS, 'more input')}", file=sys.stderr)
+        filters = " with the same --function, --since and --until" if options.filtering else ""
+        again = sum(entry.failed_events for entry in failed.values())
+        twice = (
+            f"{resent - again:,} of them already delivered, which the sinks would get twice"
+            if resent > again
+            else ("none of them was delivered")
+        )
+        print(
+            f"shipper: running again on {'this input' if len(failed) == 1 else 'these inputs'}{filters} sends "
+            f"{plural(resent, 'event')} again ({twice}); the other inputs need not be read again",
+            file=sys.stderr,
+        )
+    return True
 
 
 def _print_report(data: dict[str, Any]) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
-    if not console.is_terminal:
-        console = Console(stderr=True, width=max(console.width, 160))
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=True, width=160)  # a file or pipe: wide enough for one table per topic
     render(data, console)

@@ -6,6 +6,11 @@ References:
     secretsmanager:name             a Secrets Manager secret's string (name or ARN)
     secretsmanager:name#key         one string member of a secret that holds a JSON object
 
+`check_reference` is what a sink calls when it is built: it checks the shape of every reference and
+that an `env:` variable is set, so a missing variable stops the process at start. AWS references are
+fetched at the first use instead (with the delivery layer's retries): a throttled or slow answer
+from AWS then delays a batch rather than failing the start, and the Lambda cold start makes no call.
+
 Values fetched from AWS are cached for a TTL (300 s by default), so a rotated secret is picked up
 within that time without a call per use. Every failure raises SecretError, whose message names the
 reference and never contains a secret value (its `retryable` says whether AWS may answer later:
@@ -28,7 +33,7 @@ from typing import Any
 
 from shipper.errors import ShipperError
 
-__all__ = ["REDACTED", "REFERENCE_KINDS", "SecretError", "SecretResolver", "get_secret", "redact"]
+__all__ = ["REDACTED", "REFERENCE_KINDS", "SecretError", "SecretResolver", "check_reference", "get_secret", "redact"]
 
 DEFAULT_TTL_S = 300.0
 _AWS_KINDS = ("ssm", "secretsmanager")  # each the name of its boto3 service
@@ -65,17 +70,9 @@ class SecretResolver:
 
     def get(self, ref: str) -> str:
         """The value `ref` points to."""
-        kind, sep, name = ref.partition(":")
-        if not sep or not name or kind not in ("env", *_AWS_KINDS):
-            raise SecretError(f"bad secret reference {ref!r}: expected env:NAME, ssm:NAME or secretsmanager:NAME[#KEY]")
+        kind, name, json_key = _parse(ref)
         if kind == "env":
-            value = os.environ.get(name)
-            if value is None:
-                raise SecretError(f"secret {ref!r}: environment variable {name} is not set")
-            return value
-        name, sep, json_key = name.partition("#") if kind == "secretsmanager" else (name, "", "")
-        if sep and not (name and json_key):
-            raise SecretError(f"bad secret reference {ref!r}: expected secretsmanager:NAME#KEY")
+            return _environment(ref, name)
         value = self._cached(ref, kind, name)
         return _json_member(ref, value, json_key) if json_key else value
 
@@ -118,6 +115,31 @@ class SecretResolver:
             return response["SecretBinary"].decode()
         except UnicodeDecodeError:
             raise SecretError(f"secret {ref!r} is binary, not UTF-8 text") from None
+
+
+def _parse(ref: str) -> tuple[str, str, str]:
+    """(kind, name, JSON key or "") of a reference; SecretError when it is malformed."""
+    kind, sep, name = ref.partition(":")
+    if not sep or not name or kind not in REFERENCE_KINDS:
+        raise SecretError(f"bad secret reference {ref!r}: expected env:NAME, ssm:NAME or secretsmanager:NAME[#KEY]")
+    name, sep, json_key = name.partition("#") if kind == "secretsmanager" else (name, "", "")
+    if sep and not (name and json_key):
+        raise SecretError(f"bad secret reference {ref!r}: expected secretsmanager:NAME#KEY")
+    return kind, name, json_key
+
+
+def _environment(ref: str, name: str) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        raise SecretError(f"secret {ref!r}: environment variable {name} is not set")
+    return value
+
+
+def check_reference(ref: str) -> None:
+    """Raise SecretError if `ref` is malformed, or is `env:NAME` and NAME is not set or empty (no AWS call)."""
+    kind, name, _ = _parse(ref)
+    if kind == "env" and not _environment(ref, name).strip():
+        raise SecretError(f"secret {ref!r}: environment variable {name} is empty")
 
 
 def _json_member(ref: str, value: str, key: str) -> str:

@@ -179,7 +179,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="subscribe existing log groups to the shipper's Kinesis stream",
         description="Attach a subscription filter to log groups, by prefix or by name. Safe to run again.",
     )
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, parser=parser)
     parser.add_argument("--destination-arn", required=True, metavar="ARN", help="the Kinesis stream's ARN")
     parser.add_argument(
         "--role-arn", required=True, metavar="ARN", help="the role CloudWatch Logs assumes to put records"

@@ -69,6 +69,12 @@ def log_to_terminal(shipper_level: int = logging.WARNING) -> None:
     logging.getLogger("shipper").setLevel(shipper_level)
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 file`, `2 files`, `1,926 events`: a count with its noun agreeing (`plural_form` when not +s)."""
+    noun = singular if count == 1 else plural_form or f"{singular}s"
+    return f"{count:,} {noun}"
+
+
 def literal(text: str) -> Text:
     """`printable(text)` as rich text that is shown as it is: no markup, emoji codes or highlighting."""
     from rich.text import Text

@@ -610,3 +610,29 @@ def test_xray_trace_id_with_tabs_or_spaces_in_either_report_form():
     for message in (canonical, canonical.replace(xray, xray.replace("\t", " ")), with_status, spaced):
         [invocation, *_] = classify_messages([message])
         assert invocation["xray_trace_id"] == "1-636d1462-33ef10600061cad86dab71c8", message
+
+
+# --- the runtime named by INIT_START -------------------------------------------------------------------
+
+
+def test_invocations_carry_the_runtime_init_start_named_in_their_stream():
+    init = "INIT_START Runtime Version: python:3.12.v27\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:fb4a\n"
+    events = classify_messages([init, START, report(*BASIC, "Init Duration: 174.06 ms"), END, START, report(*BASIC)])
+    assert [event["runtime"] for event in of_type(events, "invocation")] == ["python:3.12.v27"] * 2
+    [warm] = of_type(classify_messages([START, report(*BASIC)]), "invocation")
+    assert warm["runtime"] is None
+    record = (
+        '{"time":"2024-05-20T16:29:44.800Z","type":"platform.initStart","record":{"initializationType":"on-demand",'
+        '"phase":"init","runtimeVersion":"nodejs:20.v22","functionName":"orders-api","functionVersion":"$LATEST"}}'
+    )
+    [json_invocation] = of_type(classify_messages([record, START, report(*BASIC)]), "invocation")
+    assert json_invocation["runtime"] == "nodejs:20.v22"
+
+
+@settings(max_examples=60)
+@given(st.text(min_size=1, max_size=120).filter(lambda text: "\t" not in text and "\n" not in text))
+def test_any_runtime_text_is_kept_only_when_short_printable_ascii(value):
+    init = f"INIT_START Runtime Version: {value}\tRuntime Version ARN: arn\n"
+    [invocation] = of_type(classify_messages([init, START, report(*BASIC)]), "invocation")
+    runtime = invocation["runtime"]
+    assert runtime is None or (runtime.isascii() and runtime.isprintable() and len(runtime) <= 64)

@@ -9,7 +9,7 @@ import socket
 import orjson
 import pytest
 
-from shipper.cli import EXIT_INCOMPLETE, EXIT_OK, main
+from shipper.cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, main
 
 from helpers import cwl_document, gz, kinesis_event
 
@@ -29,7 +29,7 @@ def test_events_go_to_the_sink_and_a_clean_run_exits_zero(tmp_path, capsys):
     [event] = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert event["message"] == "processed order 42"
     summary = capsys.readouterr().err
-    assert "1 files, 1 records, 1 log events -> 1 events (log 1)" in summary
+    assert "1 file, 1 record, 1 log event -> 1 event (log 1)" in summary
     assert "0 rejected" in summary
 
 
@@ -61,15 +61,16 @@ def test_rejects_are_reported_kept_in_the_dead_letter_and_make_the_exit_status_n
     assert base64.b64decode(by_code["unrecognised_input"]["raw_base64"]) == b"[1, 2]"
 
 
-def test_events_a_sink_did_not_take_make_the_exit_status_non_zero_and_say_to_run_again(tmp_path, capsys):
+def test_events_a_sink_did_not_take_exit_three_and_say_what_a_re_run_sends(tmp_path, capsys):
     source = _write_event(tmp_path / "batch.json", [GOOD])
     with socket.socket() as closed:  # a port on 127.0.0.1 that nothing listens on
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/ingest"
-    assert main(["run", str(source), "--sink", url, "--retry-max-attempts", "1"]) == EXIT_INCOMPLETE
+    assert main(["run", str(source), "--sink", url, "--retry-max-attempts", "1"]) == EXIT_UNDELIVERED
     err = capsys.readouterr().err
     assert "0 sent, 0 retries, 0 dead-lettered, 1 not delivered" in err
-    assert "1 batches were not fully delivered; run again to retry" in err
+    assert f"{source}: 1 of its 1 event (1 batch)" in err
+    assert "running again on this input sends 1 event again (none of them was delivered)" in err
 
 
 def test_without_a_dead_letter_rejects_are_still_explained(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 import textwrap
@@ -129,7 +130,14 @@ def test_building_a_router_without_aws_sinks_does_not_import_boto3(tmp_path: Pat
         print("boto3" in sys.modules, "botocore" in sys.modules)
         """
     )
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "K": "key"},
+    )
     assert result.stdout.split() == ["False", "False"]
 
 

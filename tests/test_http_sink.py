@@ -406,13 +406,18 @@ def test_a_key_given_where_its_reference_belongs_is_not_echoed() -> None:
     assert "secret reference" in str(raised.value)
 
 
-def test_a_missing_secret_is_a_permanent_failure_naming_the_reference(
+def test_a_missing_secret_stops_the_build_and_one_gone_later_is_a_permanent_failure(
     server: tuple[Endpoint, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, url = server
     monkeypatch.delenv("SHIPPER_TEST_MISSING", raising=False)
+    with pytest.raises(ConfigError, match="env:SHIPPER_TEST_MISSING"):
+        HttpSink(url, api_key="env:SHIPPER_TEST_MISSING")
+    monkeypatch.setenv("SHIPPER_TEST_MISSING", "key")
+    sink = HttpSink(url, api_key="env:SHIPPER_TEST_MISSING")
+    monkeypatch.delenv("SHIPPER_TEST_MISSING")
     with pytest.raises(SinkError) as raised:
-        HttpSink(url, api_key="env:SHIPPER_TEST_MISSING").send(events(1))
+        sink.send(events(1))
     assert not raised.value.retryable
     assert "env:SHIPPER_TEST_MISSING" in str(raised.value)
 

@@ -81,6 +81,7 @@ def invocation(function: str, request_id: str, duration: float, init: float | No
         "error_type": None,
         "xray_trace_id": None,
         "log_format": "text",
+        "runtime": None,
     }
 
 

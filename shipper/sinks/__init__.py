@@ -65,7 +65,7 @@ def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
         try:
             from shipper.sinks.aws import build_aws_sink
         except ImportError as exc:
-            raise ConfigError(f"sink {spec!r} needs boto3: {INSTALL_AWS} ({exc})") from exc
+            raise ConfigError(f"needs boto3: {INSTALL_AWS} ({exc})") from exc
         return build_aws_sink(spec, options)
     if kind in _BACKENDS:
         module, extra = _BACKENDS[kind]

@@ -779,7 +779,7 @@ def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     try:
         client = make_client(_SERVICES[kind], options)
     except NoRegionError:
-        raise ConfigError(f"sink {spec!r}: no AWS region; set the 'region' option or AWS_REGION") from None
+        raise ConfigError("no AWS region: set the sink's 'region' option or AWS_REGION") from None
     if kind == "s3":
         bucket, _, prefix = target.partition("/")
         return S3Sink(client, bucket, prefix)

@@ -24,10 +24,10 @@ URL goes through a CONNECT tunnel, so TLS is still verified end to end; credenti
 (`http://user:password@proxy:3128`) become Proxy-Authorization and are never shown.
 
 TLS certificates are verified (`ca_bundle` names a CA file for a private CA). The API key is a
-secret reference (`env:NAME`, `ssm:/path`, `secretsmanager:name`) resolved through shipper.secrets
-at each send; its value never appears in a repr, an exception or a log line. Whatever a server answers
-is quoted only through shipper.httpio.quote, which redacts the key (and the proxy's credentials) in
-every form first.
+secret reference (`env:NAME`, `ssm:/path`, `secretsmanager:name`) checked when the sink is built (an
+`env:` variable must be set) and resolved through shipper.secrets at each send; its value never appears
+in a repr, an exception or a log line. Whatever a server answers is quoted only through
+shipper.httpio.quote, which redacts the key (and the proxy's credentials) in every form first.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import orjson
 
 from shipper.errors import ConfigError
 from shipper.httpio import Answer, Connection, quote
-from shipper.secrets import REFERENCE_KINDS
+from shipper.secrets import REFERENCE_KINDS, SecretError, check_reference
 from shipper.sinks.base import SinkError, encode_ndjson, time_left
 
 __all__ = ["PRESETS", "HttpSink", "Reply", "build_http_sink"]
@@ -96,6 +96,11 @@ class HttpSink:
         if api_key is not None and api_key.partition(":")[0] not in REFERENCE_KINDS:
             # The value is not echoed: it may be the key itself, pasted where its reference belongs.
             raise ConfigError("HTTP sink api_key must be a secret reference: env:NAME, ssm:/path, secretsmanager:name")
+        if api_key is not None:
+            try:
+                check_reference(api_key)  # an env: variable not set stops the start, not the first send
+            except SecretError as exc:
+                raise ConfigError(f"HTTP sink api_key: {exc}") from None
         for header, value in (headers or {}).items():
             if not header or not _one_line(header + value):
                 raise ConfigError(f"HTTP sink header {header!r} must be one line of printable ASCII")  # value not shown
