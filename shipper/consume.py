@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import random
 import threading
@@ -66,7 +65,7 @@ from shipper.decode import RawRecord, records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.pipeline import Pipeline, RecordOutcome
-from shipper.stopping import interruptible_sleep, stop_on_signals
+from shipper.stopping import grace_deadline, interruptible_sleep, stop_on_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
 
@@ -83,7 +82,6 @@ MAX_RECORDS = 10_000
 """The most records GetRecords returns in one call."""
 DEFAULT_IDLE_S = 1.0
 REFRESH_S = 30.0
-SHUTDOWN_GRACE_S = 5.0
 HEALTH_STALE_S = 60.0
 DEFAULT_CHECKPOINT_DIR = "shipper-checkpoints"
 _READ_BACKOFF = RetryPolicy(base_s=0.5, cap_s=30.0)
@@ -161,7 +159,8 @@ class Consumer:
         self.shards: dict[str, ShardState] = {}
         self._refresh_at = 0.0
         self._listed = False
-        self._stopping_since: float | None = None
+        self._deadline = grace_deadline(stop, clock)
+        """Seconds delivery may still spend retrying: unlimited, until a stop leaves SHUTDOWN_GRACE_S."""
         self._last_loop = self._last_read = clock()
         self._checkpoint_error: str | None = None
         """The last checkpoint failure, while a shard still has a position to write."""
@@ -394,14 +393,6 @@ class Consumer:
             if outcomes[-1].rejects:
                 break
         return outcomes
-
-    def _deadline(self) -> float:
-        """Seconds delivery may still spend retrying: unlimited, until a stop leaves SHUTDOWN_GRACE_S."""
-        if not self._stop.is_set():
-            return math.inf
-        if self._stopping_since is None:
-            self._stopping_since = self._clock()
-        return SHUTDOWN_GRACE_S - (self._clock() - self._stopping_since)
 
     def _checkpoint(self, shard: ShardState, position: str) -> bool:
         """Write the shard's checkpoint. On failure keep it to write again after a backoff, before the shard

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import math
 import os
 import sys
 import threading
@@ -43,6 +42,7 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import FleetReport, Prices, render
+from shipper.stopping import Interrupted, grace_deadline, interrupting_reads
 from shipper.terminal import plural, printable
 from shipper.timeline import Timeline
 
@@ -154,13 +154,20 @@ def run(
                 state.tally.inputs += 1
                 state.next_input()
                 progress.update(meter.bytes_read, state.log_events, source.name)
-                opened = read_input(source, options.read, meter)
+                with interrupting_reads(stop):
+                    opened = read_input(source, options.read, meter)
                 state.tally.formats[opened.format or "not read"] += 1
-                for batch in opened.batches:
+                while True:
+                    with interrupting_reads(stop):  # a FIFO or a pipe may keep a read waiting
+                        batch = next(opened.batches, None)
+                    if batch is None:
+                        break
                     state.handle(batch)
                     progress.update(meter.bytes_read, state.log_events)
         except _Stop:
             state.stopped = not stop.is_set()  # else a signal, not --strict
+        except Interrupted:
+            pass  # `stop` is set: what was read is flushed and reported below
         finally:
             closed = router.close(state.deadline)
             state.settle(closed)
@@ -215,6 +222,8 @@ class _Run:
         self.pipeline = Pipeline(options.read.max_decompressed_bytes, options.read.max_message_chars)
         self.report = FleetReport()
         self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
+        self.deadline = grace_deadline(stop)
+        """Seconds sends may still take: no limit until a stop, then SHUTDOWN_GRACE_S to flush."""
         self.tally = _Tally()
         self.stopped = False
         self.inputs: dict[str, _InputDelivery] = {}
@@ -222,10 +231,6 @@ class _Run:
         self._in_flight: dict[Origin, tuple[str, int, bool]] = {}
         """Origins handed to the router and not settled yet: (input, events, whether it held rejects)."""
         self._current: str | None = None
-
-    def deadline(self) -> float:
-        """Seconds sends may still take: no limit until a stop, then none at all."""
-        return 0.0 if self.stop.is_set() else math.inf
 
     @property
     def log_events(self) -> int:

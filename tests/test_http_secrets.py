@@ -40,6 +40,7 @@ from shipper.delivery import Delivery, RetryPolicy, Route, Router
 from shipper.handler import JsonLogFormatter, KinesisHandler
 from shipper.httpio import QUOTE_BYTES, quote
 from shipper.pipeline import Pipeline
+from shipper.runner import EXIT_UNDELIVERED
 from shipper.sinks import DirectorySink
 from shipper.sinks.base import SinkError
 from shipper.sinks.http import HttpSink
@@ -265,7 +266,7 @@ def test_shipper_run_never_prints_nor_dead_letters_an_echoed_key(server: tuple[E
          "--config", str(tmp_path / "shipper.toml")],
         capture_output=True, text=True, timeout=60, env=environ, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr  # every event dead-lettered: nothing lost
+    assert done.returncode == EXIT_UNDELIVERED, done.stderr  # every event dead-lettered: nothing lost, and said
     assert len(endpoint.requests) == len(answers)
     assert all(headers["Authorization"] == f"Bearer {key}" for _, headers, _ in endpoint.requests)
     dead = [path.read_text() for path in (tmp_path / "dead").iterdir()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -45,5 +46,8 @@ def test_protobuf_and_snappy_load_only_when_a_sink_needs_them(sinks, loaded):
         f"shipper.handler.KinesisHandler.from_env({{'SHIPPER_SINKS': {sinks!r}}}); "
         f"print(sorted(m for m in {BACKEND_MODULES!r} if m in sys.modules))"
     )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    environment = {**os.environ, "DD_API_KEY": "key", "HEC_TOKEN": "token"}  # env: references are checked at start
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment
+    )
     assert completed.stdout.strip() == str(loaded)

@@ -18,7 +18,11 @@ SINKS = (
 )
 
 
-def test_every_backend_sink_is_configured_routed_and_built_from_the_environment(tmp_path: Path) -> None:
+def test_every_backend_sink_is_configured_routed_and_built_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DD_API_KEY", "key")  # env: references are checked when a sink is built
+    monkeypatch.setenv("HEC_TOKEN", "token")
     config = load_config_from_env(
         {
             "SHIPPER_SINKS": SINKS,
@@ -41,7 +45,8 @@ def test_every_backend_sink_is_configured_routed_and_built_from_the_environment(
         router.close()
 
 
-def test_a_toml_file_configures_them_too(tmp_path: Path) -> None:
+def test_a_toml_file_configures_them_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTLP_TOKEN", "token")
     path = tmp_path / "shipper.toml"
     path.write_text(
         f'dead_letter = "dir:{tmp_path / "dead"}"\n'

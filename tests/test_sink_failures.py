@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from test_consume import STREAM, put_orders
 
 from shipper.delivery import Delivery, RetryPolicy, Status
+from shipper.runner import EXIT_UNDELIVERED
 from shipper.sinks import DirectorySink, JsonLinesFileSink, StdoutSink, build_sink
 from shipper.sinks.base import SinkError
 
@@ -327,7 +328,7 @@ def test_a_file_size_limit_leaves_whole_batches_and_fails_the_run(tmp_path: Path
     command = [*PYTHON, "run", "--quiet", "--format", "text", "--log-group", "/aws/lambda/fn", str(source)]
     command += ["--sink", f"jsonl:{output}", "--dead-letter", f"dir:{tmp_path / 'dead'}"]
     done = subprocess.run(command, capture_output=True, text=True, preexec_fn=lambda: _limit_file_size(limit))
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_UNDELIVERED, done.stderr
     assert "Traceback" not in done.stderr
     written = lines_of(output)
     assert 0 < len(written) < 25_000
@@ -361,7 +362,7 @@ def test_a_reader_that_leaves_early_fails_the_run_without_a_traceback(tmp_path: 
     child.stdout.readline()
     child.stdout.close()  # like `| head -1`
     stderr = child.stderr.read().decode()
-    assert child.wait() == 1, stderr
+    assert child.wait() == EXIT_UNDELIVERED, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
     sent, dead, undelivered = _sink_line(stderr, sink.partition(":")[0])
     received = int(re.search(r"-> ([\d,]+) events", stderr).group(1).replace(",", ""))

@@ -18,6 +18,8 @@ import pytest
 from test_consume import STREAM, put_orders
 from test_http_sink import Endpoint, serve
 
+from shipper.runner import EXIT_INTERRUPTED
+
 
 @pytest.fixture
 def throttling() -> Iterator[tuple[Endpoint, str]]:
@@ -61,7 +63,7 @@ def test_shipper_run_stops_within_a_second_during_a_retry_after_wait(
                      "--batch-max-wait-s", "0", "--retry-after-max-s", "300")  # fmt: skip
     seconds, stderr = _stop_while_waiting(process, endpoint, signum)
     assert seconds < 2.5, stderr
-    assert process.returncode == 1
+    assert process.returncode == EXIT_INTERRUPTED
     assert endpoint.stored == Counter()
     assert "sink http: 0 sent" in stderr
     assert "50 not delivered" in stderr
