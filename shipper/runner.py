@@ -140,37 +140,47 @@ class _Run:
         return self.pipeline.counts.get("log_events_received", 0)
 
     def handle(self, batch: Batch) -> None:
-        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router."""
+        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router.
+
+        Records go one at a time, each to the router before the next is decoded: what is held is one
+        record's events (the decoder caps its inflated size) and the sinks' buffers, never a whole batch.
+        """
         started = time.perf_counter()
-        pipeline, tally = self.pipeline, self.tally
-        outcomes = pipeline.process_records(batch.records) if batch.records else []
+        pipeline = self.pipeline
+        rejected = False
+        for index, record in enumerate(batch.records):
+            rejected |= self._route(batch, pipeline.process_records([record])[0], index)
         if batch.documents:
-            outcomes.append(pipeline.process_documents(batch.documents, batch.where))
-        for outcome in outcomes:
-            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+            rejected |= self._route(batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
         if batch.rejects:
             for reject in batch.rejects:
                 pipeline.classifier.count(f"rejected.{reject.code}")
-            outcomes.append(RecordOutcome("input", rejects=batch.rejects))
-        items: list[tuple[Any, list[Any]]] = []
-        rejected: list[Reject] = []
-        for index, outcome in enumerate(outcomes):
-            tally.events_by_type.update(event["type"] for event in outcome.events)
-            self.report.add(outcome.events)
-            rejected += outcome.rejects
-            items.append(((batch.origin, outcome.origin or index), [*outcome.events, *outcome.rejects]))
-        settled = self.router.submit(items)
-        tally.statuses.update(settled.statuses.values())
+            rejected |= self._route(batch, RecordOutcome("input", rejects=batch.rejects), 0, where=False)
         if self.telemetry is not None:
-            seconds = time.perf_counter() - started
-            self.telemetry.observe_batch(outcomes, settled, pipeline.counts, self.router.stats(), seconds)
-        for reject in rejected:
-            tally.rejects[reject.code] += 1
-            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
-                where = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
-                self.progress.note(f"shipper: rejected{where}: {reject.reason}")
+            self.telemetry.sync(pipeline.counts, self.router.stats())
+            self.telemetry.observe_batch_seconds(time.perf_counter() - started)
         if rejected and self.options.strict:
             raise _Stop
+
+    def _route(self, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True) -> bool:
+        """Add up one outcome of `batch` (`index` numbers it when it has no origin), explain its rejects
+        (prefixed with the batch's position when `where`), and hand it to the router; True if it had rejects."""
+        tally = self.tally
+        if where and outcome.rejects:
+            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+        tally.events_by_type.update(event["type"] for event in outcome.events)
+        self.report.add(outcome.events)
+        settled = self.router.submit([((batch.origin, outcome.origin or index), [*outcome.events, *outcome.rejects])])
+        tally.statuses.update(settled.statuses.values())
+        if self.telemetry is not None:
+            self.telemetry.observe_outcomes([outcome])
+            self.telemetry.observe_report(settled)
+        for reject in outcome.rejects:
+            tally.rejects[reject.code] += 1
+            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
+                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
+                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
+        return bool(outcome.rejects)
 
 
 def _summarise_hidden(tally: _Tally) -> None:
