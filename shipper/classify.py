@@ -1,15 +1,21 @@
 """Classify: CloudWatch Logs documents into structured events. Hot path, no I/O.
 
 One `Classifier` lives for a run (a Lambda container, a CLI run, a consumer process). It keeps two
-small bounded pieces of state:
+small bounded pieces of state, each remembering the entries used last (at least half its capacity,
+at most all of it; `_Recent`), in constant time:
 
-- per log stream: the function name (when only a platform record says it) and the request in
-  progress, so lines without a request id (print output, unhandled exceptions) are attributed to
-  the invocation between its START and END;
-- per (function, request id): which of timeout / out_of_memory / cold_start / error were already
-  emitted, so each shows at most once however many lines report it. When two lines in one document
-  report the same signal, the later one fills the fields the first could not know (the REPORT line
-  gives a timeout its duration).
+- per log stream (50,000): the function name (when only a platform record says it) and the
+  request in progress, so lines without a request id (print output, unhandled exceptions) are
+  attributed to the invocation between its START and END. A name or request id longer than 256
+  characters is not kept past its document;
+- per (function, request id) (200,000): which of timeout / out_of_memory / cold_start /
+  error were already emitted, so each shows at most once however many lines report it. When two
+  lines in one document report the same signal, the later one fills the fields the first could not
+  know (the REPORT line gives a timeout its duration).
+
+Both are keyed by the 64-bit hash of the names, so an entry holds no text from the logs: the two
+take at most about 30 MB together, whatever the logs say. Two keys with one hash (odds about 1e-9
+when full) would share an entry: a duplicate signal suppressed, or a line put with another request.
 
 Lines are dispatched on their first character and cheap prefix tests before any regex.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -51,6 +57,12 @@ def message_bytes(message: str) -> int:
 _MAX_TRACKED_STREAMS = 50_000
 _MAX_RUNTIME_CHARS = 64
 _MAX_TRACKED_REQUESTS = 200_000
+_MAX_HELD_CHARS = 256
+"""The longest function name or request id a log stream's state keeps from one document to the next."""
+_SIGNAL_BITS = {"cold_start": 1, "timeout": 2, "out_of_memory": 4, "error": 8}
+_ERROR_BIT = _SIGNAL_BITS["error"]
+_FAILURE_BITS = _SIGNAL_BITS["timeout"] | _SIGNAL_BITS["out_of_memory"] | _ERROR_BIT
+"""An error is not reported for an invocation that already failed otherwise."""
 
 _LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
 # Custom log groups (advanced logging controls): "2024/05/20/<function>[$LATEST]<instance id>".
@@ -97,7 +109,6 @@ _XRAY_TRAILER = "\nXRAY TraceId: "
 # Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
 # level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
 _QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
-_FAILURES = frozenset(("timeout", "out_of_memory", "error"))
 # Lambda writes platform records as {"time":"<24-char ISO time>","type":"platform.<name>","record":{...}}.
 # Most of them open or close an invocation and produce no event: read those without parsing the JSON.
 _PLATFORM_PREFIX = '{"time":"'
@@ -109,6 +120,41 @@ _SILENT_PLATFORM_TYPES = frozenset(
 _LOADS = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _N = TypeVar("_N", bound=float)
+
+
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_V]):
+    """A map that remembers at least the `capacity // 2` keys used last, and at most `capacity`, in O(1).
+
+    Keys go into a young generation; once it holds `capacity // 2`, the old one is dropped whole and the
+    young one becomes old. A key found in the old generation moves to the young one. (Evicting from one
+    dict entry by entry is not O(1): `del d[next(iter(d))]` scans the slots deleted before, and the dict
+    settles at three times the size of its entries.)
+    """
+
+    __slots__ = ("half", "old", "young")
+
+    def __init__(self, capacity: int) -> None:
+        self.half = max(1, capacity // 2)
+        self.young: dict[int, _V] = {}
+        self.old: dict[int, _V] = {}
+
+    def get(self, key: int) -> _V | None:
+        value = self.young.get(key)
+        if value is None:
+            value = self.old.get(key)
+            if value is not None:
+                self.put(key, value)
+        return value
+
+    def put(self, key: int, value: _V) -> None:
+        young = self.young
+        if key not in young and len(young) >= self.half:
+            self.old = young
+            self.young = young = {}
+        young[key] = value
 
 
 def function_from_log_source(log_group: str, log_stream: str) -> str | None:
@@ -149,11 +195,11 @@ class Classifier:
 
     def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
         self.max_message_chars = max_message_chars
-        # (log group, log stream) -> [function named by a platform record, request in progress,
-        #                            runtime version named by INIT_START]
-        self._streams: dict[tuple[str, str], list[str | None]] = {}
-        # (function, request id) -> signal types already emitted for that invocation
-        self._signals_seen: dict[tuple[str | None, str], set[str]] = {}
+        # hash((log group, log stream)) -> [function named by a platform record, request in progress,
+        #                                  runtime version named by INIT_START]
+        self._streams: _Recent[list[str | None]] = _Recent(_MAX_TRACKED_STREAMS)
+        # hash((function, request id)) -> bits (_SIGNAL_BITS) of the signals already emitted for that invocation
+        self._signals_seen: _Recent[int] = _Recent(_MAX_TRACKED_REQUESTS)
         self.counts: dict[str, int] = {}
 
     def count(self, name: str, increment: int = 1) -> None:
@@ -166,25 +212,24 @@ class Classifier:
         _DocumentClassifier(self, document, events, rejects, source).run()
 
     def _stream_state(self, log_group: str, log_stream: str) -> list[str | None]:
-        key = (log_group, log_stream)
+        key = hash((log_group, log_stream))
         state = self._streams.get(key)
         if state is None:
-            if len(self._streams) >= _MAX_TRACKED_STREAMS:
-                del self._streams[next(iter(self._streams))]
-            state = self._streams[key] = [None, None, None]
+            state = [None, None, None]
+            self._streams.put(key, state)
         return state
 
     def _first_sighting(self, key: tuple[str | None, str], signal: str) -> bool:
         """Record `signal` for an invocation; False when it (or, for errors, a failure) was seen."""
-        seen = self._signals_seen.get(key)
+        hashed = hash(key)
+        bit = _SIGNAL_BITS[signal]
+        seen = self._signals_seen.get(hashed)
         if seen is None:
-            if len(self._signals_seen) >= _MAX_TRACKED_REQUESTS:
-                del self._signals_seen[next(iter(self._signals_seen))]
-            self._signals_seen[key] = {signal}
+            self._signals_seen.put(hashed, bit)
             return True
-        if signal in seen or (signal == "error" and seen & _FAILURES):
+        if seen & (_FAILURE_BITS if bit == _ERROR_BIT else bit):
             return False
-        seen.add(signal)
+        self._signals_seen.put(hashed, seen | bit)
         return True
 
 
@@ -272,6 +317,9 @@ class _DocumentClassifier:
                 pass
             else:
                 app_line(None, state[1], message, timestamp, event_id)
+        for index, held in enumerate(state):
+            if held is not None and len(held) > _MAX_HELD_CHARS:
+                state[index] = None
 
     # --- TEXT platform lines ------------------------------------------------------------------------
 

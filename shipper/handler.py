@@ -40,9 +40,9 @@ from typing import IO, Any, Protocol
 import orjson
 
 from shipper.config import build_router, load_config_from_env
-from shipper.delivery import DeliveryReport, Origin, Router, Status
+from shipper.delivery import Deadline, DeliveryReport, Origin, Router, Status
 from shipper.errors import ConfigError, ShipperError
-from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.pipeline import Pipeline
 from shipper.sinks.base import sending_within
 from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
 
@@ -62,9 +62,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_MARGIN_S = 2.0
 ANSWER_RESERVE_S = 0.1
 """What a send leaves of the invocation, at the least, for the handler to answer."""
-SUBMIT_EVERY_RECORDS = 10
-"""Records decoded before their events go to the router, which sends the batches that are full. Time is
-checked before each record; fewer records between submits would cost more bookkeeping in large batches."""
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -138,28 +135,16 @@ class KinesisHandler:
         counts_before = dict(self.pipeline.counts)
         statuses: dict[Origin, Status] = {}
         reasons: dict[Origin, str] = {}
-        items: list[tuple[Origin, list[Any]]] = []
-        outcomes: list[RecordOutcome] = []
         taken = events = rejects = 0
+        # One record at a time: what is held is one record's events and the sinks' buffers, never the batch's.
         for entry in entries:
             if deadline() < margin:
                 break
             taken += 1
-            for outcome in self.pipeline.process_kinesis_event({"Records": [entry]}):
-                outcomes.append(outcome)
-                items.append((outcome.origin, [*outcome.events, *outcome.rejects]))
-                events += len(outcome.events)
-                rejects += len(outcome.rejects)
-                for reject in outcome.rejects:
-                    log.warning(
-                        "record rejected: %s",
-                        reject.reason,
-                        extra={"fields": {"code": reject.code, "sequence_number": reject.sequence_number}},
-                    )
-            if len(items) >= SUBMIT_EVERY_RECORDS:
-                _merge(self.router.submit(items, deadline), statuses, reasons)
-                items = []
-        _merge(self.router.deliver(items, deadline), statuses, reasons)
+            record_events, record_rejects = self._record(event, entry, deadline, statuses, reasons)
+            events += record_events
+            rejects += record_rejects
+        _merge(self.router.flush(deadline), statuses, reasons)
 
         report = _batch_report(entries, taken, statuses, reasons)
         failures = report.undelivered_origins
@@ -194,7 +179,7 @@ class KinesisHandler:
         if self.telemetry is not None:
             self.telemetry.after_invocation(
                 event,
-                outcomes,
+                events,
                 report,
                 self.pipeline.counts,
                 self.router.stats(),
@@ -204,6 +189,28 @@ class KinesisHandler:
         if None in failures:
             raise BatchFailed("a record without a sequence number was not delivered: failing the whole batch")
         return report.batch_item_failures()
+
+    def _record(
+        self, event: Any, entry: Any, deadline: Deadline, statuses: dict[Origin, Status], reasons: dict[Origin, str]
+    ) -> tuple[int, int]:
+        """Decode and classify one record and hand it to the router, which sends each sink's batch when it is
+        full; returns the numbers of its events and rejects."""
+        outcomes = self.pipeline.process_kinesis_event({"Records": [entry]})
+        events = rejects = 0
+        for outcome in outcomes:
+            events += len(outcome.events)
+            rejects += len(outcome.rejects)
+            for reject in outcome.rejects:
+                log.warning(
+                    "record rejected: %s",
+                    reject.reason,
+                    extra={"fields": {"code": reject.code, "sequence_number": reject.sequence_number}},
+                )
+        if self.telemetry is not None:
+            self.telemetry.observe_record(event, outcomes)
+        items = [(outcome.origin, [*outcome.events, *outcome.rejects]) for outcome in outcomes]
+        _merge(self.router.submit(items, deadline), statuses, reasons)
+        return events, rejects
 
 
 def _merge(report: DeliveryReport, statuses: dict[Origin, Status], reasons: dict[Origin, str]) -> None:

@@ -5,6 +5,10 @@
 Memory does not grow with the number of events: counts and sums are kept as they come, durations in
 a logarithmic-bucket sketch (each bucket 1% wide, so a percentile is within 0.5% of the exact
 nearest-rank value; maxima are exact) and memory used, a whole number of MB, in exact counts.
+Nor does it grow with the number of functions and names: the first MAX_FUNCTIONS functions seen get a
+row each; the others are added up, exactly, in one "other functions" row that says how many they
+are. Names kept (functions, metrics, error types, throttle codes) are cut to MAX_NAME_CHARS, and
+error types and throttle codes are kept up to MAX_BREAKDOWN_KEYS names for the whole report.
 
 Cost is an estimate: billed GB-seconds (Billed Duration, plus Billed Restore Duration for SnapStart,
 times Memory Size, as the REPORT lines say) times the price per GB-second, plus the invocations times
@@ -30,6 +34,15 @@ PRICE_GB_SECOND_ARM64 = 0.0000133334
 PRICE_REQUEST = 0.20 / 1_000_000
 
 UNKNOWN_FUNCTION = "(unknown function)"
+OTHER_FUNCTIONS = "(other functions)"
+MAX_FUNCTIONS = 1_000
+"""Functions with a row of their own; those seen after them share the `OTHER_FUNCTIONS` row."""
+MAX_NAME_CHARS = 256
+"""The longest name kept; a longer one is cut there and ends in `…`."""
+MAX_BREAKDOWN_KEYS = 10_000
+"""Distinct error types, throttle codes and init error types kept in the whole report."""
+_MAX_FOLDED_NAMES = 50_000
+"""Folded functions counted one by one; past that the report says `at least`."""
 _MAX_KEYS = 200
 """Distinct error types, throttle codes and metric names kept per counter; the rest count as `(other)`."""
 _MAX_METRICS = 10_000
@@ -110,11 +123,11 @@ def exact_quantile(counts: Counter[int], q: float) -> int | None:
     return None  # not reached
 
 
-def _bump(counter: Counter[str], key: Any) -> None:
-    key = key if type(key) is str and key else "(no type)"
-    if key not in counter and len(counter) >= _MAX_KEYS:
-        key = "(other)"
-    counter[key] += 1
+def bounded_name(name: Any) -> Any:
+    """A string cut to MAX_NAME_CHARS (ending in `…`) when longer; anything else as it is."""
+    if type(name) is str and len(name) > MAX_NAME_CHARS:
+        return name[: MAX_NAME_CHARS - 1] + "…"
+    return name
 
 
 class _Function:
@@ -183,9 +196,6 @@ class _Function:
         version = self.version(event)
         if version is not None:
             version.invocations += 1
-        runtime = event.get("runtime")
-        if runtime is not None:
-            _bump(self.runtimes, runtime)
         duration = event.get("duration_ms")
         if duration is not None:
             self.duration.add(duration)
@@ -307,9 +317,9 @@ class _Metric:
     __slots__ = ("count", "functions", "high", "low", "metric_type", "namespace", "total", "unit")
 
     def __init__(self, event: dict[str, Any]) -> None:
-        self.metric_type = event.get("metric_type")
-        self.unit = event.get("unit")
-        self.namespace = event.get("namespace")
+        self.metric_type = bounded_name(event.get("metric_type"))
+        self.unit = bounded_name(event.get("unit"))
+        self.namespace = bounded_name(event.get("namespace"))
         self.count = 0
         self.total = 0.0
         self.low = math.inf
@@ -328,12 +338,38 @@ class _Metric:
 class FleetReport:
     """Adds up the events of a run per function, and the custom metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_functions: int = MAX_FUNCTIONS) -> None:
+        self.max_functions = max_functions
         self.functions: dict[str, _Function] = {}
+        self.other = _Function(None)
+        """The functions past `max_functions`, added up."""
+        self.folded: set[int] = set()
+        """Hashes of the folded functions' names, up to _MAX_FOLDED_NAMES."""
+        self.folded_past_limit = False
         self.metrics: dict[str, _Metric] = {}
         self.other_metric_values = 0
         self.first_ms: int | None = None
         self.last_ms: int | None = None
+        self._breakdown_keys = 0
+
+    def _function(self, name: str, log_group: Any) -> _Function:
+        """The row of a function not seen before: its own, or the other functions' once there are enough."""
+        if len(self.functions) < self.max_functions:
+            function = self.functions[name] = _Function(bounded_name(log_group) if type(log_group) is str else None)
+            return function
+        if len(self.folded) < _MAX_FOLDED_NAMES:
+            self.folded.add(hash(name))
+        elif hash(name) not in self.folded:
+            self.folded_past_limit = True
+        return self.other
+
+    def _bump(self, counter: Counter[str], key: Any) -> None:
+        key = bounded_name(key) if type(key) is str and key else "(no type)"
+        if key not in counter and (len(counter) >= _MAX_KEYS or self._breakdown_keys >= MAX_BREAKDOWN_KEYS):
+            key = "(other)"
+        if key not in counter:
+            self._breakdown_keys += 1
+        counter[key] += 1
 
     def add(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -352,9 +388,13 @@ class FleetReport:
             name = event.get("function") or event.get("log_group") or UNKNOWN_FUNCTION
             function = self.functions.get(name)
             if function is None:
-                function = self.functions[name] = _Function(event.get("log_group"))
+                name = bounded_name(name)
+                function = self.functions.get(name) or self._function(name, event.get("log_group"))
             if kind == "invocation":
                 function.invocation(event)
+                runtime = event.get("runtime")
+                if runtime is not None:
+                    self._bump(function.runtimes, runtime)
             elif kind == "timeout":
                 function.timeouts += 1
                 function.failure(event)
@@ -362,12 +402,12 @@ class FleetReport:
                 function.out_of_memory += 1
                 function.failure(event)
             elif kind == "throttle":
-                _bump(function.throttles, event.get("error_code"))
+                self._bump(function.throttles, event.get("error_code"))
             elif kind == "error":
-                _bump(function.errors, event.get("error_type"))
+                self._bump(function.errors, event.get("error_type"))
                 function.failure(event)
             elif kind == "init_error":
-                _bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
+                self._bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
 
     def _metric(self, event: dict[str, Any]) -> None:
         name = event.get("name")
@@ -377,9 +417,12 @@ class FleetReport:
             if len(self.metrics) >= _MAX_METRICS or type(name) is not str:
                 self.other_metric_values += 1
                 return
-            metric = self.metrics[name] = _Metric(event)
+            name = bounded_name(name)
+            metric = self.metrics.get(name)
+            if metric is None:
+                metric = self.metrics[name] = _Metric(event)
         if type(value) in (int, float) and math.isfinite(value):
-            metric.add(value, event.get("function"))
+            metric.add(value, bounded_name(event.get("function")))
 
     def to_dict(self, prices: Prices, top_metrics: int = 10) -> dict[str, Any]:
         """The report as plain JSON-ready data: functions by estimated cost, totals, top metrics by values."""
@@ -387,6 +430,13 @@ class FleetReport:
         window_s = None if first is None or last is None else (last - first) / 1000
         functions = [function.to_dict(name, prices, window_s) for name, function in self.functions.items()]
         functions.sort(key=lambda f: (-f["cost_usd"]["x86_64"], -f["invocations"], f["function"]))
+        folded = len(self.folded)
+        if folded:
+            other = self.other.to_dict(OTHER_FUNCTIONS, prices)
+            other["memory"]["hint"] = None  # sizes and use of different functions: no advice holds for all
+            other["folded_functions"] = folded
+            other["folded_functions_at_least"] = self.folded_past_limit
+            functions.append(other)
         totals: dict[str, Any] = {
             key: sum(f[key] for f in functions)
             for key in ("invocations", "cold_starts", "billed_gb_seconds", "timeouts", "out_of_memory")
@@ -410,6 +460,7 @@ class FleetReport:
                 "seconds": window_s,
             },
             "functions": functions,
+            "functions_folded": folded,
             "totals": totals,
             "metrics": [
                 {
@@ -466,7 +517,7 @@ def render(report: dict[str, Any], console: Any) -> None:
     if not functions:
         console.print("No Lambda invocations or signals found.")
     else:
-        names = [literal(f["function"]) for f in functions]
+        names = [_row_name(f) for f in functions]
         _print_tables(console, "Invocations (durations in ms)", "function", names, _invocation_columns(functions))
         rows = [(literal(f["function"]), v) for f in functions for v in f.get("versions", [])]
         if rows:
@@ -635,6 +686,15 @@ def _duration(seconds: float | None) -> str:
         return f"{minutes:,.0f} min"
     hours = minutes / 60
     return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} days"
+
+
+def _row_name(function: dict[str, Any]) -> Any:
+    """A function's name as shown; the folded functions' row says how many it adds up."""
+    folded = function.get("folded_functions")
+    if folded is None:
+        return literal(function["function"])
+    at_least = "at least " if function["folded_functions_at_least"] else ""
+    return f"other functions ({at_least}{folded:,} more)"
 
 
 def _ms(value: float | None) -> str:

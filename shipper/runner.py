@@ -237,51 +237,27 @@ class _Run:
         return self.pipeline.counts.get("log_events_received", 0)
 
     def handle(self, batch: Batch) -> None:
-        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router."""
+        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router.
+
+        Records go one at a time, each to the router before the next is decoded: what is held is one
+        record's events (the decoder caps its inflated size) and the sinks' buffers, never a whole batch.
+        """
         if self.stop.is_set():
             raise _Stop
         started = time.perf_counter()
-        pipeline, tally = self.pipeline, self.tally
-        outcomes = pipeline.process_records(batch.records) if batch.records else []
+        pipeline = self.pipeline
+        rejected = False
+        for index, record in enumerate(batch.records):
+            rejected |= self._route(batch, pipeline.process_records([record])[0], index)
         if batch.documents:
-            outcomes.append(pipeline.process_documents(batch.documents, batch.where))
-        for outcome in outcomes:
-            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+            rejected |= self._route(batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
         if batch.rejects:
             for reject in batch.rejects:
                 pipeline.classifier.count(f"rejected.{reject.code}")
-            outcomes.append(RecordOutcome("input", rejects=batch.rejects))
-        if self.options.filtering:
-            for outcome in outcomes:
-                kept = [event for event in outcome.events if self.options.keeps(event)]
-                tally.filtered_out += len(outcome.events) - len(kept)
-                outcome.events = kept
-        name = batch.origin.rpartition("#")[0]
-        self._current = name
-        entry = self.inputs.setdefault(name, _InputDelivery())
-        items: list[tuple[Any, list[Any]]] = []
-        rejected: list[Reject] = []
-        for index, outcome in enumerate(outcomes):
-            tally.events_by_type.update(event["type"] for event in outcome.events)
-            self.report.add(outcome.events)
-            if self.timeline is not None:
-                self.timeline.add(outcome.events)
-            rejected += outcome.rejects
-            origin = (batch.origin, outcome.origin or index)
-            items.append((origin, [*outcome.events, *outcome.rejects]))
-            self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
-            entry.events += len(outcome.events)
-            entry.pending += 1
-        settled = self.router.submit(items, self.deadline)
-        self.settle(settled)
+            rejected |= self._route(batch, RecordOutcome("input", rejects=batch.rejects), 0, where=False)
         if self.telemetry is not None:
-            seconds = time.perf_counter() - started
-            self.telemetry.observe_batch(outcomes, settled, pipeline.counts, self.router.stats(), seconds)
-        for reject in rejected:
-            tally.rejects[reject.code] += 1
-            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
-                where = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
-                self.progress.note(f"shipper: rejected{where}: {reject.reason}")
+            self.telemetry.sync(pipeline.counts, self.router.stats())
+            self.telemetry.observe_batch_seconds(time.perf_counter() - started)
         if rejected and self.options.strict:
             raise _Stop
 
@@ -310,6 +286,39 @@ class _Run:
         entry = self.inputs.get(name)
         if entry is not None and not entry.pending and not entry.failed_batches:
             del self.inputs[name]
+
+    def _route(self, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True) -> bool:
+        """Add up one outcome of `batch` (`index` numbers it when it has no origin), explain its rejects
+        (prefixed with the batch's position when `where`), and hand it to the router; True if it had rejects."""
+        tally, options = self.tally, self.options
+        if where and outcome.rejects:
+            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+        if options.filtering:
+            kept = [event for event in outcome.events if options.keeps(event)]
+            tally.filtered_out += len(outcome.events) - len(kept)
+            outcome.events = kept
+        tally.events_by_type.update(event["type"] for event in outcome.events)
+        self.report.add(outcome.events)
+        if self.timeline is not None:
+            self.timeline.add(outcome.events)
+        name = batch.origin.rpartition("#")[0]
+        self._current = name
+        entry = self.inputs.setdefault(name, _InputDelivery())
+        origin = (batch.origin, outcome.origin or index)
+        self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
+        entry.events += len(outcome.events)
+        entry.pending += 1
+        settled = self.router.submit([(origin, [*outcome.events, *outcome.rejects])], self.deadline)
+        self.settle(settled)
+        if self.telemetry is not None:
+            self.telemetry.observe_outcomes([outcome])
+            self.telemetry.observe_report(settled)
+        for reject in outcome.rejects:
+            tally.rejects[reject.code] += 1
+            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
+                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
+                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
+        return bool(outcome.rejects)
 
 
 def _is_html(path: str) -> bool:

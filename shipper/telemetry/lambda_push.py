@@ -1,6 +1,7 @@
 """Metrics from the Lambda function at the end of each invocation: a Pushgateway push and/or an EMF line.
 
-Lambda cannot be scraped, so the handler reports after each batch:
+Lambda cannot be scraped, so the handler reports after each batch (and hands over each record's
+events as it goes, `observe_record`, so that no batch is held whole for its metrics):
 
 - Pushgateway (SHIPPER_PUSHGATEWAY_URL): the metrics of `Telemetry`, one push group per shipper
   function and shard (`job`, `shipper_function`, `shard`); the group is replaced at each push. Each
@@ -86,29 +87,34 @@ class LambdaTelemetry:
         self.failures: Counter[str] = Counter()
         """Pushes (`push`) and EMF lines (`emf`) that failed, since the container started."""
 
+    def observe_record(self, event: Mapping[str, Any], outcomes: Sequence[RecordOutcome]) -> None:
+        """Count the events of one record of the invocation's Kinesis `event` (for the next push)."""
+        if self.gateway is not None:
+            self.telemetry(shard_of(event)).observe_outcomes(outcomes)
+
     def after_invocation(
         self,
         event: Mapping[str, Any],
-        outcomes: Sequence[RecordOutcome],
+        events_emitted: int,
         report: DeliveryReport,
         pipeline_counts: Mapping[str, int],
         router_stats: Mapping[str, Any],
         seconds: float,
         remaining_s: float | None = None,
     ) -> None:
-        """Report one invocation: its Kinesis event, outcomes, delivery report, the cumulative
+        """Report one invocation: its Kinesis event, the events it emitted, delivery report, the cumulative
         `Pipeline.counts` and `Router.stats()`, how long it took, and the time the function has left."""
         shard = shard_of(event)
         pipeline = self._pipeline.since_last(pipeline_counts)
         router = self._router.since_last(router_totals(router_stats))
         if self.gateway is not None:
             try:
-                self._push(shard, outcomes, report, pipeline, router, seconds, remaining_s)
+                self._push(shard, report, pipeline, router, seconds, remaining_s)
             except Exception as exc:  # telemetry never fails an invocation
                 self._failed("push", shard, exc)
         if self.emf_namespace is not None:
             try:
-                self._write_emf(shard, outcomes, report, pipeline, router, seconds)
+                self._write_emf(shard, events_emitted, report, pipeline, router, seconds)
             except Exception as exc:
                 self._failed("emf", shard, exc)
 
@@ -140,7 +146,6 @@ class LambdaTelemetry:
     def _push(
         self,
         shard: str,
-        outcomes: Sequence[RecordOutcome],
         report: DeliveryReport,
         pipeline: Mapping[str, float],
         router: Mapping[tuple[str, str], float],
@@ -150,7 +155,6 @@ class LambdaTelemetry:
         from prometheus_client import push_to_gateway
 
         telemetry = self.telemetry(shard)
-        telemetry.observe_outcomes(outcomes)
         telemetry.observe_report(report)
         telemetry.add_pipeline_counts(pipeline)
         telemetry.add_router_increments(router)
@@ -173,7 +177,7 @@ class LambdaTelemetry:
     def _write_emf(
         self,
         shard: str,
-        outcomes: Sequence[RecordOutcome],
+        events_emitted: int,
         report: DeliveryReport,
         pipeline: Mapping[str, float],
         router: Mapping[tuple[str, str], float],
@@ -186,7 +190,7 @@ class LambdaTelemetry:
         values = {
             "RecordsReceived": pipeline.get("records_received", 0),
             "LogEventsReceived": pipeline.get("log_events_received", 0),
-            "EventsEmitted": sum(len(outcome.events) for outcome in outcomes),
+            "EventsEmitted": events_emitted,
             "Rejects": sum(v for name, v in pipeline.items() if name.startswith("rejected.")),
             "RecordsDeadLettered": records["dead_lettered"],
             "RecordsNotDelivered": records["not_delivered"],

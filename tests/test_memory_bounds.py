@@ -1,0 +1,200 @@
+"""Memory that must not grow with the input: the classifier's state, the report, a compressible batch.
+
+Each test runs the real code in-process under tracemalloc and asserts the peak of what Python
+allocated (not RSS, which the allocator and the test process blur) against a stated bound, or
+against the same run over a quarter of the input.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from rich.console import Console
+
+from shipper import classify
+from shipper.classify import Classifier
+from shipper.config import build_router, load_config_from_env
+from shipper.handler import KinesisHandler
+from shipper.inputs import ReadOptions
+from shipper.report import MAX_FUNCTIONS, FleetReport, Prices, render
+from shipper.runner import RunOptions, run
+
+MB = 1024 * 1024
+UUID = "8f6c4d1e-{:04x}-4000-8000-{:012x}"
+
+
+def peak_bytes(work: Callable[[], Any]) -> int:
+    """The most memory Python held at once while `work` ran, above what it held before."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        work()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def document(stream: str, messages: list[str], group: str = "/aws/lambda/orders-api") -> dict[str, Any]:
+    return {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["f"],
+        "logEvents": [{"id": str(i), "timestamp": 1716220800000 + i, "message": m} for i, m in enumerate(messages)],
+    }
+
+
+def test_request_state_is_bounded_and_stops_growing_once_full() -> None:
+    """300,000 invocations each seen with a cold start: each request id is remembered, up to the bound."""
+    classifier = Classifier()
+
+    def requests(first: int) -> None:
+        for n in range(first, first + 300_000):
+            classifier._first_sighting(("orders-api", UUID.format(1, n)), "cold_start")
+
+    tracemalloc.start()
+    try:
+        requests(0)
+        first = tracemalloc.get_traced_memory()[1]
+        requests(300_000)
+        second = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert first < 24 * MB
+    assert second - first < 2 * MB  # full: each new request replaces an old one
+
+
+def test_stream_state_is_bounded_by_count() -> None:
+    classifier = Classifier()
+
+    def streams() -> None:
+        for n in range(300_000):
+            classifier._stream_state("/aws/lambda/orders-api", f"2024/05/20/[$LATEST]{n:032x}")[1] = UUID.format(0, n)
+
+    assert peak_bytes(streams) < 16 * MB
+
+
+def test_stream_state_holds_no_long_text_from_the_logs() -> None:
+    """A stream's state keeps its request in progress between documents, but never a long one."""
+    long_id = "x" * 4000
+
+    def streams() -> None:
+        classifier = Classifier()
+        for n in range(30_000):
+            classifier.classify(document(f"{n:08d}", [f"START RequestId: {n}{long_id} Version: $LATEST"]), [], [])
+
+    assert peak_bytes(streams) < 16 * MB
+
+
+def test_a_new_stream_costs_the_same_once_the_state_is_full(monkeypatch) -> None:
+    """Eviction is O(1): a new stream when 100,000 are remembered costs what it did before that."""
+    monkeypatch.setattr(classify, "_MAX_TRACKED_STREAMS", 100_000)
+    classifier = Classifier()
+    names = [f"2024/05/20/[$LATEST]{n:032x}" for n in range(300_000)]
+
+    def cost(chunk: list[str]) -> float:
+        started = time.perf_counter()
+        for name in chunk:
+            classifier._stream_state("/aws/lambda/f", name)
+        return (time.perf_counter() - started) / len(chunk)
+
+    filling = cost(names[:100_000])
+    full = cost(names[100_000:])
+    assert full < 3 * filling, (filling, full)
+
+
+def test_a_report_over_300000_functions_stays_small_and_its_totals_exact() -> None:
+    report = FleetReport()
+    count = 300_000
+    invocation = {"type": "invocation", "duration_ms": 10.0, "billed_duration_ms": 11, "memory_size_mb": 128}
+    error = {"type": "error", "error_type": "TypeError"}
+    events = [invocation, error]
+
+    def add() -> dict[str, Any]:
+        for n in range(count):
+            invocation["function"] = error["function"] = f"function-{n:06d}"
+            report.add(events)
+        return report.to_dict(Prices())
+
+    result: dict[str, Any] = {}
+    assert peak_bytes(lambda: result.update(add())) < 24 * MB
+    rows = result["functions"]
+    assert len(rows) == MAX_FUNCTIONS + 1
+    other = rows[-1]
+    assert other["folded_functions"] == result["functions_folded"] == 50_000
+    assert other["folded_functions_at_least"]
+    assert other["invocations"] == count - MAX_FUNCTIONS
+    assert result["totals"]["invocations"] == result["totals"]["errors"] == count
+    assert result["totals"]["billed_gb_seconds"] == pytest.approx(count * 0.011 * 128 / 1024)
+    shown = io.StringIO()
+    render(result, Console(file=shown, width=200))
+    assert "other functions (at least 50,000 more)" in shown.getvalue()
+
+
+def test_long_names_are_cut_in_the_report() -> None:
+    report = FleetReport()
+    name = "f" * 100_000
+    report.add([{"type": "error", "function": name, "error_type": "E" * 100_000}])
+    report.add([{"type": "metric", "function": name, "name": "m" * 100_000, "value": 1.0, "unit": "u" * 100_000}])
+    data = report.to_dict(Prices())
+    text = orjson.dumps(data)
+    assert len(text) < 4000
+    assert data["functions"][0]["function"].endswith("…")
+
+
+# --- a compressible batch: what is held is one record, never the batch ------------------------------
+
+
+def bomb_records(count: int, inflated: int = 4 * MB) -> list[dict[str, Any]]:
+    """Kinesis records each a small gzip of about `inflated` bytes of log lines."""
+    line = "INFO work done " + "x" * 4000
+    body = orjson.dumps(document("2024/05/20/[$LATEST]a", [line] * (inflated // len(line))))
+    data = base64.b64encode(gzip.compress(body)).decode()
+    return [
+        {
+            "eventSource": "aws:kinesis",
+            "eventID": f"shardId-000000000000:{n:056d}",
+            "kinesis": {"data": data, "sequenceNumber": f"{n:056d}", "partitionKey": "p"},
+        }
+        for n in range(count)
+    ]
+
+
+class Context:
+    aws_request_id = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def test_the_handler_holds_one_record_of_a_compressible_batch_not_the_batch() -> None:
+    handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null"})
+
+    def invoke(records: int) -> Callable[[], Any]:
+        event = {"Records": bomb_records(records)}
+        return lambda: handler(event, Context())
+
+    small, large = peak_bytes(invoke(4)), peak_bytes(invoke(16))
+    assert large - small < 6 * MB, (small, large)
+
+
+def test_shipper_run_holds_one_record_of_a_compressible_batch_not_the_batch(tmp_path: Path) -> None:
+    def run_over(records: int) -> Callable[[], Any]:
+        path = tmp_path / f"batch-{records}.json"
+        path.write_bytes(orjson.dumps({"Records": bomb_records(records)}))
+        router = build_router(load_config_from_env({"SHIPPER_SINKS": "null"}))
+        return lambda: run([str(path)], router, RunOptions(read=ReadOptions(), quiet=True))
+
+    small, large = peak_bytes(run_over(4)), peak_bytes(run_over(16))
+    assert large - small < 6 * MB, (small, large)
