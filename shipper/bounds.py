@@ -80,4 +80,3 @@ def json_whole(value: Any, bounds: Range) -> int | None:
     if type(value) is float and bounds.low <= value <= bounds.high and value.is_integer():
         return int(value)
     return None
-

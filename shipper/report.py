@@ -432,7 +432,7 @@ class FleetReport:
         functions.sort(key=lambda f: (-f["cost_usd"]["x86_64"], -f["invocations"], f["function"]))
         folded = len(self.folded)
         if folded:
-            other = self.other.to_dict(OTHER_FUNCTIONS, prices)
+            other = self.other.to_dict(OTHER_FUNCTIONS, prices, window_s)
             other["memory"]["hint"] = None  # sizes and use of different functions: no advice holds for all
             other["folded_functions"] = folded
             other["folded_functions_at_least"] = self.folded_past_limit
