@@ -610,7 +610,7 @@ def _cost_columns(functions: list[dict[str, Any]], totals: dict[str, Any]) -> li
 
     def usd(f: dict[str, Any] | None, key: str, arch: str) -> str:
         costs = (totals if f is None else f).get(key)
-        return "-" if costs is None else _usd(costs[arch])
+        return "-" if costs is None else format_usd(costs[arch])
 
     return [
         _Column("memory MB", [_number(f["memory"]["configured_mb"]) if f else "" for f in rows]),
@@ -711,8 +711,10 @@ def _count_pct(count: int, pct: float | None) -> str:
     return f"{count:,}" if pct is None else f"{count:,} ({pct:.1f}%)"
 
 
-def _usd(value: float) -> str:
+def format_usd(value: float) -> str:
     """Dollars to the cent from $10, else to three significant digits ($0.0000123), never `$0.0000`."""
+    if value >= 1e15:
+        return f"${value:.3g}"
     if value >= 10:
         return f"${value:,.2f}"
     if value <= 0:

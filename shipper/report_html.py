@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from shipper import __version__
-from shipper.report import _LOG_GAMMA, FleetReport, Quantiles
+from shipper.report import _LOG_GAMMA, FleetReport, Quantiles, format_usd
 from shipper.terminal import printable
 from shipper.timeline import Timeline
 
@@ -591,9 +591,7 @@ def _pct(value: Any) -> str:
 
 def _usd(value: Any) -> str:
     number = _finite(value)
-    if number is None:
-        return "not finite"
-    return f"${number:,.2f}" if abs(number) >= 10 else f"${number:.4f}" if abs(number) < 1e15 else f"${number:.3g}"
+    return "not finite" if number is None else format_usd(number)
 
 
 def _ms(value: Any) -> str:
