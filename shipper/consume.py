@@ -56,6 +56,7 @@ import time
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
@@ -534,20 +535,15 @@ def _delivery_config(args: argparse.Namespace) -> Config:
 def _aws(args: argparse.Namespace) -> tuple[Any, Checkpoints]:
     """The Kinesis client (the stream checked to exist) and the checkpoint store."""
     try:
-        from botocore.exceptions import NoRegionError
-
-        from shipper.sinks.aws import make_client
+        from shipper.aws_clients import client as aws_client
     except ImportError as exc:
         raise ConfigError(f"shipper consume needs boto3: {INSTALL_AWS} ({exc})") from exc
-    options = {key: value for key, value in (("endpoint_url", args.endpoint_url), ("region", args.region)) if value}
-    try:
-        client = make_client("kinesis", options)
-    except NoRegionError:
-        raise ConfigError("no AWS region: pass --region or set AWS_REGION") from None
+    aws = partial(aws_client, region=args.region, endpoint_url=args.endpoint_url, region_from="--region or AWS_REGION")
+    client = aws("kinesis")
     try:
         client.describe_stream_summary(StreamName=args.stream)
     except client.exceptions.ResourceNotFoundException as exc:
         raise ConfigError(f"--stream: no Kinesis stream named {args.stream!r}") from exc
     if args.checkpoint_table:
-        return client, DynamoDBCheckpoints(make_client("dynamodb", options), args.checkpoint_table, args.stream)
+        return client, DynamoDBCheckpoints(aws("dynamodb"), args.checkpoint_table, args.stream)
     return client, FileCheckpoints(args.checkpoint_dir or DEFAULT_CHECKPOINT_DIR, args.stream)

@@ -345,10 +345,6 @@ class DeliveryReport:
         return [origin for origin, got in self.statuses.items() if got is status]
 
     @property
-    def delivered_origins(self) -> list[Origin]:
-        return self.origins(Status.DELIVERED)
-
-    @property
     def dead_lettered_origins(self) -> list[Origin]:
         return self.origins(Status.DEAD_LETTERED)
 

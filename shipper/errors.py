@@ -1,6 +1,6 @@
 """The exceptions the shipper raises on purpose, in one tree.
 
-    ShipperError
+    ShipperError         base of every exception the shipper raises on purpose
     ├── ConfigError      the configuration is wrong; the message names the variable, flag or key and
     │                    what is wrong with it. Also a ValueError.
     ├── SecretError      a secret reference is malformed or could not be read; `retryable` says whether
@@ -10,6 +10,14 @@
     │                    Both in shipper.handler; raising them fails the invocation on purpose.
     └── SinkError        a sink did not take (all of) a batch: `retryable`, `failed` (indices into the
                          batch; None means all) and `retry_after` (seconds). Defined in shipper.sinks.base.
+
+Other exceptions, outside that tree:
+
+    PartialWrite         an OSError: only the first `written` bytes of a write went out (shipper.files);
+                         the sinks that write files and standard output turn it into a SinkError.
+    _Stop                shipper.runner: `shipper run` stopping at a signal; never leaves the runner.
+    _Unrepresentable     shipper.sinks.cloudwatch_metrics: an event CloudWatch cannot take as a metric;
+                         becomes that event's failure, never leaves the module.
 
 Decoding never raises for bad input: it becomes a Reject. Delivery never raises for a sink's failure:
 it reports each origin delivered, dead-lettered or not delivered (see shipper.delivery).

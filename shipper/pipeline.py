@@ -18,7 +18,6 @@ from shipper.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     RawRecord,
     decode_record,
-    record_from_awslogs_event,
     records_from_kinesis_event,
 )
 from shipper.reject import Reject
@@ -77,14 +76,6 @@ class Pipeline:
             self._count_rejects([reject])
             outcomes.append(RecordOutcome(reject.sequence_number, rejects=[reject]))
         return outcomes
-
-    def process_awslogs_event(self, event: dict[str, Any], source: str | None = None) -> list[RecordOutcome]:
-        """A direct CloudWatch Logs subscription event (`{"awslogs": {"data": ...}}`)."""
-        record, reject = record_from_awslogs_event(event, source)
-        if record is None:
-            self._count_rejects([reject])
-            return [RecordOutcome(None, rejects=[reject])]
-        return self.process_records([record])
 
     def process_documents(self, documents: Iterable[dict[str, Any]], origin: str | None = None) -> RecordOutcome:
         """CloudWatch Logs-shaped documents built from an export format, as one outcome.

@@ -16,6 +16,11 @@ within that time without a call per use. Every failure raises SecretError, whose
 reference and never contains a secret value (its `retryable` says whether AWS may answer later:
 throttling, 5xx, timeouts); this module logs and prints nothing. boto3 is imported only when an AWS
 reference is first resolved.
+
+A lookup is one attempt (shipper.aws_clients) with TIMEOUT_S (3 s) to connect and to read, and never
+longer than the send under way may still take (shipper.sinks.base.time_left): the delivery layer above
+owns retrying, with its backoff and deadline, and a secret store that does not answer fails the send
+as retryable instead of holding it.
 """
 
 from __future__ import annotations
@@ -31,11 +36,13 @@ from collections.abc import Callable, Iterable
 from html.entities import codepoint2name
 from typing import Any
 
-from shipper.errors import ShipperError
+from shipper.errors import ConfigError, ShipperError
 
 __all__ = ["REDACTED", "REFERENCE_KINDS", "SecretError", "SecretResolver", "check_reference", "get_secret", "redact"]
 
 DEFAULT_TTL_S = 300.0
+TIMEOUT_S = 3.0
+"""Connect and read timeout of one lookup (shortened to the send's time left)."""
 _AWS_KINDS = ("ssm", "secretsmanager")  # each the name of its boto3 service
 #: What a reference may start with (`KIND:...`).
 REFERENCE_KINDS = ("env", *_AWS_KINDS)
@@ -92,29 +99,46 @@ class SecretResolver:
         return value
 
     def _fetch(self, ref: str, kind: str, name: str) -> str:
-        import boto3  # only when an AWS reference is used: importing shipper never imports boto3
+        # Only when an AWS reference is used: importing shipper never imports boto3.
         from botocore.exceptions import BotoCoreError, ClientError
 
         from shipper.aws_errors import classify
+        from shipper.sinks.base import time_left
 
+        seconds = time_left()
+        if seconds <= 0:
+            raise SecretError(f"cannot read secret {ref!r}: no time left in the send", retryable=True)
         try:
-            with self._lock:
-                client = self._clients.get(kind)
-                if client is None:
-                    session = boto3.session.Session(region_name=self._region)
-                    client = self._clients[kind] = session.client(kind, endpoint_url=self._endpoint_url)
+            client = self._client(kind, seconds)
             if kind == "ssm":
                 return client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
             response = client.get_secret_value(SecretId=name)
         except (BotoCoreError, ClientError) as exc:
             retryable, reason, _ = classify(exc)
             raise SecretError(f"cannot read secret {ref!r}: {reason}", retryable=retryable) from None
+        except ConfigError as exc:  # no region
+            raise SecretError(f"cannot read secret {ref!r}: {exc}") from None
         if "SecretString" in response:
             return response["SecretString"]
         try:
             return response["SecretBinary"].decode()
         except UnicodeDecodeError:
             raise SecretError(f"secret {ref!r} is binary, not UTF-8 text") from None
+
+    def _client(self, kind: str, seconds: float) -> Any:
+        """The client for `kind`, whose timeouts end within `seconds` (a client of its own when that is
+        shorter than TIMEOUT_S: botocore's timeouts belong to the client, not to the call)."""
+        from shipper.aws_clients import client
+
+        if seconds < TIMEOUT_S:
+            return client(kind, region=self._region, endpoint_url=self._endpoint_url, timeout=seconds)
+        with self._lock:
+            cached = self._clients.get(kind)
+            if cached is None:
+                cached = self._clients[kind] = client(
+                    kind, region=self._region, endpoint_url=self._endpoint_url, timeout=TIMEOUT_S
+                )
+            return cached
 
 
 def _parse(ref: str) -> tuple[str, str, str]:

@@ -231,17 +231,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _logs_client(region: str | None, endpoint_url: str | None) -> Any:
     try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import NoRegionError
+        from shipper.aws_clients import COMMAND_ATTEMPTS, client
     except ImportError as exc:
         raise ConfigError(f"shipper subscribe needs boto3: {INSTALL_AWS} ({exc})") from None
-    try:
-        return boto3.session.Session(region_name=region).client(
-            "logs", endpoint_url=endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 8})
-        )
-    except NoRegionError:
-        raise ConfigError("no AWS region: pass --region or set AWS_REGION") from None
+    where = "--region or AWS_REGION"
+    return client("logs", region=region, endpoint_url=endpoint_url, attempts=COMMAND_ATTEMPTS, region_from=where)
 
 
 def _print_results(results: Sequence[GroupResult], dry_run: bool) -> None:

@@ -17,8 +17,9 @@ from shipper.config import Config, SinkConfig, build_router, load_config_from_en
 from shipper.delivery import RetryPolicy, Status
 from shipper.errors import ConfigError
 from shipper.reject import Reject
-from shipper.sinks.aws import KinesisSink, S3Sink
 from shipper.sinks.http import HttpSink
+from shipper.sinks.kinesis import KinesisSink
+from shipper.sinks.s3 import S3Sink
 
 
 def test_environment_describes_sinks_routes_dead_letter_and_knobs(tmp_path: Path) -> None:

@@ -22,13 +22,13 @@ import orjson
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from shipper.aws_clients import client as aws_client
 from shipper.checkpoint import SHARD_END, DynamoDBCheckpoints, FileCheckpoints
 from shipper.cli import main
 from shipper.config import build_router, merge_cli
 from shipper.consume import _READ_BACKOFF, MIN_READ_INTERVAL_S, Consumer, ShardState, readable
 from shipper.errors import ConfigError
 from shipper.pipeline import Pipeline
-from shipper.sinks.aws import make_client
 from shipper.telemetry import Telemetry
 
 from helpers import cwl_document, gz
@@ -71,7 +71,7 @@ def make_consumer(endpoint: str, sinks: list[str], checkpoints: Any, stop: threa
     router = build_router(
         merge_cli(None, sinks=sinks, retry_max_attempts=options.pop("attempts", 5), retry_base_s=0.01)
     )
-    client = make_client("kinesis", {"endpoint_url": endpoint})
+    client = aws_client("kinesis", endpoint_url=endpoint)
     options.setdefault("idle_s", 0.2)
     return Consumer(client, STREAM, Pipeline(), router, checkpoints, stop, Telemetry(), **options)
 

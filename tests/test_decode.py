@@ -14,7 +14,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.decode import KPL_MAGIC, RawRecord, decode_record, records_from_get_records
+from shipper.decode import KPL_MAGIC, RawRecord, decode_record, record_from_awslogs_event, records_from_get_records
 from shipper.pipeline import Pipeline
 
 from helpers import cwl_document, gz, kinesis_event
@@ -52,7 +52,9 @@ def test_raw_get_records_bytes_and_direct_awslogs_event_give_the_same_events():
     document = cwl_document(["[INFO]\t2024-05-20T16:29:45.009Z\tabc\tprocessed order 42\n"])
     data = gz(document)
     from_raw = Pipeline().process_records(records_from_get_records([{"Data": data, "SequenceNumber": "7"}]))
-    from_awslogs = Pipeline().process_awslogs_event({"awslogs": {"data": base64.b64encode(data).decode()}})
+    record, _ = record_from_awslogs_event({"awslogs": {"data": base64.b64encode(data).decode()}})
+    assert record is not None
+    from_awslogs = Pipeline().process_records([record])
     assert from_raw[0].events == from_awslogs[0].events
     assert from_raw[0].events[0]["message"] == "processed order 42"
     assert from_raw[0].origin == "7"

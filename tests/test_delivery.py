@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from fake_sinks import FakeTime, ScriptedSink, Step, delivery, events, fail, fail_where, ok
+from fake_sinks import delivery, events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status, event_size
+from shipper.testing import FakeTime, ScriptedSink, Step, fail, fail_where, ok
 
 
 def send_all(target: Delivery, batch: list[dict[str, Any]], origin: Any = "o", deadline: Any = None) -> list[Any]:

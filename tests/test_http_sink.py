@@ -27,13 +27,14 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from fake_sinks import FakeTime, events
+from fake_sinks import events
 
 from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status
 from shipper.errors import ConfigError
 from shipper.sinks import DirectorySink, build_sink
 from shipper.sinks.base import SinkError
 from shipper.sinks.http import HttpSink, _no_proxy_covers
+from shipper.testing import FakeTime
 
 SECRET = "s3cr3t-Value-7f9c2a"
 

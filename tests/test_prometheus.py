@@ -10,7 +10,7 @@ import sys
 import urllib.request
 
 import pytest
-from fake_sinks import FakeTime, ScriptedSink, delivery, fail
+from fake_sinks import delivery
 from prometheus_client import CollectorRegistry, generate_latest
 
 from shipper.delivery import Delivery, Route, Router
@@ -20,6 +20,7 @@ from shipper.telemetry import Telemetry, TelemetryConfig, start_metrics_server
 from shipper.telemetry.config import telemetry_config_from_env
 from shipper.telemetry.custom import MAX_SET_MEMBERS, SECONDS_BUCKETS
 from shipper.telemetry.naming import metric_name
+from shipper.testing import FakeTime, ScriptedSink, fail
 
 from generate import build_corpus
 from helpers import classify_messages, cwl_document, gz, kinesis_event

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fake_sinks import FakeTime, ScriptedSink, delivery, events, fail, fail_where
+from fake_sinks import delivery, events
 
 from shipper.delivery import Route, Router, Status
 from shipper.reject import Reject
+from shipper.testing import FakeTime, ScriptedSink, fail, fail_where
 
 
 def types_taken(sink: ScriptedSink) -> set[str]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Request, loopback
@@ -20,6 +19,7 @@ from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
 from shipper.sinks.datadog import MAX_ITEMS, MAX_PAYLOAD_BYTES
+from shipper.testing import FakeTime
 
 from promstack import value, victoria_metrics, vm_flush, wait_for
 

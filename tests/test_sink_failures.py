@@ -29,7 +29,6 @@ from unittest import mock
 import boto3
 import orjson
 import pytest
-from fake_sinks import ScriptedSink
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_consume import STREAM, put_orders
@@ -38,6 +37,7 @@ from shipper.delivery import Delivery, RetryPolicy, Status
 from shipper.runner import EXIT_UNDELIVERED
 from shipper.sinks import DirectorySink, JsonLinesFileSink, StdoutSink, build_sink
 from shipper.sinks.base import SinkError
+from shipper.testing import ScriptedSink
 
 from promstack import wait_for
 

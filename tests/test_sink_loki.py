@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Request, loopback
@@ -22,6 +21,7 @@ from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
 from shipper.sinks.loki import LEVELS, MAX_FIELD_ENTRIES, metadata
+from shipper.testing import FakeTime
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:

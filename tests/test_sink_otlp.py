@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopback import Request, Server, loopback
@@ -25,6 +24,7 @@ from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.handler import KinesisHandler
 from shipper.sinks import build_sink
+from shipper.testing import FakeTime
 
 START = 1716222585000
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime
 from loopback import Request, loopback
 from test_sink_otlp import common, invocation, metric
 
@@ -17,6 +16,7 @@ from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
 from shipper.sinks.protos import WriteRequest
+from shipper.testing import FakeTime
 
 from promstack import prometheus, query, value, victoria_metrics, vm_flush, wait_for
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime
 from loopback import Request, loopback
 from test_sink_otlp import invocation, log_event
 
@@ -18,6 +17,7 @@ from shipper.config import Config, SinkConfig, build_router
 from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
+from shipper.testing import FakeTime
 
 TOKEN = "11111111-2222-3333-4444-555555555555"
 

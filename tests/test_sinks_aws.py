@@ -23,22 +23,20 @@ from aws_kinesis_agg import MAGIC
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from botocore.exceptions import ClientError
 
+from shipper.aws_clients import client as aws_client
 from shipper.aws_errors import classify
 from shipper.contract import contract_violations
 from shipper.errors import ConfigError
 from shipper.reject import Reject
 from shipper.sinks import SinkError
-from shipper.sinks.aws import (
-    CloudWatchMetricsSink,
-    EmfSink,
-    FirehoseSink,
-    KinesisSink,
-    Outcome,
-    S3Sink,
-    build_aws_sink,
-    cloudwatch_unit,
-    make_client,
-)
+from shipper.sinks.aws import build_aws_sink
+from shipper.sinks.cloudwatch import CloudWatchMetricsSink
+from shipper.sinks.cloudwatch_metrics import cloudwatch_unit
+from shipper.sinks.emf import EmfSink
+from shipper.sinks.firehose import FirehoseSink
+from shipper.sinks.kinesis import KinesisSink
+from shipper.sinks.packing import Outcome
+from shipper.sinks.s3 import S3Sink
 
 REGION = "us-east-1"
 NOW_MS = int(time.time() * 1000)
@@ -154,7 +152,7 @@ def test_build_rejects_bad_specs_and_options(spec: str, options: dict, message: 
 
 
 def test_clients_try_each_call_once() -> None:
-    retries = make_client("kinesis", {"region": REGION}).meta.config.retries
+    retries = aws_client("kinesis", region=REGION).meta.config.retries
     assert retries == {"total_max_attempts": 1, "mode": "standard"}
 
 
@@ -241,7 +239,7 @@ def test_s3_writes_one_gzipped_ndjson_object_per_batch(aws: str) -> None:
 def test_s3_key_is_partitioned_by_the_utc_send_hour(aws: str) -> None:
     client("s3", aws).create_bucket(Bucket="bkt")
     sent_at = datetime(2024, 5, 20, 23, 59, 58, 123000, tzinfo=UTC).timestamp()
-    sink = S3Sink(make_client("s3", endpoint_options(aws)), "bkt", "/dead-letter/", clock=lambda: sent_at)
+    sink = S3Sink(aws_client("s3", endpoint_url=aws, region=REGION), "bkt", "/dead-letter/", clock=lambda: sent_at)
     assert sink.name == "s3://bkt/dead-letter"
     sink.send([log_event("a", 1)])
     (key,) = read_s3_objects(aws, "bkt")
@@ -350,7 +348,7 @@ def test_kinesis_random_partition_keys_keep_each_record_under_one_key(aws: str) 
 def test_kinesis_splits_calls_at_the_request_limit(aws: str) -> None:
     create_stream(aws, "large", shards=1)
     events = [log_event(f"fn{n % 8}", n, message="y" * 700_000) for n in range(12)]  # 8.4 MB, over 5 MiB
-    sink = KinesisSink(make_client("kinesis", endpoint_options(aws)), "large")
+    sink = KinesisSink(aws_client("kinesis", endpoint_url=aws, region=REGION), "large")
     outcome = Outcome()
     assert sum(record.size for record in sink.pack(events, outcome)) > 5 * 1024 * 1024
     sink.send(events)
@@ -446,7 +444,7 @@ def test_firehose_delivers_ndjson_to_its_destination(aws: str, record_per_event:
 def test_firehose_splits_records_and_calls_at_the_limits(aws: str) -> None:
     create_delivery_stream(aws, "big", "big-bucket")
     events = [log_event("a", n, message=f"{n:03} " + "w" * 300_000) for n in range(20)]  # 6 MB
-    sink = FirehoseSink(make_client("firehose", endpoint_options(aws)), "big")
+    sink = FirehoseSink(aws_client("firehose", endpoint_url=aws, region=REGION), "big")
     records = sink.pack(events, Outcome())
     assert all(record.size <= 1000 * 1024 for record in records) and len(records) == 7  # three events a record
     sink.send(events)
@@ -543,7 +541,7 @@ def test_cloudwatch_puts_invocation_statistics_and_custom_metrics(aws: str) -> N
 def test_cloudwatch_splits_calls_and_value_lists_at_the_limits(aws: str) -> None:
     many_names = [metric(f"m{n:04}", 1.0, namespace="Wide") for n in range(1100)]
     many_values = [metric("spread", float(n), namespace="Deep") for n in range(400)]
-    cloudwatch = make_client("cloudwatch", endpoint_options(aws))
+    cloudwatch = aws_client("cloudwatch", endpoint_url=aws, region=REGION)
     calls: list[tuple[str, list[int]]] = []  # moto does not enforce the limits: watch what goes out
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -577,9 +575,9 @@ def test_cloudwatch_rejects_only_the_events_it_cannot_store(aws: str) -> None:
 
 
 def test_cloudwatch_sink_over_a_bad_endpoint_fails_retryable(unreachable_endpoint: str) -> None:
-    options = {"endpoint_url": unreachable_endpoint, "region": REGION}
+    cloudwatch = aws_client("cloudwatch", endpoint_url=unreachable_endpoint, region=REGION)
     with pytest.raises(SinkError) as caught:
-        CloudWatchMetricsSink(make_client("cloudwatch", options)).send([*INVOCATIONS, log_event("alpha", 1)])
+        CloudWatchMetricsSink(cloudwatch).send([*INVOCATIONS, log_event("alpha", 1)])
     assert caught.value.retryable
     assert caught.value.failed == [0, 1, 2, 3]  # the log event had nothing to send
 

@@ -162,12 +162,14 @@ def _unreadable(path: Path, reason: str) -> Reject:
 def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     try:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
+
+        from shipper.aws_clients import COMMAND_ATTEMPTS
+        from shipper.aws_clients import client as aws_client
     except ImportError:
         yield Reject("unreadable_input", f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
         return
-    client = boto3.client("s3", endpoint_url=endpoint_url)
+    client = aws_client("s3", endpoint_url=endpoint_url, attempts=COMMAND_ATTEMPTS)
     found = 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from shipper.errors import INSTALL_AWS, ConfigError
+from shipper.errors import ConfigError
 from shipper.sinks.base import Sink, SinkError
 from shipper.sinks.local import DirectorySink, JsonLinesFileSink, NullSink, StdoutSink
 
@@ -38,11 +38,12 @@ _BACKENDS = {
 }
 """Sinks for observability backends: kind -> (module with a `build(spec, options)`, the extra it needs if any).
 Each module is imported only when such a sink is configured: protobuf and snappy stay out of the rest."""
+AWS_SPECS = "s3://BUCKET[/PREFIX], kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf"
 SPECS = (
-    "stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), s3://BUCKET/PREFIX, "
-    "kinesis:STREAM, firehose:DELIVERY_STREAM, cloudwatch or cloudwatch:emf, otlp:URL, "
+    f"stdout, null, jsonl:PATH, dir:PATH, http:URL (or an http:// or https:// URL), {AWS_SPECS}, otlp:URL, "
     "prometheus-remote-write:URL, loki:URL, datadog, splunk-hec:URL"
 )
+"""Every sink spec, for messages and help."""
 
 
 def sink_kind(spec: str) -> str:
@@ -56,16 +57,14 @@ def sink_kind(spec: str) -> str:
 def build_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     """Build a sink from its spec (see SPECS; a `.gz` jsonl path compresses) and its options.
 
-    AWS sinks are built by shipper.sinks.aws, imported only here so that boto3 loads only when one
-    is configured. Local sinks take no options.
+    AWS sinks are built by shipper.sinks.aws, imported only here: boto3 loads only when a sink that
+    calls AWS is configured (`cloudwatch:emf` writes standard output and needs none). Local sinks take no options.
     """
     options = options or {}
     kind = sink_kind(spec)
     if kind in _AWS_KINDS:
-        try:
-            from shipper.sinks.aws import build_aws_sink
-        except ImportError as exc:
-            raise ConfigError(f"needs boto3: {INSTALL_AWS} ({exc})") from exc
+        from shipper.sinks.aws import build_aws_sink
+
         return build_aws_sink(spec, options)
     if kind in _BACKENDS:
         module, extra = _BACKENDS[kind]

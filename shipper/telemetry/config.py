@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipper.config import _number as parse_number
 from shipper.errors import ConfigError
-from shipper.telemetry.naming import ID_TAG, RESERVED_LABELS, label_name
+from shipper.metric_rules import identifies_request
+from shipper.telemetry.naming import RESERVED_LABELS, label_name
 
 if TYPE_CHECKING:
     from shipper.telemetry.server import MetricsServer
@@ -60,7 +61,7 @@ def telemetry_config(
     tags = tuple(dict.fromkeys(tag.strip() for tag in labels if tag.strip()))
     for tag in tags:
         name = label_name(tag)
-        if ID_TAG.search(name):
+        if identifies_request(tag):
             raise ConfigError(f"{where['labels']}: tag {tag!r} identifies a request; it can never be a label")
         if not name or name in RESERVED_LABELS or name.startswith("_"):
             raise ConfigError(f"{where['labels']}: tag {tag!r} cannot be a label (it becomes {name!r})")

@@ -30,11 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-import orjson
-
 from shipper.delivery import DeliveryReport
 from shipper.errors import ConfigError
 from shipper.pipeline import RecordOutcome
+from shipper.sinks.cloudwatch_metrics import DEFAULT_NAMESPACE
+from shipper.sinks.emf import emf_document, write_documents
 from shipper.telemetry.config import TelemetryConfig, telemetry_config_from_env
 from shipper.telemetry.totals import DEAD_LETTER_SINK, Increments, router_totals
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_JOB = "shipper"
-DEFAULT_EMF_NAMESPACE = "Shipper"
 PUSH_TIMEOUT_S = 2.0
 _PUSH_MARGIN_S = 0.5
 """Time left to the function after a push, at the least: a push never eats the invocation's deadline."""
@@ -114,7 +113,7 @@ class LambdaTelemetry:
                 self._failed("push", shard, exc)
         if self.emf_namespace is not None:
             try:
-                self._write_emf(shard, events_emitted, report, pipeline, router, seconds)
+                self._write_emf(self.emf_namespace, shard, events_emitted, report, pipeline, router, seconds)
             except Exception as exc:
                 self._failed("emf", shard, exc)
 
@@ -176,6 +175,7 @@ class LambdaTelemetry:
 
     def _write_emf(
         self,
+        namespace: str,
         shard: str,
         events_emitted: int,
         report: DeliveryReport,
@@ -199,23 +199,11 @@ class LambdaTelemetry:
             "EventsFailed": sinks("undelivered_events"),
             "SinkRetries": sinks("retries"),
         }
-        metrics = [{"Name": name, "Unit": "Count"} for name in values]
-        metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})
-        document = {
-            "_aws": {
-                "Timestamp": int(self._clock() * 1000),
-                "CloudWatchMetrics": [
-                    {"Namespace": self.emf_namespace, "Dimensions": [["ShipperFunction", "Shard"]], "Metrics": metrics}
-                ],
-            },
-            "ShipperFunction": self.function_name,
-            "Shard": shard,
-            **values,
-            "BatchDuration": round(seconds * 1000, 3),
-        }
-        stream = self._stream if self._stream is not None else sys.stdout.buffer
-        stream.write(orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE))
-        stream.flush()
+        metrics: dict[str, tuple[str, float]] = {name: ("Count", value) for name, value in values.items()}
+        metrics["BatchDuration"] = ("Milliseconds", round(seconds * 1000, 3))
+        dimensions = (("ShipperFunction", self.function_name), ("Shard", shard))
+        document = emf_document(namespace, dimensions, metrics, int(self._clock() * 1000))
+        write_documents(self._stream if self._stream is not None else sys.stdout.buffer, [document])
 
 
 def _push_handler(
@@ -291,7 +279,7 @@ def lambda_telemetry_from_env(environ: Mapping[str, str]) -> LambdaTelemetry | N
         function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME", "") or "unknown",
         gateway=gateway,
         job=environ.get("SHIPPER_PUSHGATEWAY_JOB", "").strip() or DEFAULT_JOB,
-        emf_namespace=(environ.get("SHIPPER_METRICS_EMF_NAMESPACE", "").strip() or DEFAULT_EMF_NAMESPACE)
+        emf_namespace=(environ.get("SHIPPER_METRICS_EMF_NAMESPACE", "").strip() or DEFAULT_NAMESPACE)
         if emf in ("true", "1")
         else None,
     )

@@ -12,90 +12,20 @@ ratio. A value written in another unit (ms, KB, %) is scaled to the base unit. C
 
 from __future__ import annotations
 
-import re
+from shipper.metric_rules import PER_SECOND, snake_case, unit_of
 
 MAX_NAME_CHARS = 128
 """Longest metric name part kept from a log line (before the prefix and suffixes)."""
 MAX_LABEL_VALUE_CHARS = 256
 """Longer label values are cut: a label value is for grouping, not for carrying text."""
 
-_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
-# Where a word starts inside camelCase or an acronym: processingTime, HTTPErrors.
-_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-# Tags that identify one request (or trace): never a label, every value would be a new series.
-ID_TAG = re.compile(r"(request|trace|span|correlation|invocation|execution)[-_.]?id$", re.IGNORECASE)
 RESERVED_LABELS = frozenset({"function", "le", "quantile", "job", "instance"})
-
-_TIME = {
-    "ns": 1e-9,
-    "nanosecond": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "microsecond": 1e-6,
-    "ms": 1e-3,
-    "msec": 1e-3,
-    "millisecond": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "second": 1.0,
-    "min": 60.0,
-    "minute": 60.0,
-    "h": 3600.0,
-    "hour": 3600.0,
-    "d": 86400.0,
-    "day": 86400.0,
-}
-_BYTES = {
-    "b": 1,
-    "byte": 1,
-    "kb": 1024,
-    "kib": 1024,
-    "kilobyte": 1024,
-    "mb": 1024**2,
-    "mib": 1024**2,
-    "megabyte": 1024**2,
-    "gb": 1024**3,
-    "gib": 1024**3,
-    "gigabyte": 1024**3,
-    "tb": 1024**4,
-    "tib": 1024**4,
-    "terabyte": 1024**4,
-    "pb": 1024**5,
-    "pib": 1024**5,
-    "petabyte": 1024**5,
-    "bit": 1 / 8,
-    "kbit": 1024 / 8,
-    "kilobit": 1024 / 8,
-    "mbit": 1024**2 / 8,
-    "megabit": 1024**2 / 8,
-    "gbit": 1024**3 / 8,
-    "gigabit": 1024**3 / 8,
-    "tbit": 1024**4 / 8,
-    "terabit": 1024**4 / 8,
-}
-_RATIO = {"%": 0.01, "percent": 0.01, "pct": 0.01, "percentage": 0.01, "ratio": 1.0}
-_UNITLESS = frozenset({"", "count", "none", "1"})
-_PER_SECOND = frozenset({"s", "sec", "second"})
-
-
-def snake_case(text: str) -> str:
-    """`ProcessingTime`, `orders.processed`, `HTTP-5xx` -> `processing_time`, `orders_processed`, `http_5xx`."""
-    return _NOT_ALNUM.sub("_", _WORD_START.sub("_", text)).strip("_").lower()
 
 
 def _base_unit(key: str) -> tuple[str, float] | None:
     """(suffix, factor) for a unit word in lower case, singular or plural; None when unknown."""
-    for word in (key, key[:-1] if key.endswith("s") else key):
-        if word in _TIME:
-            return "seconds", _TIME[word]
-        if word in _BYTES:
-            return "bytes", float(_BYTES[word])
-        if word in _RATIO:
-            return "ratio", _RATIO[word]
-        if word in _UNITLESS:
-            return "", 1.0
-    return None
+    known = unit_of(key)
+    return None if known is None else (known.base, known.factor)
 
 
 def unit_suffix(unit: str | None) -> tuple[str, float]:
@@ -109,7 +39,7 @@ def unit_suffix(unit: str | None) -> tuple[str, float]:
     if known is not None:
         return known
     base, per, rate = key.partition("/")
-    if per and rate in _PER_SECOND:
+    if per and rate in PER_SECOND:
         known = _base_unit(base)
         if known is not None:
             suffix, factor = known
