@@ -15,7 +15,10 @@ Other exceptions, outside that tree:
 
     PartialWrite         an OSError: only the first `written` bytes of a write went out (shipper.files);
                          the sinks that write files and standard output turn it into a SinkError.
-    _Stop                shipper.runner: `shipper run` stopping at a signal; never leaves the runner.
+    Interrupted          shipper.stopping: a stop signal arrived while `shipper run` was reading input;
+                         raised in the signal handler to end a blocked read, never leaves the runner.
+    _Stop                shipper.runner: `shipper run` stopping (--strict, or a stop signal between two
+                         batches); never leaves the runner.
     _Unrepresentable     shipper.sinks.cloudwatch_metrics: an event CloudWatch cannot take as a metric;
                          becomes that event's failure, never leaves the module.
 

@@ -108,7 +108,9 @@ def test_a_secret_store_that_does_not_answer_fails_the_send_in_its_time(aws: str
     started = time.monotonic()
     with sending_within(0.5), pytest.raises(SecretError) as caught:
         resolver.get(ref)
-    assert time.monotonic() - started < 1.5
+    # 0.5 s and building a client (botocore loads its service model, slow on a loaded machine); botocore's
+    # default would be 60 s a try.
+    assert time.monotonic() - started < 3.0
     assert caught.value.retryable
     with sending_within(0.0), pytest.raises(SecretError, match="no time left") as caught:
         resolver.get(ref)

@@ -180,7 +180,7 @@ def test_consume_without_a_region_says_what_to_set():
         check=False,
     )
     assert done.returncode == EXIT_USAGE
-    assert "no AWS region: pass --region or set AWS_REGION" in done.stderr
+    assert "no AWS region for kinesis: set --region or AWS_REGION" in done.stderr
     assert "Traceback" not in done.stderr
 
 
