@@ -224,3 +224,26 @@ def test_the_readable_sample_is_what_the_generator_writes(tmp_path):
     bundled = ROOT / "examples" / "sample-text"
     assert {path.relative_to(bundled) for path in bundled.rglob("*") if path.is_file()} == set(written)
     assert all((bundled / path).read_bytes() == body for path, body in written.items())
+
+
+def _exit_statuses(text: str) -> set[int]:
+    """The statuses in the first column of a page's exit-status table (`| 3 | ... |`)."""
+    return {int(number) for number in re.findall(r"^\| (\d+) \|", text, flags=re.MULTILINE)}
+
+
+def test_every_exit_status_of_run_is_in_its_tables():
+    from shipper import runner
+
+    statuses = {value for name, value in vars(runner).items() if name.startswith("EXIT_")}
+    assert {0, 1, 2, 3, 130} <= statuses, statuses
+    for page in ("run.md", "troubleshooting.md"):
+        assert _exit_statuses((DOCS / page).read_text(encoding="utf-8")) == statuses, page
+
+
+def test_the_stopping_and_deadline_figures_are_the_codes():
+    from shipper.handler import ANSWER_RESERVE_S
+    from shipper.stopping import SHUTDOWN_GRACE_S
+
+    delivery = (DOCS / "delivery.md").read_text(encoding="utf-8")
+    assert f"{SHUTDOWN_GRACE_S:g} s more (`SHUTDOWN_GRACE_S`)" in delivery
+    assert f"{ANSWER_RESERVE_S:g} s (`ANSWER_RESERVE_S`)" in delivery
