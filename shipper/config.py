@@ -186,7 +186,7 @@ def merge_cli(
 
 
 def build_router(
-    config: Config, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
+    config: Config, *, sleep: Callable[[float], object] = time.sleep, clock: Callable[[], float] = time.monotonic
 ) -> Router:
     """Build every sink and the dead letter, each inside a Delivery, and the Router over them.
 

@@ -142,7 +142,7 @@ class Delivery:
         retry: RetryPolicy | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         dead_letter: Delivery | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -240,8 +240,10 @@ class Delivery:
                 return settled + self._settle(pending, Status.NOT_DELIVERED, why)
             if attempt > 1:
                 self.counters.retries += 1
-                self._sleep(wait)
-                if deadline is not None and deadline() <= 0:  # a stop cut the wait short
+                # A sleep that returns False was cut short by a stop (shipper.stopping): no retry then, even
+                # with time left to flush what is buffered.
+                cut_short = self._sleep(wait) is False
+                if cut_short or (deadline is not None and deadline() <= 0):
                     return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
             error = self._attempt([item[1] for item in pending])
             if error is None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +19,10 @@ import pytest
 from test_consume import STREAM, put_orders
 from test_http_sink import Endpoint, serve
 
+from shipper.delivery import Delivery, RetryPolicy, Status
 from shipper.runner import EXIT_INTERRUPTED
+from shipper.stopping import grace_deadline, interruptible_sleep
+from shipper.testing import ScriptedSink, fail
 
 
 @pytest.fixture
@@ -95,3 +99,19 @@ def test_shipper_run_in_process_gives_the_signal_handlers_back(tmp_path: Path) -
     (tmp_path / "input.log").write_text("one line\n")
     assert main(["run", str(tmp_path / "input.log"), "--log-group", "/aws/lambda/f", "--sink", "null", "--quiet"]) == 0
     assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_stop_during_a_retry_wait_sends_no_retry_though_the_grace_to_flush_is_left() -> None:
+    """The 5 s left to flush after a stop are for what is buffered, not for hitting a throttling server again."""
+    stop = threading.Event()
+    sink = ScriptedSink(fail(retryable=True, retry_after=2.0))
+    delivery = Delivery(sink, retry=RetryPolicy(3, 0.1, 2.0), sleep=interruptible_sleep(stop))
+    delivery.add({"event_id": "e1", "type": "log"}, "origin-1")
+    timer = threading.Timer(0.2, stop.set)
+    timer.start()
+    started = time.monotonic()
+    [settled] = delivery.flush(grace_deadline(stop))
+    timer.join()
+    assert time.monotonic() - started < 1.5
+    assert settled.status is Status.NOT_DELIVERED and "stopped before retrying" in (settled.reason or "")
+    assert len(sink.batches) == 1 and not sink.delivered
