@@ -93,6 +93,9 @@ _REPORT_NUMBERS: tuple[tuple[str, Callable[[str, Range], int | float | None], Ra
     ("Billed Restore Duration", text_whole_or_number, DURATION_MS),
 )
 _XRAY_TRAILER = "\nXRAY TraceId: "
+# The X-Ray fields of a REPORT: on its second line (as Lambda writes it), after a tab or spaces on the same line
+# (copies that lost the newline), or as a log event of their own right after it (copies split by line).
+_XRAY_PREFIX = "XRAY TraceId: "
 # Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
 # level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
 _QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
@@ -121,7 +124,9 @@ def function_from_log_source(log_group: str, log_stream: str) -> str | None:
 def platform_fields(line: str) -> dict[str, str]:
     """`Key: value[ unit]` fields of a TEXT platform line (REPORT, INIT_REPORT, RESTORE_REPORT).
 
-    Parsed generically so fields Lambda adds later do not break it; the unit is dropped.
+    Parsed generically so fields Lambda adds later do not break it; the unit is dropped. Known fields are
+    also found where spaces stand for the tabs, all of them or some (`Billed Duration: 100 ms Memory Size:
+    128 MB`, as copies of the line show).
     """
     fields: dict[str, str] = {}
     if "\t" in line:
@@ -130,9 +135,8 @@ def platform_fields(line: str) -> dict[str, str]:
             key, sep, value = part.partition(": ")
             if sep:
                 fields[key] = value.split(" ", 1)[0].strip()
-    else:
-        for key, value in _SPACED_PLATFORM_FIELD.findall(line):
-            fields.setdefault(key, value)
+    for key, value in _SPACED_PLATFORM_FIELD.findall(line):
+        fields.setdefault(key, value)
     return fields
 
 
@@ -189,6 +193,8 @@ class _DocumentClassifier:
         "document",
         "events",
         "function",
+        "last_report",
+        "last_report_end",
         "log_group",
         "log_stream",
         "pending_signals",
@@ -219,6 +225,10 @@ class _DocumentClassifier:
         self.common = self._common_fields()
         # (request id, signal type) -> the event emitted from this document, to be completed by later lines
         self.pending_signals: dict[tuple[str, str], dict[str, Any]] = {}
+        # The invocation of the last text REPORT, and how many events there were once it was handled: an X-Ray
+        # line of its own belongs to it only when nothing came between.
+        self.last_report: dict[str, Any] | None = None
+        self.last_report_end = -1
 
     def run(self) -> None:
         max_chars = self.classifier.max_message_chars
@@ -272,6 +282,8 @@ class _DocumentClassifier:
             rest = message[match.end() :]
             if rest.startswith(_XRAY_TRAILER):
                 xray = _trace_id(rest[len(_XRAY_TRAILER) :])
+            elif rest.startswith(_XRAY_PREFIX):
+                xray = _trace_id(rest[len(_XRAY_PREFIX) :])
             elif rest in ("", "\n"):
                 xray = None
             else:
@@ -305,7 +317,7 @@ class _DocumentClassifier:
                     "text",
                 )
                 return
-        head, xray_sep, xray = message.partition(_XRAY_TRAILER)
+        head, xray_sep, xray = message.partition(_XRAY_PREFIX)
         fields = platform_fields(head)
         numbers: list[int | float | None] = []
         for key, parse, bounds in _REPORT_NUMBERS:
@@ -339,7 +351,10 @@ class _DocumentClassifier:
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
-        if message.startswith(("INIT_START ", "RESTORE_START ", "TELEMETRY\t", "LOGS\t", "XRAY TraceId: ")):
+        if message.startswith(_XRAY_PREFIX):
+            self._xray_line(message)
+            return True
+        if message.startswith(("INIT_START ", "RESTORE_START ", "TELEMETRY\t", "LOGS\t")):
             return True
         if message.startswith(("INIT_REPORT ", "RESTORE_REPORT ")):
             fields = platform_fields(message)
@@ -354,6 +369,12 @@ class _DocumentClassifier:
             self._runtime_exit(message, timestamp, event_id)
             return True
         return False
+
+    def _xray_line(self, message: str) -> None:
+        """`XRAY TraceId: ...` as a log event of its own: the trace of the REPORT just before it, if that had none."""
+        report = self.last_report
+        if report is not None and report["xray_trace_id"] is None and self.last_report_end == len(self.events):
+            report["xray_trace_id"] = _trace_id(message[len(_XRAY_PREFIX) :])
 
     def _init_error(
         self,
@@ -676,30 +697,29 @@ class _DocumentClassifier:
         else:
             status = "error"
         cold_start = init_duration_ms is not None or restore_duration_ms is not None
-        self.events.append(
-            {
-                "type": "invocation",
-                "timestamp": timestamp,
-                "function": self.function,
-                "log_group": self.log_group,
-                "log_stream": self.log_stream,
-                "account": self.account,
-                "request_id": request_id,
-                "event_id": event_id,
-                "duration_ms": duration_ms,
-                "billed_duration_ms": billed_duration_ms,
-                "memory_size_mb": memory_size_mb,
-                "max_memory_used_mb": max_memory_used_mb,
-                "init_duration_ms": init_duration_ms,
-                "restore_duration_ms": restore_duration_ms,
-                "billed_restore_duration_ms": billed_restore_duration_ms,
-                "cold_start": cold_start,
-                "status": status,
-                "error_type": error_type,
-                "xray_trace_id": xray_trace_id,
-                "log_format": log_format,
-            }
-        )
+        invocation = {
+            "type": "invocation",
+            "timestamp": timestamp,
+            "function": self.function,
+            "log_group": self.log_group,
+            "log_stream": self.log_stream,
+            "account": self.account,
+            "request_id": request_id,
+            "event_id": event_id,
+            "duration_ms": duration_ms,
+            "billed_duration_ms": billed_duration_ms,
+            "memory_size_mb": memory_size_mb,
+            "max_memory_used_mb": max_memory_used_mb,
+            "init_duration_ms": init_duration_ms,
+            "restore_duration_ms": restore_duration_ms,
+            "billed_restore_duration_ms": billed_restore_duration_ms,
+            "cold_start": cold_start,
+            "status": status,
+            "error_type": error_type,
+            "xray_trace_id": xray_trace_id,
+            "log_format": log_format,
+        }
+        self.events.append(invocation)
         if self.stream_state[1] == request_id:
             self.stream_state[1] = None
         if cold_start:
@@ -712,6 +732,8 @@ class _DocumentClassifier:
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
         elif status == "error":
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": None})
+        if log_format == "text":
+            self.last_report, self.last_report_end = invocation, len(self.events)
 
     def _signal(
         self, signal: str, timestamp: int, request_id: str | None, event_id: str | None, fields: dict[str, Any]
