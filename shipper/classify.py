@@ -65,7 +65,12 @@ _PYTHON_LEVELS = {
 _NODE_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
 _NODE_UNHANDLED = ("Invoke Error", "Uncaught Exception", "Unhandled Promise Rejection")
 _EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
-_TASK_TIMED_OUT = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\s+(\S+)\s+Task timed out after (\d+(?:\.\d+)?) seconds")
+# A request id as Lambda writes it: a UUID, 8-4-4-4-12 groups (letters allowed: AWS's samples write `xmpl` in them).
+_REQUEST_ID = r"[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}"
+_REQUEST_ID_SHAPE = re.compile(_REQUEST_ID)
+_TASK_TIMED_OUT = re.compile(
+    rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z\s+({_REQUEST_ID})\s+Task timed out after (\d+(?:\.\d+)?) seconds"
+)
 # Platform lines whose tabs were turned into spaces (consoles, blog copies): known keys only.
 _SPACED_PLATFORM_FIELD = re.compile(
     r"(RequestId|Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|"
@@ -76,7 +81,7 @@ _SPACED_PLATFORM_FIELD = re.compile(
 # Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
 # values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
 _REPORT = re.compile(
-    r"REPORT RequestId: ([^\t ]+)\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
+    rf"REPORT RequestId: ({_REQUEST_ID})\tDuration: (\d{1, 9}(?:\.\d{1, 6})?) ms\tBilled Duration: (\d{1, 9}) ms\t"
     r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
 )
 _MAX_DURATION_MS = DURATION_MS.high
@@ -119,6 +124,11 @@ def function_from_log_source(log_group: str, log_stream: str) -> str | None:
         return log_group[len(_LAMBDA_LOG_GROUP_PREFIX) :] or None
     match = _STREAM_FUNCTION.match(log_stream)
     return match.group(1) if match else None
+
+
+def is_request_id(text: str) -> bool:
+    """Whether `text` has the shape of a Lambda request id."""
+    return len(text) == 36 and _REQUEST_ID_SHAPE.fullmatch(text) is not None
 
 
 def platform_fields(line: str) -> dict[str, str]:
@@ -263,7 +273,7 @@ class _DocumentClassifier:
                 self._timestamped_line(message, timestamp, event_id)
             elif first == "S" and message.startswith("START RequestId: "):
                 words = message.split(None, 3)
-                state[1] = words[2] if len(words) > 2 else None
+                state[1] = words[2] if len(words) > 2 and is_request_id(words[2]) else None
             elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
                 if message[1] == "N":  # END closes the invocation; EXTENSION lines carry nothing
                     state[1] = None
@@ -317,21 +327,29 @@ class _DocumentClassifier:
                     "text",
                 )
                 return
-        head, xray_sep, xray = message.partition(_XRAY_PREFIX)
+        text = message
+        if "\t" not in text and "\\t" in text:
+            # Copied through one JSON encoding too many: `\t` written out. Read as the TAB it stood for.
+            text = text.replace("\\t", "\t").replace("\\n", "\n")
+        head, xray_sep, xray = text.partition(_XRAY_PREFIX)
         fields = platform_fields(head)
+        request_id = fields.get("RequestId")
         numbers: list[int | float | None] = []
         for key, parse, bounds in _REPORT_NUMBERS:
             raw = fields.get(key)
             value = None if raw is None else parse(raw, bounds)
             if value is None and raw is not None:
-                # A REPORT line with a number that is not one, or out of its range, is kept as a log line.
-                self.classifier.count("platform_line_unparsed")
-                self._app_line(None, self.stream_state[1], message, timestamp, event_id)
-                return
+                break
             numbers.append(value)
+        if len(numbers) < len(_REPORT_NUMBERS) or request_id is None or not is_request_id(request_id):
+            # A REPORT line with a number that is not one, or out of its range, or without a request id of
+            # Lambda's shape, is kept as a log line.
+            self.classifier.count("platform_line_unparsed")
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+            return
         self._invocation(
             timestamp,
-            fields.get("RequestId"),
+            request_id,
             event_id,
             *numbers,
             fields.get("Status"),
@@ -366,8 +384,7 @@ class _DocumentClassifier:
                 self._init_error(timestamp, event_id, fields.get("Error Type"), phase, status, init_duration_ms)
             return True
         if message.startswith("RequestId: ") and " Error: Runtime exited" in message:
-            self._runtime_exit(message, timestamp, event_id)
-            return True
+            return self._runtime_exit(message, timestamp, event_id)
         return False
 
     def _xray_line(self, message: str) -> None:
@@ -392,9 +409,11 @@ class _DocumentClassifier:
         event["init_duration_ms"] = init_duration_ms
         self.events.append(event)
 
-    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> None:
-        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`."""
+    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> bool:
+        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`; False if no id."""
         request_id = message.split(None, 2)[1]
+        if not is_request_id(request_id):
+            return False
         first_line, _, rest = message.partition("\n")
         reason = first_line.partition(" Error: ")[2].strip()
         error_type = rest.strip().split("\n", 1)[0].strip() or "Runtime.ExitError"
@@ -402,6 +421,7 @@ class _DocumentClassifier:
             self._signal("out_of_memory", timestamp, request_id, event_id, _oom_fields(None, None, error_type, reason))
         else:
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": reason})
+        return True
 
     # --- application lines --------------------------------------------------------------------------
 

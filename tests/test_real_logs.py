@@ -5,12 +5,15 @@ Fixtures: tests/real_logs.py (excerpts of AWS's documented samples, per runtime)
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import classify_messages, of_type
 from real_logs import CONSOLE_COPIES, EXPORT_FORMATS, RUNTIMES, Runtime, export_files
 from run_helpers import run
-
 
 
 def _run_format(tmp_path, runtime: Runtime, export_format: str, messages: list[str] | None = None):
@@ -60,3 +63,90 @@ def test_xray_line_of_its_own_belongs_only_to_the_report_just_before_it():
     [invocation] = of_type(classify_messages([report + "\n", "some print output\n", xray]), "invocation")
     assert invocation["xray_trace_id"] is None
     assert of_type(classify_messages([xray]), "invocation") == []
+
+
+# --- REPORT separators and request ids -------------------------------------------------------------------
+
+BEST_PRACTICES_REPORT = (
+    # AWS's Lambda best-practices page: a space, not a TAB, between Billed Duration and Memory Size.
+    "REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3\tDuration: 12.34 ms\tBilled Duration: 100 ms "
+    "Memory Size: 128 MB\tMax Memory Used: 18 MB\t\n"
+)
+
+
+def test_report_with_mixed_separators_yields_every_field():
+    [invocation] = classify_messages([BEST_PRACTICES_REPORT])
+    assert invocation | {"timestamp": 0} == invocation | {
+        "timestamp": 0,
+        "request_id": "3604209a-e9a3-11e6-939a-754dd98c7be3",
+        "duration_ms": 12.34,
+        "billed_duration_ms": 100,
+        "memory_size_mb": 128,
+        "max_memory_used_mb": 18,
+    }
+
+
+def test_report_with_literal_backslash_t_is_read_fully():
+    line = BEST_PRACTICES_REPORT.replace("\t", "\\t").replace("\n", "\\n")
+    [invocation] = classify_messages([line + "XRAY TraceId: 1-5e34a614-10bdxmplf1fb44f07bc535a1\\tSegmentId: 07f5\n"])
+    assert (invocation["request_id"], invocation["max_memory_used_mb"], invocation["xray_trace_id"]) == (
+        "3604209a-e9a3-11e6-939a-754dd98c7be3",
+        18,
+        "1-5e34a614-10bdxmplf1fb44f07bc535a1",
+    )
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "8f507cfc-xmpl-4697-b07a-ac58fc914c95",
+        "3604209a-e9a3-11e6-939a-754dd98c7be3",
+        "C793869B-EE49-115B-A5B6-4FD21E8DEDAC",
+    ],
+)
+def test_request_ids_as_lambda_and_its_documentation_write_them(request_id):
+    messages = [
+        f"START RequestId: {request_id} Version: $LATEST\n",
+        "print output\n",
+        f"2024-05-20T16:30:15.011Z {request_id} Task timed out after 3.00 seconds\n",
+        f"REPORT RequestId: {request_id}\tDuration: 3003.17 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\t\n",
+    ]
+    events = classify_messages(messages)
+    assert {event["type"]: event["request_id"] for event in events} == {
+        "log": request_id,
+        "timeout": request_id,
+        "invocation": request_id,
+    }
+
+
+LAMBDA_REQUEST_ID = re.compile(r"[0-9A-Za-z]{8}(?:-[0-9A-Za-z]{4}){3}-[0-9A-Za-z]{12}")
+_FIELDS = [
+    "REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3",
+    "REPORT RequestId:",
+    "START RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3",
+    "RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3 Error: Runtime exited with error: signal: killed",
+    "2024-05-20T16:30:15.011Z 3604209a-e9a3-11e6-939a-754dd98c7be3",
+    "Task timed out after 3.00 seconds",
+    "Duration: 12.34 ms",
+    "Billed Duration: 100 ms",
+    "Memory Size: 128 MB",
+    "Max Memory Used: 18 MB",
+    "Init Duration: 130.49 ms",
+    "Status: timeout",
+    "XRAY TraceId: 1-5e34a614-10bdxmplf1fb44f07bc535a1",
+    "-xmpl-",
+    "",
+]
+_SEPARATORS = ["\t", "\\t", " ", "  ", "\n", "\\n", "", "\t\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_FIELDS), st.sampled_from(_SEPARATORS)), min_size=1, max_size=8))
+def test_platform_lines_with_any_separators_never_yield_a_request_id_of_another_shape(parts):
+    message = "".join(field + separator for field, separator in parts)
+    events = classify_messages([message, "after it\n"])
+    assert [
+        e["request_id"]
+        for e in events
+        if e["request_id"] is not None and not LAMBDA_REQUEST_ID.fullmatch(e["request_id"])
+    ] == []
