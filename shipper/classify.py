@@ -105,6 +105,8 @@ _XRAY_PREFIX = "XRAY TraceId: "
 # level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
 _QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
 _FAILURES = frozenset(("timeout", "out_of_memory", "error"))
+_OUT_OF_MEMORY = "Runtime.OutOfMemory"
+"""The error type of an invocation Lambda stopped for running out of memory, as REPORT's `Error Type` says it."""
 # Lambda writes platform records as {"time":"<24-char ISO time>","type":"platform.<name>","record":{...}}.
 # Most of them open or close an invocation and produce no event: read those without parsing the JSON.
 _PLATFORM_PREFIX = '{"time":"'
@@ -708,8 +710,17 @@ class _DocumentClassifier:
     ) -> None:
         """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies.
 
-        `raw_status` is the status the line wrote, None for success.
+        `raw_status` is the status the line wrote, None for success. A text REPORT without a status (all of
+        them before Lambda added `Status:`) takes it from a timeout or out-of-memory line of the same request
+        seen before it in the run; one seen after it, in the same document, corrects it (`_signal`).
         """
+        legacy = raw_status is None and log_format == "text" and request_id is not None
+        if legacy:
+            seen = self.classifier._signals_seen.get((self.function, request_id))  # type: ignore[arg-type]
+            if seen is not None and "timeout" in seen:
+                raw_status = "timeout"
+            elif seen is not None and "out_of_memory" in seen:
+                raw_status, error_type = "error", _OUT_OF_MEMORY
         if raw_status is None:
             status = "success"
         elif raw_status == "timeout":
@@ -740,6 +751,8 @@ class _DocumentClassifier:
             "log_format": log_format,
         }
         self.events.append(invocation)
+        if legacy and status == "success":
+            self.pending_signals[(request_id, "invocation")] = invocation  # type: ignore[index]
         if self.stream_state[1] == request_id:
             self.stream_state[1] = None
         if cold_start:
@@ -747,7 +760,7 @@ class _DocumentClassifier:
             self._signal("cold_start", timestamp, request_id, event_id, fields)
         if status == "timeout":
             self._signal("timeout", timestamp, request_id, event_id, {"timeout_s": None, "duration_ms": duration_ms})
-        elif error_type == "Runtime.OutOfMemory":
+        elif error_type == _OUT_OF_MEMORY:
             fields = _oom_fields(memory_size_mb, max_memory_used_mb, error_type, None)
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
         elif status == "error":
@@ -779,6 +792,10 @@ class _DocumentClassifier:
         self.events.append(event)
         if request_id is not None:
             self.pending_signals[(request_id, signal)] = event
+            if signal in ("timeout", "out_of_memory"):
+                invocation = self.pending_signals.get((request_id, "invocation"))
+                if invocation is not None and invocation["status"] == "success":
+                    _correct_legacy_invocation(invocation, event)
 
     def _common_fields(self) -> dict[str, Any]:
         """The fields every event of this document starts from: copied per event, cheaper than a literal."""
@@ -808,6 +825,19 @@ class _DocumentClassifier:
             raw = repr(log_event).encode("utf-8", "backslashreplace")
         where = f"{self.log_group} / {self.log_stream}"
         self.rejects.append(Reject(code, f"{reason} (in {where})", raw, None, self.source))
+
+
+def _correct_legacy_invocation(invocation: dict[str, Any], signal: dict[str, Any]) -> None:
+    """A REPORT without a status, followed by its request's timeout or out-of-memory line: each completes the other."""
+    if signal["type"] == "timeout":
+        invocation["status"] = "timeout"
+        if signal["duration_ms"] is None:
+            signal["duration_ms"] = invocation["duration_ms"]
+        return
+    invocation["status"], invocation["error_type"] = "error", _OUT_OF_MEMORY
+    for name in ("memory_size_mb", "max_memory_used_mb"):
+        if signal[name] is None:
+            signal[name] = invocation[name]
 
 
 def _oom_fields(

@@ -223,3 +223,31 @@ def export_files(directory: Path, function: str, messages: list[str]) -> dict[st
             path.write_bytes(body)
             paths["export"] = path
     return paths
+
+
+LEGACY_REQUEST_ID = "8f507cfc-xmpl-4697-b07a-ac58fc914c95"
+
+
+def legacy_report(duration: str, billed: str, memory: int, max_memory: int) -> str:
+    """A REPORT as Lambda wrote it before `Status:` existed (before December 2020: a space before the TAB after Billed Duration)."""
+    return (
+        f"REPORT RequestId: {LEGACY_REQUEST_ID}\tDuration: {duration} ms\tBilled Duration: {billed} ms \t"
+        f"Memory Size: {memory} MB\tMax Memory Used: {max_memory} MB\t\n"
+    )
+
+
+LEGACY_TIMEOUT = [
+    f"START RequestId: {LEGACY_REQUEST_ID} Version: $LATEST\n",
+    f"2020-06-09T15:02:23.145Z {LEGACY_REQUEST_ID} Task timed out after 3.00 seconds\n\n",
+    f"END RequestId: {LEGACY_REQUEST_ID}\n",
+    legacy_report("3003.17", "3000", 128, 40),
+]
+"""A timeout as Lambda logged it before REPORT had a status."""
+
+LEGACY_OOM_KILL = [
+    f"START RequestId: {LEGACY_REQUEST_ID} Version: $LATEST\n",
+    f"RequestId: {LEGACY_REQUEST_ID} Error: Runtime exited with error: signal: killed\nRuntime.ExitError\n",
+    f"END RequestId: {LEGACY_REQUEST_ID}\n",
+    legacy_report("1519.42", "1600", 128, 128),
+]
+"""An out-of-memory kill as Lambda logged it before REPORT had a status."""

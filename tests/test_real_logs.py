@@ -11,8 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import classify_messages, of_type
-from real_logs import CONSOLE_COPIES, EXPORT_FORMATS, RUNTIMES, Runtime, export_files
+from shipper.classify import Classifier
+
+from helpers import classify_messages, cwl_document, of_type
+from real_logs import (
+    CONSOLE_COPIES,
+    EXPORT_FORMATS,
+    LEGACY_OOM_KILL,
+    LEGACY_REQUEST_ID,
+    LEGACY_TIMEOUT,
+    RUNTIMES,
+    Runtime,
+    export_files,
+    legacy_report,
+)
 from run_helpers import run
 
 
@@ -150,3 +162,52 @@ def test_platform_lines_with_any_separators_never_yield_a_request_id_of_another_
         for e in events
         if e["request_id"] is not None and not LAMBDA_REQUEST_ID.fullmatch(e["request_id"])
     ] == []
+
+
+# --- a REPORT without Status, and the timeout or out-of-memory line of its request -------------------------
+
+
+@pytest.mark.parametrize("export_format", ["tail", "export", "text", "filter-log-events", "insights", "insights-csv"])
+@pytest.mark.parametrize("order", ["as-written", "report-first"])
+def test_legacy_report_and_timeout_line_complete_each_other(tmp_path, export_format, order):
+    messages = LEGACY_TIMEOUT if order == "as-written" else LEGACY_TIMEOUT[::-1]
+    paths = export_files(tmp_path / "in", "orders-api", messages)
+    _, events = run(tmp_path, str(paths[export_format]), "--quiet")
+    [invocation] = of_type(events, "invocation")
+    [timeout] = of_type(events, "timeout")
+    assert (invocation["status"], invocation["duration_ms"]) == ("timeout", 3003.17)
+    assert (timeout["request_id"], timeout["timeout_s"], timeout["duration_ms"]) == (LEGACY_REQUEST_ID, 3.0, 3003.17)
+
+
+@pytest.mark.parametrize("export_format", ["tail", "export", "text", "filter-log-events", "insights", "insights-csv"])
+@pytest.mark.parametrize("order", ["as-written", "report-first"])
+def test_legacy_report_and_out_of_memory_kill_complete_each_other(tmp_path, export_format, order):
+    messages = LEGACY_OOM_KILL if order == "as-written" else LEGACY_OOM_KILL[::-1]
+    paths = export_files(tmp_path / "in", "orders-api", messages)
+    _, events = run(tmp_path, str(paths[export_format]), "--quiet")
+    [invocation] = of_type(events, "invocation")
+    [oom] = of_type(events, "out_of_memory")
+    assert of_type(events, "error") == []
+    assert (invocation["status"], invocation["error_type"]) == ("error", "Runtime.OutOfMemory")
+    assert (oom["request_id"], oom["memory_size_mb"], oom["max_memory_used_mb"]) == (LEGACY_REQUEST_ID, 128, 128)
+
+
+def test_legacy_report_in_a_later_document_still_takes_the_status_of_an_earlier_timeout():
+    """Across documents (batches) the status is corrected from the run's bounded per-request state; the
+    timeout event, already emitted with the earlier document, keeps its null duration."""
+    classifier = Classifier()
+    first: list = []
+    later: list = []
+    classifier.classify(cwl_document(LEGACY_TIMEOUT[:2]), first, [])
+    classifier.classify(cwl_document(LEGACY_TIMEOUT[2:]), later, [])
+    [timeout] = of_type(first, "timeout")
+    [invocation] = of_type(later, "invocation")
+    assert (invocation["status"], timeout["duration_ms"]) == ("timeout", None)
+    assert of_type(later, "timeout") == []
+
+
+def test_modern_success_report_stays_success_beside_other_requests_failures():
+    other = "3604209a-e9a3-11e6-939a-754dd98c7be3"
+    messages = [LEGACY_TIMEOUT[1].replace(LEGACY_REQUEST_ID, other), legacy_report("12.00", "12", 128, 40)]
+    [invocation] = of_type(classify_messages(messages), "invocation")
+    assert (invocation["status"], invocation["error_type"]) == ("success", None)
