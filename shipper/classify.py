@@ -63,11 +63,30 @@ _PYTHON_LEVELS = {
     "[CRITICAL]": "CRITICAL",
 }
 _NODE_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
+# `[ERROR] text`: a Python logger's level without time or request id; PowerShell's `[Information] - text`.
+_BRACKET_LEVELS = {
+    **_PYTHON_LEVELS,
+    "[Information]": "INFO",
+    "[Warning]": "WARNING",
+    "[Error]": "ERROR",
+    "[Verbose]": "DEBUG",
+    "[Debug]": "DEBUG",
+}
 _NODE_UNHANDLED = ("Invoke Error", "Uncaught Exception", "Unhandled Promise Rejection")
 _EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
 # A request id as Lambda writes it: a UUID, 8-4-4-4-12 groups (letters allowed: AWS's samples write `xmpl` in them).
 _REQUEST_ID = r"[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}"
 _REQUEST_ID_SHAPE = re.compile(_REQUEST_ID)
+# `<ISO time> <request id> ` or log4j's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>[:<line>] - `.
+_REQUEST_PREFIX = re.compile(
+    rf"(?:\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{{1,9}})?Z?[ \t]+)?(?P<id>{_REQUEST_ID})[ \t]+"
+    r"(?:(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)[ \t]+(?=\S+ - ))?"
+)
+# Ruby's Logger as the Lambda guide shows it: `I, [2019-10-26T10:04:01.689856 #8]  INFO <request id> -- : text`.
+_RUBY_LOGGER = re.compile(
+    r"[DIWEFAU], \[[^\]\n]{1,64}\] +(DEBUG|INFO|WARN|ERROR|FATAL|ANY|UNKNOWN)"
+    rf"(?: (?P<id>{_REQUEST_ID}))? -- [^:\n]{{0,256}}: "
+)
 _TASK_TIMED_OUT = re.compile(
     rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z\s+({_REQUEST_ID})\s+Task timed out after (\d+(?:\.\d+)?) seconds"
 )
@@ -283,7 +302,7 @@ class _DocumentClassifier:
                 self._report_line(message, timestamp, event_id)
             elif first in "IRTLX" and self._other_platform_line(message, timestamp, event_id):
                 pass
-            else:
+            elif not self._prefixed_line(message, timestamp, event_id):
                 app_line(None, state[1], message, timestamp, event_id)
 
     # --- TEXT platform lines ------------------------------------------------------------------------
@@ -445,10 +464,17 @@ class _DocumentClassifier:
                 return
         parts = message.split("\t", 3)
         level = _PYTHON_LEVELS.get(parts[0]) if len(parts) == 4 else None
+        if level is not None:
+            self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
+            return
+        # `[ERROR] message` (a logger's format without time and request id) or PowerShell's `[Information] - text`
+        tag, _, body = message.partition("]")
+        level = _BRACKET_LEVELS.get(tag + "]") if body[:1] in (" ", "\t") else None
         if level is None:
             self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
-        self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
+        body = body[1:]
+        self._app_line(level, self.stream_state[1], body[2:] if body.startswith("- ") else body, timestamp, event_id)
 
     def _timestamped_line(self, message: str, timestamp: int, event_id: str | None) -> None:
         """Node `<ISO time>\\t<request id>\\t<LEVEL>\\t<text>`, or Lambda's `Task timed out` line."""
@@ -470,7 +496,33 @@ class _DocumentClassifier:
                 fields: dict[str, Any] = {"timeout_s": timeout_s, "duration_ms": None}
                 self._signal("timeout", timestamp, match.group(1), event_id, fields)
                 return
-        self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+        if not self._prefixed_line(message, timestamp, event_id):
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+
+    def _prefixed_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
+        """A line whose prefix names its request id (and often its level); False if it has no such prefix.
+
+        `<ISO time> <request id> <text>` (what the Node.js runtime prints on a fatal error), log4j with the
+        Lambda appender's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>:<line> - <text>`, and Ruby's
+        Logger `I, [<time> #<pid>]  INFO <request id> -- : <text>`.
+        """
+        if message[1:4] == ", [":
+            match = _RUBY_LOGGER.match(message)
+            level = None if match is None else match.group(1)
+        elif message[8:9] == "-" or message[28:29] == "-" or message[33:34] == "-":
+            match = _REQUEST_PREFIX.match(message)
+            level = None if match is None else match.group(2)
+        else:
+            return False
+        if match is None:
+            return False
+        request_id = match.group("id") or self.stream_state[1]
+        body = message[match.end() :]
+        if level is None:
+            word = body.split(None, 1)[0] if body.strip() else ""
+            level = word if word in _NODE_LEVELS else None
+        self._app_line(level, request_id, body, timestamp, event_id)
+        return True
 
     def _node_unhandled(self, body: str, request_id: str | None, timestamp: int, event_id: str | None) -> None:
         """`Invoke Error \\t{"errorType": ..., "errorMessage": ...}` and its kin."""

@@ -251,3 +251,10 @@ LEGACY_OOM_KILL = [
     legacy_report("1519.42", "1600", 128, 128),
 ]
 """An out-of-memory kill as Lambda logged it before REPORT had a status."""
+
+
+NODE_HEAP_OUT_OF_MEMORY = (
+    "2020-06-09T15:02:26.150Z 8f507cfc-xmpl-4697-b07a-ac58fc914c95 FATAL ERROR: Ineffective mark-compacts near "
+    "heap limit Allocation failed - JavaScript heap out of memory\n"
+)
+"""Node.js running out of heap, with the time and request id prefix (the Datadog forwarder's fixture shape)."""

@@ -20,6 +20,7 @@ from real_logs import (
     LEGACY_OOM_KILL,
     LEGACY_REQUEST_ID,
     LEGACY_TIMEOUT,
+    NODE_HEAP_OUT_OF_MEMORY,
     RUNTIMES,
     Runtime,
     export_files,
@@ -211,3 +212,84 @@ def test_modern_success_report_stays_success_beside_other_requests_failures():
     messages = [LEGACY_TIMEOUT[1].replace(LEGACY_REQUEST_ID, other), legacy_report("12.00", "12", 128, 40)]
     [invocation] = of_type(classify_messages(messages), "invocation")
     assert (invocation["status"], invocation["error_type"]) == ("success", None)
+
+
+# --- request ids and levels from line prefixes -------------------------------------------------------------
+
+
+def test_out_of_memory_line_with_time_and_request_id_prefix_carries_the_request_id():
+    # No START before it: the request id can only come from the line itself.
+    events = classify_messages([NODE_HEAP_OUT_OF_MEMORY])
+    [oom] = of_type(events, "out_of_memory")
+    [log] = of_type(events, "log")
+    assert oom["request_id"] == log["request_id"] == LEGACY_REQUEST_ID
+    assert log["message"].startswith("FATAL ERROR: Ineffective mark-compacts")
+
+
+@pytest.mark.parametrize(
+    ("runtime", "line", "level", "message"),
+    [
+        ("python", "[ERROR] First test message\n", "ERROR", "First test message"),
+        ("python", "[WARNING]\tsomething odd\n", "WARNING", "something odd"),
+        (
+            "java",
+            "6bc28136-xmpl-4365-b021-0ce6b2e64ab0 DEBUG Handler:54 - processed 3 records\n",
+            "DEBUG",
+            "Handler:54 - processed 3 records",
+        ),
+        (
+            "java",
+            "2020-03-18 22:52:15 6bc28136-xmpl-4365-b021-0ce6b2e64ab0 INFO  Handler:31 - EVENT TYPE: class java.util.LinkedHashMap\n",
+            "INFO",
+            "Handler:31 - EVENT TYPE: class java.util.LinkedHashMap",
+        ),
+        (
+            "java",
+            "6bc28136-xmpl-4365-b021-0ce6b2e64ab0 ERROR Handler:60 - java.lang.OutOfMemoryError: Java heap space\n",
+            "ERROR",
+            "Handler:60 - java.lang.OutOfMemoryError: Java heap space",
+        ),
+        (
+            "ruby",
+            "I, [2019-10-26T10:04:01.689856 #8]  INFO 50aba555-xmpl-4b21-8358-644ee996a05f -- : ## EVENT\n",
+            "INFO",
+            "## EVENT",
+        ),
+        (
+            "ruby",
+            "E, [2019-10-26T10:04:01.689874 #8] ERROR 50aba555-xmpl-4b21-8358-644ee996a05f -- : failed\n",
+            "ERROR",
+            "failed",
+        ),
+        ("powershell", "[Information] - ## Environment variables\n", "INFO", "## Environment variables"),
+        ("powershell", "[Warning] - low disk\n", "WARNING", "low disk"),
+    ],
+)
+def test_runtime_log_levels_and_request_ids_from_line_prefixes(runtime, line, level, message):
+    request_id = next(r.request_id for r in RUNTIMES if r.name == runtime)
+    start = f"START RequestId: {request_id} Version: $LATEST\n"
+    [log, *signals] = classify_messages([start, line])
+    assert (log["level"], log["message"], log["request_id"]) == (level, message, request_id)
+    assert [s["type"] for s in signals] == (["out_of_memory"] if "OutOfMemoryError" in line else [])
+
+
+def test_prefixed_request_id_wins_over_the_open_invocation():
+    other = "3604209a-e9a3-11e6-939a-754dd98c7be3"
+    start = f"START RequestId: {other} Version: $LATEST\n"
+    [log] = classify_messages([start, "6bc28136-xmpl-4365-b021-0ce6b2e64ab0 WARN  Handler:70 - slow\n"])
+    assert (log["request_id"], log["level"]) == ("6bc28136-xmpl-4365-b021-0ce6b2e64ab0", "WARN")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2020/03/27 03:40:05 EVENT: {}\n",  # Go's log package: no request id
+        "deadbeef-not-a-request-id DEBUG x\n",
+        "2024-05-20 16:29:45 something else\n",
+        "E, [not closed\n",
+    ],
+)
+def test_lines_without_a_request_id_prefix_keep_the_open_invocation(line):
+    start = f"START RequestId: {LEGACY_REQUEST_ID} Version: $LATEST\n"
+    [log] = classify_messages([start, line])
+    assert (log["request_id"], log["level"], log["message"]) == (LEGACY_REQUEST_ID, None, line.rstrip("\n"))
