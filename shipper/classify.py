@@ -48,6 +48,8 @@ def message_bytes(message: str) -> int:
     return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
 
 
+_MAX_MALFORMED_REASONS = 20
+"""Distinct reasons kept for metric lines that could not be read; the rest are only counted."""
 _MAX_TRACKED_STREAMS = 50_000
 _MAX_TRACKED_REQUESTS = 200_000
 
@@ -181,9 +183,18 @@ class Classifier:
         # (function, request id) -> signal types already emitted for that invocation
         self._signals_seen: dict[tuple[str | None, str], set[str]] = {}
         self.counts: dict[str, int] = {}
+        # why metric lines could not be read -> how many (at most _MAX_MALFORMED_REASONS reasons)
+        self.malformed_metrics: dict[str, int] = {}
 
     def count(self, name: str, increment: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + increment
+
+    def malformed_metric(self, reason: str) -> None:
+        """Count a line that claims to be a metric line and is not a valid one, and why."""
+        self.count("metric_line_malformed")
+        reasons = self.malformed_metrics
+        if reason in reasons or len(reasons) < _MAX_MALFORMED_REASONS:
+            reasons[reason] = reasons.get(reason, 0) + 1
 
     def classify(
         self, document: dict[str, Any], events: list[dict[str, Any]], rejects: list[Reject], source: str | None = None
@@ -682,7 +693,7 @@ class _DocumentClassifier:
         if parsed is None:
             return False
         if isinstance(parsed, MalformedMetric):
-            self.classifier.count("metric_line_malformed")
+            self.classifier.malformed_metric(parsed.reason)
             return False
         common = self._base("metric", 0, request_id, event_id)
         for metric in parsed:

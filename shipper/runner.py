@@ -109,6 +109,10 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
+    data["run"]["metric_lines_malformed"] = {
+        "lines": state.pipeline.counts.get("metric_line_malformed", 0),
+        "reasons": dict(sorted(state.pipeline.classifier.malformed_metrics.items(), key=lambda item: -item[1])),
+    }
     unwritten = False
     for report_path in options.report_paths:
         try:
@@ -119,6 +123,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
             unwritten = True
     if not options.quiet:
         _print_summary(tally, state.pipeline.counts, router, state.stopped)
+        _print_malformed_metrics(state.pipeline.classifier.malformed_metrics, state.pipeline.counts)
         _print_report(data)
     failed = sum(tally.rejects.values()) or tally.statuses[Status.NOT_DELIVERED] or nothing or unwritten
     return EXIT_INCOMPLETE if failed else EXIT_OK
@@ -243,6 +248,20 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
         )
     if stopped:
         print("shipper: stopped at the first error (--strict)", file=sys.stderr)
+
+
+def _print_malformed_metrics(reasons: dict[str, int], counts: dict[str, int]) -> None:
+    """How many lines looked like metric lines and could not be read (they stay `log` events), and why."""
+    total = counts.get("metric_line_malformed", 0)
+    if not total:
+        return
+    print(f"shipper: {total:,} metric lines could not be read and were kept as log events:", file=sys.stderr)
+    shown = sorted(reasons.items(), key=lambda item: -item[1])[:5]
+    for reason, count in shown:
+        print(f"shipper:   {count:,} x {printable(reason)}", file=sys.stderr)
+    rest = total - sum(count for _, count in shown)
+    if rest:
+        print(f"shipper:   {rest:,} for other reasons", file=sys.stderr)
 
 
 def _print_report(data: dict[str, Any]) -> None:

@@ -258,3 +258,12 @@ NODE_HEAP_OUT_OF_MEMORY = (
     "heap limit Allocation failed - JavaScript heap out of memory\n"
 )
 """Node.js running out of heap, with the time and request id prefix (the Datadog forwarder's fixture shape)."""
+
+
+DATADOG_NODE_METRIC = (
+    '{"e":1583425836.114,"m":"serverless.lambda-extension.integration-test.count",'
+    '"t":["tagkey:tagvalue","dd_lambda_layer:datadog-nodev12.16.1"],"v":1}\n'
+)
+"""The Datadog Node.js layer's metric with DD_FLUSH_TO_LOG: epoch seconds with milliseconds."""
+DATADOG_LEGACY_METRIC = "MONITORING|1609983680.41|1|count|orders.processed|#env:prod\n"
+"""The older Datadog text form, its epoch seconds fractional."""

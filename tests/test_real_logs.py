@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,10 +17,13 @@ from shipper.classify import Classifier
 from helpers import classify_messages, cwl_document, of_type
 from real_logs import (
     CONSOLE_COPIES,
+    DATADOG_LEGACY_METRIC,
+    DATADOG_NODE_METRIC,
     EXPORT_FORMATS,
     LEGACY_OOM_KILL,
     LEGACY_REQUEST_ID,
     LEGACY_TIMEOUT,
+    NODE,
     NODE_HEAP_OUT_OF_MEMORY,
     RUNTIMES,
     Runtime,
@@ -293,3 +297,49 @@ def test_lines_without_a_request_id_prefix_keep_the_open_invocation(line):
     start = f"START RequestId: {LEGACY_REQUEST_ID} Version: $LATEST\n"
     [log] = classify_messages([start, line])
     assert (log["request_id"], log["level"], log["message"]) == (LEGACY_REQUEST_ID, None, line.rstrip("\n"))
+
+
+# --- custom metrics -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("export_format", ["tail", "export", "filter-log-events", "insights-csv"])
+def test_datadog_metrics_with_fractional_epoch_seconds_are_metrics(tmp_path, export_format):
+    node_prefixed = f"2020-03-05T16:30:36.120Z\t{NODE.request_id}\tINFO\t{DATADOG_NODE_METRIC}"
+    messages = [DATADOG_NODE_METRIC, DATADOG_LEGACY_METRIC, node_prefixed]
+    _, events = _run_format(tmp_path, NODE, export_format, messages)
+    metrics = of_type(events, "metric")
+    assert [(m["name"], m["timestamp"], m["value"]) for m in metrics] == [
+        ("serverless.lambda-extension.integration-test.count", 1583425836114, 1.0),
+        ("orders.processed", 1609983680410, 1.0),
+        ("serverless.lambda-extension.integration-test.count", 1583425836114, 1.0),
+    ]
+    assert of_type(events, "log") == []
+
+
+def test_run_summary_says_how_many_metric_lines_could_not_be_read_and_why(tmp_path, capsys):
+    messages = [
+        "MONITORING|1609983680|1|counter|orders.processed|#env:prod\n",
+        "MONITORING|1609983680|1|counter|orders.processed|#env:prod\n",
+        '{"m":"orders.processed","v":"one","e":1609983680,"t":[]}\n',
+        DATADOG_LEGACY_METRIC,
+    ]
+    paths = export_files(tmp_path / "in", "orders-api", messages)
+    report = tmp_path / "report.json"
+    _, events = run(tmp_path, str(paths["export"]), "--report", str(report))
+    err = capsys.readouterr().err
+    assert "shipper: 3 metric lines could not be read and were kept as log events:" in err
+    assert "2 x MONITORING| line fits neither form" in err
+    assert "1 x Datadog metric 'orders.processed' has v 'one', not a finite number." in err
+    assert len(of_type(events, "log")) == 3 and len(of_type(events, "metric")) == 1
+    malformed = orjson.loads(report.read_bytes())["run"]["metric_lines_malformed"]
+    assert malformed["lines"] == 3 and sum(malformed["reasons"].values()) == 3
+
+
+def test_sampled_counters_count_value_over_sample_rate_in_the_report(tmp_path):
+    messages = ["orders.processed:3|c|@0.1\n", "orders.processed:2|c\n", "checkout.latency:40|ms|@0.5\n"]
+    paths = export_files(tmp_path / "in", "orders-api", messages)
+    report = tmp_path / "report.json"
+    run(tmp_path, str(paths["export"]), "--quiet", "--report", str(report))
+    metrics = {m["name"]: m for m in orjson.loads(report.read_bytes())["metrics"]}
+    assert metrics["orders.processed"]["sum"] == pytest.approx(32.0)
+    assert metrics["checkout.latency"]["sum"] == 40.0  # timers are values, not counts: not scaled
