@@ -25,7 +25,9 @@ from real_logs import (
     LEGACY_TIMEOUT,
     NODE,
     NODE_HEAP_OUT_OF_MEMORY,
+    PYTHON,
     RUNTIMES,
+    STREAM_NAME,
     Runtime,
     export_files,
     legacy_report,
@@ -42,7 +44,7 @@ def _run_format(tmp_path, runtime: Runtime, export_format: str, messages: list[s
 # --- X-Ray ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("export_format", [f for f in EXPORT_FORMATS if f != "sam-logs"])
+@pytest.mark.parametrize("export_format", EXPORT_FORMATS)
 @pytest.mark.parametrize("runtime", RUNTIMES, ids=lambda r: r.name)
 def test_every_runtime_report_gives_its_xray_trace_in_every_format(tmp_path, runtime, export_format):
     status, events = _run_format(tmp_path, runtime, export_format)
@@ -302,7 +304,7 @@ def test_lines_without_a_request_id_prefix_keep_the_open_invocation(line):
 # --- custom metrics -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("export_format", ["tail", "export", "filter-log-events", "insights-csv"])
+@pytest.mark.parametrize("export_format", ["tail", "export", "text", "filter-log-events", "insights-csv", "sam-logs"])
 def test_datadog_metrics_with_fractional_epoch_seconds_are_metrics(tmp_path, export_format):
     node_prefixed = f"2020-03-05T16:30:36.120Z\t{NODE.request_id}\tINFO\t{DATADOG_NODE_METRIC}"
     messages = [DATADOG_NODE_METRIC, DATADOG_LEGACY_METRIC, node_prefixed]
@@ -343,3 +345,78 @@ def test_sampled_counters_count_value_over_sample_rate_in_the_report(tmp_path):
     metrics = {m["name"]: m for m in orjson.loads(report.read_bytes())["metrics"]}
     assert metrics["orders.processed"]["sum"] == pytest.approx(32.0)
     assert metrics["checkout.latency"]["sum"] == 40.0  # timers are values, not counts: not scaled
+
+
+# --- inputs ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES, ids=lambda r: r.name)
+def test_sam_logs_output_is_recognised_and_read_like_the_other_exports(tmp_path, runtime, capsys):
+    paths = export_files(tmp_path / "in", runtime.name, runtime.messages)
+    status, events = run(tmp_path, str(paths["sam-logs"]))
+    assert "formats: sam-logs 1" in capsys.readouterr().err
+    [invocation] = of_type(events, "invocation")
+    assert (invocation["request_id"], invocation["xray_trace_id"]) == (runtime.request_id, runtime.trace_id)
+    assert {e["log_stream"] for e in events} == {STREAM_NAME}
+    assert status == 0
+
+
+JSON_APP_LOGS = [
+    # Lambda's JSON log format as the Python and Node.js runtimes write it (the advanced logging controls page).
+    '{"timestamp": "2023-11-14T12:22:56Z", "level": "INFO", "message": "Inside the handler function", "logger": "root", "requestId": "79b4f56e-95b1-4643-9700-2807f4e68189"}\n',
+    '{"timestamp":"2023-11-14T12:22:57.120Z","level":"ERROR","requestId":"79b4f56e-95b1-4643-9700-2807f4e68189","message":{"errorType":"TypeError","errorMessage":"Cannot read properties of undefined"}}\n',
+    "raw print output stays text\n",
+    '{"timestamp":"2023-11-14T12:22:57.200Z","level":"WARN","requestId":"79b4f56e-95b1-4643-9700-2807f4e68189","message":{"note":"an object"}}\n',
+]
+
+
+@pytest.mark.parametrize("lines", [JSON_APP_LOGS, JSON_APP_LOGS[:2], JSON_APP_LOGS[:1]], ids=["mixed", "json", "one"])
+def test_a_file_of_json_application_logs_is_read_as_logs_never_rejects(tmp_path, lines, capsys):
+    path = tmp_path / "aws" / "lambda" / "orders-api" / "app.log"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(lines))
+    status, events = run(tmp_path, str(path))
+    assert "formats: text 1" in capsys.readouterr().err
+    assert status == 0
+    logs = of_type(events, "log")
+    assert len(logs) == len(lines)
+    json_logs = [e for e in logs if e["fields"] is not None]
+    assert {e["request_id"] for e in json_logs} == {"79b4f56e-95b1-4643-9700-2807f4e68189"}
+    assert json_logs[0]["timestamp"] == 1699964576000
+    assert [e["level"] for e in json_logs] == ["INFO", "ERROR", "WARN"][: len(json_logs)]
+
+
+def test_ndjson_event_whose_message_is_an_object_is_a_log_not_a_reject(tmp_path):
+    line = b'{"timestamp": 1716222585008, "message": {"level": "INFO", "msg": "hi"}, "logStreamName": "s"}\n'
+    path = tmp_path / "aws" / "lambda" / "orders-api.ndjson"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(line)
+    status, events = run(tmp_path, str(path), "--quiet")
+    [log] = events
+    assert (status, log["type"], log["level"], log["fields"]) == (0, "log", "INFO", {"level": "INFO", "msg": "hi"})
+
+
+EMF_INDENTED = """{
+    "_aws": {
+        "Timestamp": 1716222585009,
+        "CloudWatchMetrics": [
+            {
+                "Namespace": "Orders",
+                "Dimensions": [["Service"]],
+                "Metrics": [{"Name": "Latency", "Unit": "Milliseconds"}]
+            }
+        ]
+    },
+    "Service": "orders-api",
+    "Latency": 12.5
+}
+"""
+
+
+@pytest.mark.parametrize("export_format", ["tail", "export", "text", "sam-logs"])
+def test_pretty_printed_emf_in_text_exports_is_one_event_with_its_metrics(tmp_path, export_format):
+    messages = [PYTHON.messages[0], EMF_INDENTED, PYTHON.messages[3]]
+    _, events = _run_format(tmp_path, PYTHON, export_format, messages)
+    [metric] = of_type(events, "metric")
+    assert (metric["name"], metric["value"], metric["request_id"]) == ("Latency", 12.5, PYTHON.request_id)
+    assert of_type(events, "log") == []

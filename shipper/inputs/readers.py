@@ -37,7 +37,7 @@ from shipper.decode import (
     records_from_kinesis_event,
 )
 from shipper.inputs.detect import FORMATS, detect
-from shipper.inputs.lines import ANSI, LineHead, export_head, iso_ms, short_head, tail_head, text_head
+from shipper.inputs.lines import ANSI, LineHead, export_head, iso_ms, sam_head, short_head, tail_head, text_head
 from shipper.inputs.sources import STDIN_NAME, Input
 from shipper.inputs.streams import (
     CHUNK,
@@ -373,11 +373,14 @@ class _Reader:
             timestamp = iso_ms(timestamp)
         event_id = item.get("eventId", item.get("id"))
         owner = item.get("owner")
+        message = item.get("message")
+        if type(message) in (dict, list):
+            message = orjson.dumps(message).decode()  # as CloudWatch holds a JSON message: its text
         return (
             group if type(group) is str and group else self.group,
             stream if type(stream) is str and stream else self.stream,
             owner if type(owner) is str else None,
-            {"id": event_id, "timestamp": timestamp, "message": item.get("message")},
+            {"id": event_id, "timestamp": timestamp, "message": message},
         )
 
     def _insights_row(self, row: Any) -> tuple[str, str, str | None, dict[str, Any]]:
@@ -496,6 +499,9 @@ class _Reader:
 
     def _tail_short(self, content: Rewound) -> Iterator[Batch]:
         return self._text_lines(content, short_head, None)
+
+    def _sam_logs(self, content: Rewound) -> Iterator[Batch]:
+        return self._text_lines(content, sam_head, None)
 
     def _export(self, content: Rewound) -> Iterator[Batch]:
         return self._text_lines(content, export_head, None)
