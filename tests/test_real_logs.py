@@ -420,3 +420,72 @@ def test_pretty_printed_emf_in_text_exports_is_one_event_with_its_metrics(tmp_pa
     [metric] = of_type(events, "metric")
     assert (metric["name"], metric["value"], metric["request_id"]) == ("Latency", 12.5, PYTHON.request_id)
     assert of_type(events, "log") == []
+
+
+def _insights_report_rows(with_timestamp: bool) -> list[dict[str, str]]:
+    """Rows of the Logs Insights sample query `filter @type = "REPORT" | fields @requestId, @duration, ...`."""
+    rows = []
+    for number, (duration, init) in enumerate([("15.74", "130.49"), ("3.02", ""), ("101.50", "")]):
+        row = {
+            "@requestId": f"8f507cfc-xmpl-4697-b07a-ac58fc91400{number}",
+            "@duration": duration,
+            "@billedDuration": str(int(float(duration)) + 1),
+            "@memorySize": "128000000",
+            "@maxMemoryUsed": "56000000",
+            "@initDuration": init,
+        }
+        if with_timestamp:
+            row = {"@timestamp": f"2024-05-20 16:29:4{number}.000", **row}
+        rows.append(row)
+    return rows
+
+
+def _write_insights(path, rows: list[dict[str, str]], as_csv: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if as_csv:
+        header = list(rows[0])
+        lines = [",".join(header)] + [",".join(row.get(k, "") for k in header) for row in rows]
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        results = [[{"field": k, "value": v} for k, v in row.items() if v != ""] for row in rows]
+        path.write_bytes(orjson.dumps({"results": results, "status": "Complete"}))
+
+
+@pytest.mark.parametrize("as_csv", [False, True], ids=["json", "csv"])
+@pytest.mark.parametrize("with_timestamp", [False, True], ids=["no-time", "time"])
+def test_logs_insights_report_query_without_message_becomes_invocations(tmp_path, as_csv, with_timestamp):
+    path = tmp_path / "aws" / "lambda" / "orders-api" / ("report.csv" if as_csv else "report.json")
+    _write_insights(path, _insights_report_rows(with_timestamp), as_csv)
+    status, events = run(tmp_path, str(path), "--quiet")
+    invocations = of_type(events, "invocation")
+    assert status == 0
+    assert [(i["duration_ms"], i["memory_size_mb"], i["max_memory_used_mb"], i["cold_start"]) for i in invocations] == [
+        (15.74, 128, 56, True),
+        (3.02, 128, 56, False),
+        (101.5, 128, 56, False),
+    ]
+    assert {i["function"] for i in invocations} == {"orders-api"}
+    assert len(of_type(events, "cold_start")) == 1
+    if with_timestamp:
+        assert invocations[0]["timestamp"] == 1716222580000
+
+
+@pytest.mark.parametrize("as_csv", [False, True], ids=["json", "csv"])
+def test_logs_insights_rows_without_message_say_what_to_add_to_the_query(tmp_path, as_csv, capsys):
+    rows = [{"@timestamp": "2024-05-20 16:29:40.000", "@logStream": STREAM_NAME, "level": "INFO"}] * 3
+    path = tmp_path / "aws" / "lambda" / "orders-api" / ("q.csv" if as_csv else "q.json")
+    _write_insights(path, rows, as_csv)
+    status, events = run(tmp_path, str(path))
+    err = capsys.readouterr().err
+    assert status == 1 and events == []
+    assert "3 Logs Insights rows have no @message field" in err
+    assert "add @message to the query (fields @timestamp, @message, @logStream, @log)" in err
+    assert 'filter @type = "REPORT" | fields @timestamp, @requestId, @duration' in err
+
+
+def test_logs_insights_report_row_with_hostile_numbers_stays_a_log_line(tmp_path):
+    row = _insights_report_rows(True)[0] | {"@memorySize": "1e400", "@duration": "9" * 5000}
+    path = tmp_path / "aws" / "lambda" / "orders-api" / "report.json"
+    _write_insights(path, [row], as_csv=False)
+    _, events = run(tmp_path, str(path), "--quiet")
+    assert [e["type"] for e in events] == ["log"]

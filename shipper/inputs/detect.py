@@ -15,7 +15,7 @@ Rules, in order (the first that matches wins):
   `2024-05-20T16:29:45.009000+00:00 STREAM message` -> tail (`aws logs tail`, detailed or json format);
   `2024-05-20T16:29:45.009Z message` or `1716222585009 message` -> export (CreateExportTask object);
   `2024-05-20T16:29:45 message` -> tail-short; `STREAM 2024-05-20T16:29:45.009000 message` -> sam-logs;
-  a CSV header naming `@timestamp` or `@message` -> insights-csv; anything else -> text.
+  a CSV header naming `@timestamp`, `@message` or `@requestId` -> insights-csv; anything else -> text.
 - Anything else is not recognised.
 """
 
@@ -57,6 +57,8 @@ _CLOUDWATCH_EVENT_KEYS = frozenset(
     ("ingestionTime", "eventId", "logStreamName", "logGroupName", "logStream", "logGroup", "id")
 )
 """Fields of a CloudWatch log event beside `timestamp` and `message`; an application log has none of them."""
+_INSIGHTS_CSV_FIELDS = ("@timestamp", "@message", "@requestId")
+"""A CSV header naming one of these is Logs Insights results (`@requestId`: the REPORT query's fields)."""
 _WHITESPACE = b" \t\r\n"
 _BOM = codecs.BOM_UTF8
 
@@ -158,7 +160,7 @@ def _text_format(text: str) -> str:
             return "tail-short"
         if sam_head(line):
             return "sam-logs"
-        if "," in line and ("@timestamp" in line or "@message" in line):
+        if "," in line and any(field in line for field in _INSIGHTS_CSV_FIELDS):
             return "insights-csv"
         return "text"
     return "text"
