@@ -27,7 +27,7 @@ from shipper.inputs import Batch, Meter, ReadOptions, iter_inputs, read_input, t
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
-from shipper.report import FleetReport, Prices, render
+from shipper.report import UNKNOWN_FUNCTION, FleetReport, Prices, render
 from shipper.terminal import printable
 from shipper.timeline import Timeline
 
@@ -38,6 +38,8 @@ EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 SHOWN_PER_CODE = 20
 """Rejects explained one by one per code; past that they are counted, and summed up at the end."""
+UNKNOWN_FUNCTION_INPUTS_KEPT = 20
+"""Inputs named in the warning about events of no known function; past that they are counted."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
                     state.handle(Batch(f"{source.source}#0", source.source or "", rejects=[source]))
                     continue
                 state.tally.inputs += 1
+                state.current_input = source.name
                 progress.update(meter.bytes_read, state.log_events, source.name)
                 opened = read_input(source, options.read, meter)
                 state.tally.formats[opened.format or "not read"] += 1
@@ -109,6 +112,11 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
+    data["run"]["unknown_function"] = {
+        "events": state.unknown_function_events,
+        "inputs": state.unknown_function_inputs,
+        "inputs_named": sorted(state.unknown_function_names),
+    }
     data["run"]["metric_lines_malformed"] = {
         "lines": state.pipeline.counts.get("metric_line_malformed", 0),
         "reasons": dict(sorted(state.pipeline.classifier.malformed_metrics.items(), key=lambda item: -item[1])),
@@ -124,6 +132,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     if not options.quiet:
         _print_summary(tally, state.pipeline.counts, router, state.stopped)
         _print_malformed_metrics(state.pipeline.classifier.malformed_metrics, state.pipeline.counts)
+        _print_unknown_functions(state)
         _print_report(data)
     failed = sum(tally.rejects.values()) or tally.statuses[Status.NOT_DELIVERED] or nothing or unwritten
     return EXIT_INCOMPLETE if failed else EXIT_OK
@@ -142,6 +151,11 @@ class _Run:
         self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
         self.tally = _Tally()
         self.stopped = False
+        self.current_input = ""
+        # events whose function no log group, stream or path names, and the inputs they came from
+        self.unknown_function_events = 0
+        self.unknown_function_inputs = 0
+        self.unknown_function_names: set[str] = set()
 
     @property
     def log_events(self) -> int:
@@ -164,6 +178,9 @@ class _Run:
         rejected: list[Reject] = []
         for index, outcome in enumerate(outcomes):
             tally.events_by_type.update(event["type"] for event in outcome.events)
+            unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
+            if unknown:
+                self._unknown_function(unknown)
             self.report.add(outcome.events)
             if self.timeline is not None:
                 self.timeline.add(outcome.events)
@@ -181,6 +198,38 @@ class _Run:
                 self.progress.note(f"shipper: rejected{where}: {reject.reason}")
         if rejected and self.options.strict:
             raise _Stop
+
+    def _unknown_function(self, events: int) -> None:
+        self.unknown_function_events += events
+        names = self.unknown_function_names
+        if self.current_input not in names:
+            self.unknown_function_inputs += 1
+            if len(names) < UNKNOWN_FUNCTION_INPUTS_KEPT:
+                names.add(self.current_input)
+
+
+def _print_unknown_functions(state: _Run) -> None:
+    """Say which inputs gave events of no known function, that the report adds them up together, and the fix."""
+    if not state.unknown_function_events:
+        return
+    inputs = state.unknown_function_inputs
+    names = ", ".join(printable(name) for name in sorted(state.unknown_function_names))
+    more = inputs - len(state.unknown_function_names)
+    print(
+        f"shipper: {state.unknown_function_events:,} events from {inputs:,} input{'s' * (inputs != 1)} have no known "
+        f"function (no log group in the data or the path): {names}{f' and {more:,} more' if more else ''}.",
+        file=sys.stderr,
+    )
+    if inputs > 1:
+        print(
+            f"shipper: the report adds them up together as {UNKNOWN_FUNCTION}, whatever function each input holds.",
+            file=sys.stderr,
+        )
+    print(
+        "shipper: to name the function, pass --log-group /aws/lambda/NAME (one run per function), or keep each file "
+        "under a path holding aws/lambda/NAME (aws/lambda/NAME.json, .../aws/lambda/NAME/...).",
+        file=sys.stderr,
+    )
 
 
 def _is_html(path: str) -> bool:

@@ -489,3 +489,42 @@ def test_logs_insights_report_row_with_hostile_numbers_stays_a_log_line(tmp_path
     _write_insights(path, [row], as_csv=False)
     _, events = run(tmp_path, str(path), "--quiet")
     assert [e["type"] for e in events] == ["log"]
+
+
+# --- the function, when nothing names it ------------------------------------------------------------------------
+
+
+def test_filter_log_events_of_unknown_functions_are_named_in_the_summary_with_the_fix(tmp_path, capsys):
+    """`aws logs filter-log-events --log-group-name /aws/lambda/F > F.json` has no log group in it."""
+    for runtime in (PYTHON, NODE):
+        paths = export_files(tmp_path / "raw", runtime.name, runtime.messages)
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"{runtime.name}.json").write_bytes(paths["filter-log-events"].read_bytes())
+    report = tmp_path / "report.json"
+    _, events = run(tmp_path, str(tmp_path / "in"), "--report", str(report))
+    err = capsys.readouterr().err
+    assert {e["function"] for e in events} == {None}
+    in_dir = tmp_path / "in"
+    assert (
+        f"events from 2 inputs have no known function (no log group in the data or the path): {in_dir / 'node.json'}, {in_dir / 'python.json'}."
+        in err
+    )
+    assert "the report adds them up together as (unknown function)" in err
+    assert (
+        "pass --log-group /aws/lambda/NAME (one run per function), or keep each file under a path holding aws/lambda/NAME"
+        in err
+    )
+    unknown = orjson.loads(report.read_bytes())["run"]["unknown_function"]
+    assert unknown["events"] == len(events) and unknown["inputs"] == 2
+
+
+def test_the_documented_recipes_name_the_function(tmp_path, capsys):
+    """docs/run.md's recipe: the file under aws/lambda/F (or --log-group) names the function."""
+    paths = export_files(tmp_path, "orders-api", PYTHON.messages)
+    _, events = run(tmp_path, str(paths["filter-log-events"]))
+    assert {e["function"] for e in events} == {"orders-api"}
+    assert "no known function" not in capsys.readouterr().err
+    plain = tmp_path / "F.json"
+    plain.write_bytes(paths["filter-log-events"].read_bytes())
+    _, events = run(tmp_path, str(plain), "--log-group", "/aws/lambda/orders-api")
+    assert {e["function"] for e in events} == {"orders-api"}
