@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipper.delivery import Router, Status
-from shipper.inputs import Batch, Meter, ReadOptions, iter_inputs, read_input, total_size
+from shipper.inputs import Batch, Meter, ReadOptions, Skipped, iter_inputs, read_input, total_size
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
@@ -85,6 +85,9 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
         try:
             for source in iter_inputs(paths, endpoint_url=options.endpoint_url):
                 listed += 1
+                if isinstance(source, Skipped):
+                    state.skip(source)
+                    continue
                 if isinstance(source, Reject):
                     state.handle(Batch(f"{source.source}#0", source.source or "", rejects=[source]))
                     continue
@@ -112,6 +115,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
+    data["run"]["skipped_inputs"] = {"count": state.skipped_count, "named": state.skipped}
     data["run"]["unknown_function"] = {
         "events": state.unknown_function_events,
         "inputs": state.unknown_function_inputs,
@@ -133,6 +137,7 @@ def run(paths: Sequence[str], router: Router, options: RunOptions, telemetry: Te
         _print_summary(tally, state.pipeline.counts, router, state.stopped)
         _print_malformed_metrics(state.pipeline.classifier.malformed_metrics, state.pipeline.counts)
         _print_unknown_functions(state)
+        _print_skipped(state)
         _print_report(data)
     failed = sum(tally.rejects.values()) or tally.statuses[Status.NOT_DELIVERED] or nothing or unwritten
     return EXIT_INCOMPLETE if failed else EXIT_OK
@@ -152,6 +157,9 @@ class _Run:
         self.tally = _Tally()
         self.stopped = False
         self.current_input = ""
+        # files a directory walk did not read (their names say they are no logs): the first ones, and how many
+        self.skipped: list[dict[str, str]] = []
+        self.skipped_count = 0
         # events whose function no log group, stream or path names, and the inputs they came from
         self.unknown_function_events = 0
         self.unknown_function_inputs = 0
@@ -199,6 +207,11 @@ class _Run:
         if rejected and self.options.strict:
             raise _Stop
 
+    def skip(self, skipped: Skipped) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < UNKNOWN_FUNCTION_INPUTS_KEPT:
+            self.skipped.append({"name": skipped.name, "reason": skipped.reason})
+
     def _unknown_function(self, events: int) -> None:
         self.unknown_function_events += events
         names = self.unknown_function_names
@@ -230,6 +243,20 @@ def _print_unknown_functions(state: _Run) -> None:
         "under a path holding aws/lambda/NAME (aws/lambda/NAME.json, .../aws/lambda/NAME/...).",
         file=sys.stderr,
     )
+
+
+def _print_skipped(state: _Run) -> None:
+    """List the files a directory walk did not read, and why."""
+    count = state.skipped_count
+    if not count:
+        return
+    what = "file that does" if count == 1 else "files that do"
+    print(f"shipper: skipped {count:,} {what} not look like logs:", file=sys.stderr)
+    for skipped in state.skipped:
+        print(f"shipper:   {printable(skipped['name'])}: {printable(skipped['reason'])}", file=sys.stderr)
+    if count > len(state.skipped):
+        print(f"shipper:   and {count - len(state.skipped):,} more", file=sys.stderr)
+    print("shipper: name a file on the command line to read it anyway.", file=sys.stderr)
 
 
 def _is_html(path: str) -> bool:

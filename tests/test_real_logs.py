@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.classify import Classifier
+from shipper.inputs.sources import not_logs
 
 from helpers import classify_messages, cwl_document, of_type
 from real_logs import (
@@ -528,3 +529,62 @@ def test_the_documented_recipes_name_the_function(tmp_path, capsys):
     plain.write_bytes(paths["filter-log-events"].read_bytes())
     _, events = run(tmp_path, str(plain), "--log-group", "/aws/lambda/orders-api")
     assert {e["function"] for e in events} == {"orders-api"}
+
+
+# --- a directory walk reads logs, not documentation ----------------------------------------------------------
+
+README_PROSE = """# Orders exports
+
+When DynamoDB answers ProvisionedThroughputExceededException or ThrottlingException, or an API says
+"Rate exceeded" (HTTP 429, Too Many Requests), the SDK retries: see the runbook. Task timed out after
+3.00 seconds means the function hit its timeout; JavaScript heap out of memory means raise memory.
+"""
+
+
+def test_a_directory_walk_skips_files_that_are_not_logs_and_lists_them(tmp_path, capsys):
+    paths = export_files(tmp_path / "in", "orders-api", PYTHON.messages)
+    export_dir = tmp_path / "in" / "export"
+    assert paths["export"].is_relative_to(export_dir)
+    (export_dir / "README.md").write_text(README_PROSE)
+    (export_dir / "LICENSE").write_text("Apache License 2.0: TooManyRequestsException\n")
+    (export_dir / "fetch.sh").write_text("aws logs create-export-task  # SlowDown on 503\n")
+    report = tmp_path / "report.json"
+    status, events = run(tmp_path, str(export_dir), "--report", str(report))
+    err = capsys.readouterr().err
+    assert status == 0
+    assert of_type(events, "throttle") == [] and of_type(events, "timeout") == []
+    assert {e["function"] for e in events} == {"orders-api"} and len(of_type(events, "invocation")) == 1
+    assert "shipper: skipped 3 files that do not look like logs:" in err
+    assert f"{export_dir / 'README.md'}: documentation (.md), not logs" in err
+    assert f"{export_dir / 'LICENSE'}: LICENSE: documentation, not logs" in err
+    assert f"{export_dir / 'fetch.sh'}: source or configuration (.sh), not logs" in err
+    assert orjson.loads(report.read_bytes())["run"]["skipped_inputs"]["count"] == 3
+
+
+def test_a_file_named_on_the_command_line_is_read_whatever_its_name(tmp_path):
+    readme = tmp_path / "aws" / "lambda" / "orders-api" / "README.md"
+    readme.parent.mkdir(parents=True)
+    readme.write_text(README_PROSE)
+    _, events = run(tmp_path, str(readme), "--quiet")
+    assert len(of_type(events, "throttle")) > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "skipped"),
+    [
+        ("README.md", True),
+        ("readme.txt", True),
+        ("notes.rst", True),
+        ("docs/index.html", True),
+        ("orders-api.log", False),
+        ("orders-api.json", False),
+        ("000000.gz", False),
+        ("2024/05/20/[$LATEST]abc/000000.gz", False),
+        ("orders-api.txt", False),
+        ("report.csv", False),
+        ("aws-logs-write-test", False),
+        ("central-logs-1-2024-05-20-16-00-00-abc", False),
+    ],
+)
+def test_which_names_are_not_logs(name, skipped):
+    assert (not_logs(name) is not None) == skipped
