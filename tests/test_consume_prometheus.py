@@ -109,7 +109,16 @@ def test_prometheus_scrapes_lambda_health_and_custom_metrics_from_the_consumer(a
             assert p99[0]["metric"] == {"function": "orders-api"}
             # no series anywhere carries a request id
             series = query(server, '{job="shipper"}')
-            assert not [s for s in series if {"6bc28136-xmpl-4365-b021-0ce6b2e64a01", "6bc28136-xmpl-4365-b021-0ce6b2e64a02", "6bc28136-xmpl-4365-b021-0ce6b2e64a03"} & set(s["metric"].values())]
+            assert not [
+                s
+                for s in series
+                if {
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a01",
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a02",
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a03",
+                }
+                & set(s["metric"].values())
+            ]
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=15) == 0
     events = [orjson.loads(line) for line in output.read_bytes().splitlines()]

@@ -390,7 +390,7 @@ class _Reader:
         the REPORT line they stand for; other rows without one are skipped, and one reject says what to add."""
         skipped = 0
         for row in rows:
-            if type(row) is not Reject and "@message" not in row:
+            if not isinstance(row, Reject) and "@message" not in row:
                 if "@requestId" in row and "@duration" in row:
                     row["@message"] = _report_from_insights(row)
                     row.setdefault("@timestamp", _EPOCH_START)  # the query did not ask for times
