@@ -102,7 +102,8 @@ _SPACED_PLATFORM_FIELD = re.compile(
 # Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
 # values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
 _REPORT = re.compile(
-    rf"REPORT RequestId: ({_REQUEST_ID})\tDuration: (\d{1, 9}(?:\.\d{1, 6})?) ms\tBilled Duration: (\d{1, 9}) ms\t"
+    rf"REPORT RequestId: ({_REQUEST_ID})"
+    r"\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
     r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
 )
 _MAX_DURATION_MS = DURATION_MS.high
@@ -162,14 +163,18 @@ def platform_fields(line: str) -> dict[str, str]:
     128 MB`, as copies of the line show).
     """
     fields: dict[str, str] = {}
+    spaced = True
     if "\t" in line:
+        spaced = False
         # Drop the line's own name ("REPORT ", "INIT_REPORT ", ...) so the first field reads like the rest.
         for part in line.partition(" ")[2].split("\t"):
             key, sep, value = part.partition(": ")
             if sep:
                 fields[key] = value.split(" ", 1)[0].strip()
-    for key, value in _SPACED_PLATFORM_FIELD.findall(line):
-        fields.setdefault(key, value)
+                spaced = spaced or ": " in value  # another field after a space, not a TAB
+    if spaced:
+        for key, value in _SPACED_PLATFORM_FIELD.findall(line):
+            fields.setdefault(key, value)
     return fields
 
 

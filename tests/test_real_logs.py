@@ -20,13 +20,18 @@ from real_logs import (
     CONSOLE_COPIES,
     DATADOG_LEGACY_METRIC,
     DATADOG_NODE_METRIC,
+    DOTNET,
     EXPORT_FORMATS,
+    GO,
+    JAVA,
     LEGACY_OOM_KILL,
     LEGACY_REQUEST_ID,
     LEGACY_TIMEOUT,
     NODE,
     NODE_HEAP_OUT_OF_MEMORY,
+    POWERSHELL,
     PYTHON,
+    RUBY,
     RUNTIMES,
     STREAM_NAME,
     Runtime,
@@ -588,3 +593,16 @@ def test_a_file_named_on_the_command_line_is_read_whatever_its_name(tmp_path):
 )
 def test_which_names_are_not_logs(name, skipped):
     assert (not_logs(name) is not None) == skipped
+
+
+def test_canonical_report_lines_take_the_one_regex_path(monkeypatch):
+    """Lambda's own REPORT lines (TABs, X-Ray on the second line) never need the generic field parser."""
+    import shipper.classify
+
+    def generic(line):
+        raise AssertionError(f"generic parser used for {line!r}")
+
+    monkeypatch.setattr(shipper.classify, "platform_fields", generic)
+    for runtime in (PYTHON, JAVA, GO, RUBY, DOTNET, POWERSHELL):
+        [invocation] = of_type(classify_messages([runtime.messages[-1]]), "invocation")
+        assert invocation["xray_trace_id"] == runtime.trace_id
