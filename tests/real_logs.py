@@ -52,16 +52,16 @@ PYTHON = Runtime(
 NODE = Runtime(
     "node",
     "c793869b-ee49-115b-a5b6-4fd21e8dedac",
-    "1-5cfaxmpl-5b1f2b1c3b6ae8f4b5b0e4f2",
+    "1-5d9d007f-0a8c7fd02xmpl480aed55ef0",
     [
         "START RequestId: c793869b-ee49-115b-a5b6-4fd21e8dedac Version: $LATEST\n",
         '2019-06-07T19:11:20.562Z\tc793869b-ee49-115b-a5b6-4fd21e8dedac\tINFO\tENVIRONMENT VARIABLES\n{\n  "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST"\n}\n',
         "2019-06-07T19:11:20.564Z\tc793869b-ee49-115b-a5b6-4fd21e8dedac\tWARN\tEvent not processed.\n",
         "END RequestId: c793869b-ee49-115b-a5b6-4fd21e8dedac\n",
         # The guide's Node sample: the X-Ray fields after a TAB on the REPORT's own line.
-        "REPORT RequestId: c793869b-ee49-115b-a5b6-4fd21e8dedac\tDuration: 170.19 ms\tBilled Duration: 171 ms\t"
-        "Memory Size: 128 MB\tMax Memory Used: 73 MB\tInit Duration: 166.59 ms\tXRAY TraceId: "
-        "1-5cfaxmpl-5b1f2b1c3b6ae8f4b5b0e4f2\tSegmentId: 3d752xmpl1bbe37e\tSampled: true\t\n",
+        "REPORT RequestId: c793869b-ee49-115b-a5b6-4fd21e8dedac\tDuration: 128.83 ms\tBilled Duration: 200 ms\t"
+        "Memory Size: 128 MB\tMax Memory Used: 74 MB\tInit Duration: 166.62 ms\tXRAY TraceId: "
+        "1-5d9d007f-0a8c7fd02xmpl480aed55ef0\tSegmentId: 3d752xmpl1bbe37e\tSampled: true\t\n",
     ],
 )
 JAVA = Runtime(
