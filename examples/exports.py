@@ -11,6 +11,7 @@ format that keeps log streams and message text:
     firehose_object    a Firehose-to-S3 object: the subscription payloads' gzip members, optionally gzip'd again
     ndjson             one CloudWatch log event a line
     insights_results   Logs Insights GetQueryResults JSON (`sort @timestamp asc`), insights_csv its CSV
+    sam_logs           `sam logs` text: `STREAM TIME message`, JSON messages indented
 
     python examples/exports.py DIR [--events N] [--seed S]
 
@@ -25,6 +26,7 @@ event's included) as `aws logs tail` text, one file per log group, for people to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import gzip
@@ -36,6 +38,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -156,6 +159,21 @@ def _pretty_json(message: str) -> str:
         return "\n" + json.dumps(json.loads(message), indent=4)
     except json.JSONDecodeError:
         return message
+
+
+def sam_logs(streams: Iterable[Stream]) -> bytes:
+    """`sam logs` output: `<stream> <time, local ISO, microseconds unless whole seconds> <message>`, no colours.
+
+    SAM prints a message that is a JSON object indented by 2 and keeps every other message as it is."""
+    out = io.StringIO()
+    for s, index in interleaved(streams):
+        ts, message = s.events[index]
+        moment = datetime.fromtimestamp(ts / 1000, UTC).replace(tzinfo=None).isoformat()
+        if message.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                message = json.dumps(json.loads(message), indent=2)
+        out.write(f"{s.name} {moment} {message}" + ("" if message.endswith("\n") else "\n"))
+    return out.getvalue().encode()
 
 
 def export_objects(

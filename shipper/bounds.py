@@ -34,6 +34,8 @@ TIMEOUT_S = Range(0, 86_400)
 """`Task timed out after N seconds`: up to a day. Lambda's longest timeout is 900 s."""
 EPOCH_MS = Range(-62_135_596_800_000, 253_402_300_799_999)
 """Timestamps in epoch milliseconds: the years 0001 to 9999, all an ISO-8601 time can write."""
+EPOCH_S = Range(0, 99_999_999_999.999)
+"""Epoch seconds on a metric line (whole or fractional, as the Datadog Node.js layer writes them): up to 11 digits."""
 SAMPLE_RATE = Range(5e-324, 1.0)
 """A StatsD sample rate: more than 0, at most 1."""
 METRIC_VALUE = Range(-sys.float_info.max, sys.float_info.max)

@@ -54,6 +54,8 @@ def message_bytes(message: str) -> int:
     return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
 
 
+_MAX_MALFORMED_REASONS = 20
+"""Distinct reasons kept for metric lines that could not be read; the rest are only counted."""
 _MAX_TRACKED_STREAMS = 50_000
 _MAX_RUNTIME_CHARS = 64
 _MAX_TRACKED_REQUESTS = 200_000
@@ -76,9 +78,33 @@ _PYTHON_LEVELS = {
     "[CRITICAL]": "CRITICAL",
 }
 _NODE_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
+# `[ERROR] text`: a Python logger's level without time or request id; PowerShell's `[Information] - text`.
+_BRACKET_LEVELS = {
+    **_PYTHON_LEVELS,
+    "[Information]": "INFO",
+    "[Warning]": "WARNING",
+    "[Error]": "ERROR",
+    "[Verbose]": "DEBUG",
+    "[Debug]": "DEBUG",
+}
 _NODE_UNHANDLED = ("Invoke Error", "Uncaught Exception", "Unhandled Promise Rejection")
 _EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
-_TASK_TIMED_OUT = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z\s+(\S+)\s+Task timed out after (\d+(?:\.\d+)?) seconds")
+# A request id as Lambda writes it: a UUID, 8-4-4-4-12 groups (letters allowed: AWS's samples write `xmpl` in them).
+_REQUEST_ID = r"[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}"
+_REQUEST_ID_SHAPE = re.compile(_REQUEST_ID)
+# `<ISO time> <request id> ` or log4j's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>[:<line>] - `.
+_REQUEST_PREFIX = re.compile(
+    rf"(?:\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{{1,9}})?Z?[ \t]+)?(?P<id>{_REQUEST_ID})[ \t]+"
+    r"(?:(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)[ \t]+(?=\S+ - ))?"
+)
+# Ruby's Logger as the Lambda guide shows it: `I, [2019-10-26T10:04:01.689856 #8]  INFO <request id> -- : text`.
+_RUBY_LOGGER = re.compile(
+    r"[DIWEFAU], \[[^\]\n]{1,64}\] +(DEBUG|INFO|WARN|ERROR|FATAL|ANY|UNKNOWN)"
+    rf"(?: (?P<id>{_REQUEST_ID}))? -- [^:\n]{{0,256}}: "
+)
+_TASK_TIMED_OUT = re.compile(
+    rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z\s+({_REQUEST_ID})\s+Task timed out after (\d+(?:\.\d+)?) seconds"
+)
 # Platform lines whose tabs were turned into spaces (consoles, blog copies): known keys only.
 _SPACED_PLATFORM_FIELD = re.compile(
     r"(RequestId|Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|"
@@ -89,7 +115,8 @@ _SPACED_PLATFORM_FIELD = re.compile(
 # Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
 # values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
 _REPORT = re.compile(
-    r"REPORT RequestId: ([^\t ]+)\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
+    rf"REPORT RequestId: ({_REQUEST_ID})"
+    r"\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
     r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
 )
 _MAX_DURATION_MS = DURATION_MS.high
@@ -106,9 +133,15 @@ _REPORT_NUMBERS: tuple[tuple[str, Callable[[str, Range], int | float | None], Ra
     ("Billed Restore Duration", text_whole_or_number, DURATION_MS),
 )
 _XRAY_TRAILER = "\nXRAY TraceId: "
+# The X-Ray fields of a REPORT: on its second line (as Lambda writes it), after a tab or spaces on the same line
+# (copies that lost the newline), or as a log event of their own right after it (copies split by line).
+_XRAY_PREFIX = "XRAY TraceId: "
 # Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
 # level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
 _QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
+_FAILURES = frozenset(("timeout", "out_of_memory", "error"))
+_OUT_OF_MEMORY = "Runtime.OutOfMemory"
+"""The error type of an invocation Lambda stopped for running out of memory, as REPORT's `Error Type` says it."""
 # Lambda writes platform records as {"time":"<24-char ISO time>","type":"platform.<name>","record":{...}}.
 # Most of them open or close an invocation and produce no event: read those without parsing the JSON.
 _PLATFORM_PREFIX = '{"time":"'
@@ -172,19 +205,29 @@ def _runtime(value: Any) -> str | None:
     return None
 
 
+def is_request_id(text: str) -> bool:
+    """Whether `text` has the shape of a Lambda request id."""
+    return len(text) == 36 and _REQUEST_ID_SHAPE.fullmatch(text) is not None
+
+
 def platform_fields(line: str) -> dict[str, str]:
     """`Key: value[ unit]` fields of a TEXT platform line (REPORT, INIT_REPORT, RESTORE_REPORT).
 
-    Parsed generically so fields Lambda adds later do not break it; the unit is dropped.
+    Parsed generically so fields Lambda adds later do not break it; the unit is dropped. Known fields are
+    also found where spaces stand for the tabs, all of them or some (`Billed Duration: 100 ms Memory Size:
+    128 MB`, as copies of the line show).
     """
     fields: dict[str, str] = {}
+    spaced = True
     if "\t" in line:
+        spaced = False
         # Drop the line's own name ("REPORT ", "INIT_REPORT ", ...) so the first field reads like the rest.
         for part in line.partition(" ")[2].split("\t"):
             key, sep, value = part.partition(": ")
             if sep:
                 fields[key] = value.split(" ", 1)[0].strip()
-    else:
+                spaced = spaced or ": " in value  # another field after a space, not a TAB
+    if spaced:
         for key, value in _SPACED_PLATFORM_FIELD.findall(line):
             fields.setdefault(key, value)
     return fields
@@ -201,9 +244,18 @@ class Classifier:
         # hash((function, request id)) -> bits (_SIGNAL_BITS) of the signals already emitted for that invocation
         self._signals_seen: _Recent[int] = _Recent(_MAX_TRACKED_REQUESTS)
         self.counts: dict[str, int] = {}
+        # why metric lines could not be read -> how many (at most _MAX_MALFORMED_REASONS reasons)
+        self.malformed_metrics: dict[str, int] = {}
 
     def count(self, name: str, increment: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + increment
+
+    def malformed_metric(self, reason: str) -> None:
+        """Count a line that claims to be a metric line and is not a valid one, and why."""
+        self.count("metric_line_malformed")
+        reasons = self.malformed_metrics
+        if reason in reasons or len(reasons) < _MAX_MALFORMED_REASONS:
+            reasons[reason] = reasons.get(reason, 0) + 1
 
     def classify(
         self, document: dict[str, Any], events: list[dict[str, Any]], rejects: list[Reject], source: str | None = None
@@ -243,6 +295,8 @@ class _DocumentClassifier:
         "document",
         "events",
         "function",
+        "last_report",
+        "last_report_end",
         "log_group",
         "log_stream",
         "pending_signals",
@@ -273,6 +327,10 @@ class _DocumentClassifier:
         self.common = self._common_fields()
         # (request id, signal type) -> the event emitted from this document, to be completed by later lines
         self.pending_signals: dict[tuple[str, str], dict[str, Any]] = {}
+        # The invocation of the last text REPORT, and how many events there were once it was handled: an X-Ray
+        # line of its own belongs to it only when nothing came between.
+        self.last_report: dict[str, Any] | None = None
+        self.last_report_end = -1
 
     def run(self) -> None:
         max_chars = self.classifier.max_message_chars
@@ -307,7 +365,7 @@ class _DocumentClassifier:
                 self._timestamped_line(message, timestamp, event_id)
             elif first == "S" and message.startswith("START RequestId: "):
                 words = message.split(None, 3)
-                state[1] = words[2] if len(words) > 2 else None
+                state[1] = words[2] if len(words) > 2 and is_request_id(words[2]) else None
             elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
                 if message[1] == "N":  # END closes the invocation; EXTENSION lines carry nothing
                     state[1] = None
@@ -315,7 +373,7 @@ class _DocumentClassifier:
                 self._report_line(message, timestamp, event_id)
             elif first in "IRTLX" and self._other_platform_line(message, timestamp, event_id):
                 pass
-            else:
+            elif not self._prefixed_line(message, timestamp, event_id):
                 app_line(None, state[1], message, timestamp, event_id)
         for index, held in enumerate(state):
             if held is not None and len(held) > _MAX_HELD_CHARS:
@@ -329,6 +387,8 @@ class _DocumentClassifier:
             rest = message[match.end() :]
             if rest.startswith(_XRAY_TRAILER):
                 xray = _trace_id(rest[len(_XRAY_TRAILER) :])
+            elif rest.startswith(_XRAY_PREFIX):
+                xray = _trace_id(rest[len(_XRAY_PREFIX) :])
             elif rest in ("", "\n"):
                 xray = None
             else:
@@ -362,21 +422,29 @@ class _DocumentClassifier:
                     "text",
                 )
                 return
-        head, xray_sep, xray = message.partition(_XRAY_TRAILER)
+        text = message
+        if "\t" not in text and "\\t" in text:
+            # Copied through one JSON encoding too many: `\t` written out. Read as the TAB it stood for.
+            text = text.replace("\\t", "\t").replace("\\n", "\n")
+        head, xray_sep, xray = text.partition(_XRAY_PREFIX)
         fields = platform_fields(head)
+        request_id = fields.get("RequestId")
         numbers: list[int | float | None] = []
         for key, parse, bounds in _REPORT_NUMBERS:
             raw = fields.get(key)
             value = None if raw is None else parse(raw, bounds)
             if value is None and raw is not None:
-                # A REPORT line with a number that is not one, or out of its range, is kept as a log line.
-                self.classifier.count("platform_line_unparsed")
-                self._app_line(None, self.stream_state[1], message, timestamp, event_id)
-                return
+                break
             numbers.append(value)
+        if len(numbers) < len(_REPORT_NUMBERS) or request_id is None or not is_request_id(request_id):
+            # A REPORT line with a number that is not one, or out of its range, or without a request id of
+            # Lambda's shape, is kept as a log line.
+            self.classifier.count("platform_line_unparsed")
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+            return
         self._invocation(
             timestamp,
-            fields.get("RequestId"),
+            request_id,
             event_id,
             *numbers,
             fields.get("Status"),
@@ -396,10 +464,13 @@ class _DocumentClassifier:
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
+        if message.startswith(_XRAY_PREFIX):
+            self._xray_line(message)
+            return True
         if message.startswith("INIT_START "):
             self.stream_state[2] = _runtime(platform_fields(message).get("Runtime Version"))
             return True
-        if message.startswith(("RESTORE_START ", "TELEMETRY\t", "LOGS\t", "XRAY TraceId: ")):
+        if message.startswith(("RESTORE_START ", "TELEMETRY\t", "LOGS\t")):
             return True
         if message.startswith(("INIT_REPORT ", "RESTORE_REPORT ")):
             fields = platform_fields(message)
@@ -411,9 +482,14 @@ class _DocumentClassifier:
                 self._init_error(timestamp, event_id, fields.get("Error Type"), phase, status, init_duration_ms)
             return True
         if message.startswith("RequestId: ") and " Error: Runtime exited" in message:
-            self._runtime_exit(message, timestamp, event_id)
-            return True
+            return self._runtime_exit(message, timestamp, event_id)
         return False
+
+    def _xray_line(self, message: str) -> None:
+        """`XRAY TraceId: ...` as a log event of its own: the trace of the REPORT just before it, if that had none."""
+        report = self.last_report
+        if report is not None and report["xray_trace_id"] is None and self.last_report_end == len(self.events):
+            report["xray_trace_id"] = _trace_id(message[len(_XRAY_PREFIX) :])
 
     def _init_error(
         self,
@@ -431,9 +507,11 @@ class _DocumentClassifier:
         event["init_duration_ms"] = init_duration_ms
         self.events.append(event)
 
-    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> None:
-        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`."""
+    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> bool:
+        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`; False if no id."""
         request_id = message.split(None, 2)[1]
+        if not is_request_id(request_id):
+            return False
         first_line, _, rest = message.partition("\n")
         reason = first_line.partition(" Error: ")[2].strip()
         error_type = rest.strip().split("\n", 1)[0].strip() or "Runtime.ExitError"
@@ -441,6 +519,7 @@ class _DocumentClassifier:
             self._signal("out_of_memory", timestamp, request_id, event_id, _oom_fields(None, None, error_type, reason))
         else:
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": reason})
+        return True
 
     # --- application lines --------------------------------------------------------------------------
 
@@ -462,10 +541,17 @@ class _DocumentClassifier:
                 return
         parts = message.split("\t", 3)
         level = _PYTHON_LEVELS.get(parts[0]) if len(parts) == 4 else None
+        if level is not None:
+            self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
+            return
+        # `[ERROR] message` (a logger's format without time and request id) or PowerShell's `[Information] - text`
+        tag, _, body = message.partition("]")
+        level = _BRACKET_LEVELS.get(tag + "]") if body[:1] in (" ", "\t") else None
         if level is None:
             self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
-        self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
+        body = body[1:]
+        self._app_line(level, self.stream_state[1], body[2:] if body.startswith("- ") else body, timestamp, event_id)
 
     def _timestamped_line(self, message: str, timestamp: int, event_id: str | None) -> None:
         """Node `<ISO time>\\t<request id>\\t<LEVEL>\\t<text>`, or Lambda's `Task timed out` line."""
@@ -487,7 +573,33 @@ class _DocumentClassifier:
                 fields: dict[str, Any] = {"timeout_s": timeout_s, "duration_ms": None}
                 self._signal("timeout", timestamp, match.group(1), event_id, fields)
                 return
-        self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+        if not self._prefixed_line(message, timestamp, event_id):
+            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+
+    def _prefixed_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
+        """A line whose prefix names its request id (and often its level); False if it has no such prefix.
+
+        `<ISO time> <request id> <text>` (what the Node.js runtime prints on a fatal error), log4j with the
+        Lambda appender's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>:<line> - <text>`, and Ruby's
+        Logger `I, [<time> #<pid>]  INFO <request id> -- : <text>`.
+        """
+        if message[1:4] == ", [":
+            match = _RUBY_LOGGER.match(message)
+            level = None if match is None else match.group(1)
+        elif message[8:9] == "-" or message[28:29] == "-" or message[33:34] == "-":
+            match = _REQUEST_PREFIX.match(message)
+            level = None if match is None else match.group(2)
+        else:
+            return False
+        if match is None:
+            return False
+        request_id = match.group("id") or self.stream_state[1]
+        body = message[match.end() :]
+        if level is None:
+            word = body.split(None, 1)[0] if body.strip() else ""
+            level = word if word in _NODE_LEVELS else None
+        self._app_line(level, request_id, body, timestamp, event_id)
+        return True
 
     def _node_unhandled(self, body: str, request_id: str | None, timestamp: int, event_id: str | None) -> None:
         """`Invoke Error \\t{"errorType": ..., "errorMessage": ...}` and its kin."""
@@ -647,7 +759,7 @@ class _DocumentClassifier:
         if parsed is None:
             return False
         if isinstance(parsed, MalformedMetric):
-            self.classifier.count("metric_line_malformed")
+            self.classifier.malformed_metric(parsed.reason)
             return False
         common = self._base("metric", 0, request_id, event_id)
         for metric in parsed:
@@ -728,8 +840,17 @@ class _DocumentClassifier:
     ) -> None:
         """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies.
 
-        `raw_status` is the status the line wrote, None for success.
+        `raw_status` is the status the line wrote, None for success. A text REPORT without a status (all of
+        them before Lambda added `Status:`) takes it from a timeout or out-of-memory line of the same request
+        seen before it in the run; one seen after it, in the same document, corrects it (`_signal`).
         """
+        legacy = raw_status is None and log_format == "text" and request_id is not None
+        if legacy:
+            seen = self.classifier._signals_seen.get((self.function, request_id))  # type: ignore[arg-type]
+            if seen is not None and "timeout" in seen:
+                raw_status = "timeout"
+            elif seen is not None and "out_of_memory" in seen:
+                raw_status, error_type = "error", _OUT_OF_MEMORY
         if raw_status is None:
             status = "success"
         elif raw_status == "timeout":
@@ -737,31 +858,32 @@ class _DocumentClassifier:
         else:
             status = "error"
         cold_start = init_duration_ms is not None or restore_duration_ms is not None
-        self.events.append(
-            {
-                "type": "invocation",
-                "timestamp": timestamp,
-                "function": self.function,
-                "log_group": self.log_group,
-                "log_stream": self.log_stream,
-                "account": self.account,
-                "request_id": request_id,
-                "event_id": event_id,
-                "duration_ms": duration_ms,
-                "billed_duration_ms": billed_duration_ms,
-                "memory_size_mb": memory_size_mb,
-                "max_memory_used_mb": max_memory_used_mb,
-                "init_duration_ms": init_duration_ms,
-                "restore_duration_ms": restore_duration_ms,
-                "billed_restore_duration_ms": billed_restore_duration_ms,
-                "cold_start": cold_start,
-                "status": status,
-                "error_type": error_type,
-                "xray_trace_id": xray_trace_id,
-                "log_format": log_format,
-                "runtime": self.stream_state[2],
-            }
-        )
+        invocation = {
+            "type": "invocation",
+            "timestamp": timestamp,
+            "function": self.function,
+            "log_group": self.log_group,
+            "log_stream": self.log_stream,
+            "account": self.account,
+            "request_id": request_id,
+            "event_id": event_id,
+            "duration_ms": duration_ms,
+            "billed_duration_ms": billed_duration_ms,
+            "memory_size_mb": memory_size_mb,
+            "max_memory_used_mb": max_memory_used_mb,
+            "init_duration_ms": init_duration_ms,
+            "restore_duration_ms": restore_duration_ms,
+            "billed_restore_duration_ms": billed_restore_duration_ms,
+            "cold_start": cold_start,
+            "status": status,
+            "error_type": error_type,
+            "xray_trace_id": xray_trace_id,
+            "log_format": log_format,
+            "runtime": self.stream_state[2],
+        }
+        self.events.append(invocation)
+        if legacy and status == "success":
+            self.pending_signals[(request_id, "invocation")] = invocation  # type: ignore[index]
         if self.stream_state[1] == request_id:
             self.stream_state[1] = None
         if cold_start:
@@ -769,11 +891,13 @@ class _DocumentClassifier:
             self._signal("cold_start", timestamp, request_id, event_id, fields)
         if status == "timeout":
             self._signal("timeout", timestamp, request_id, event_id, {"timeout_s": None, "duration_ms": duration_ms})
-        elif error_type == "Runtime.OutOfMemory":
+        elif error_type == _OUT_OF_MEMORY:
             fields = _oom_fields(memory_size_mb, max_memory_used_mb, error_type, None)
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
         elif status == "error":
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": None})
+        if log_format == "text":
+            self.last_report, self.last_report_end = invocation, len(self.events)
 
     def _signal(
         self, signal: str, timestamp: int, request_id: str | None, event_id: str | None, fields: dict[str, Any]
@@ -799,6 +923,10 @@ class _DocumentClassifier:
         self.events.append(event)
         if request_id is not None:
             self.pending_signals[(request_id, signal)] = event
+            if signal in ("timeout", "out_of_memory"):
+                invocation = self.pending_signals.get((request_id, "invocation"))
+                if invocation is not None and invocation["status"] == "success":
+                    _correct_legacy_invocation(invocation, event)
 
     def _common_fields(self) -> dict[str, Any]:
         """The fields every event of this document starts from: copied per event, cheaper than a literal."""
@@ -828,6 +956,19 @@ class _DocumentClassifier:
             raw = repr(log_event).encode("utf-8", "backslashreplace")
         where = f"{self.log_group} / {self.log_stream}"
         self.rejects.append(Reject(code, f"{reason} (in {where})", raw, None, self.source))
+
+
+def _correct_legacy_invocation(invocation: dict[str, Any], signal: dict[str, Any]) -> None:
+    """A REPORT without a status, followed by its request's timeout or out-of-memory line: each completes the other."""
+    if signal["type"] == "timeout":
+        invocation["status"] = "timeout"
+        if signal["duration_ms"] is None:
+            signal["duration_ms"] = invocation["duration_ms"]
+        return
+    invocation["status"], invocation["error_type"] = "error", _OUT_OF_MEMORY
+    for name in ("memory_size_mb", "max_memory_used_mb"):
+        if signal[name] is None:
+            signal[name] = invocation[name]
 
 
 def _oom_fields(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from shipper.bounds import METRIC_VALUE, NUMBER, SAMPLE_RATE, json_number, text_number
+from shipper.bounds import EPOCH_S, METRIC_VALUE, NUMBER, SAMPLE_RATE, json_number, text_number
 
 #: At most this many values in one metric (packed StatsD values, an EMF value array).
 MAX_VALUES_PER_METRIC = 1000
@@ -54,7 +54,7 @@ _STATSD_COMMON = re.compile(
     r"(?:\|T([0-9]{1,11}))?"
 )
 _DATADOG_COMMON = re.compile(
-    rf"([0-9]{{1,11}})\|({_DECIMAL})\|(count|gauge|histogram|distribution)\|([A-Za-z][A-Za-z0-9_.\-]*)(?:\|#([^|\s]*))?"
+    rf"([0-9]{{1,11}}(?:\.[0-9]{{1,9}})?)\|({_DECIMAL})\|(count|gauge|histogram|distribution)\|([A-Za-z][A-Za-z0-9_.\-]*)(?:\|#([^|\s]*))?"
 )
 _LUMIGO_COMMON = re.compile(rf"({_DECIMAL})\|([A-Za-z][^|\s]*)\|([^|\s]+)\|([^|\s]+)\|([^|\s]*)")
 
@@ -158,10 +158,9 @@ def _json_number(value: Any) -> float | None:
 
 
 def _epoch_seconds_ms(text: str) -> int | None:
-    """Epoch milliseconds from epoch seconds written as plain digits, else None."""
-    if len(text) > _MAX_EPOCH_SECONDS_DIGITS or not (text.isascii() and text.isdigit()):
-        return None
-    return int(text) * 1000
+    """Epoch milliseconds from epoch seconds, whole or fractional (`1609983680.41`), else None."""
+    seconds = text_number(text, EPOCH_S)
+    return None if seconds is None else round(seconds * 1000)
 
 
 def _too_many_values(count: int) -> MalformedMetric | None:
@@ -273,7 +272,8 @@ def _parse_statsd_line(line: str, timestamp_ms: int) -> list[dict[str, Any]] | M
                 return parsed_tags
             tags = parsed_tags
         elif key == "T":
-            when = _epoch_seconds_ms(section[1:])
+            # DogStatsD's timestamp is whole seconds.
+            when = _epoch_seconds_ms(section[1:]) if section[1:].isdigit() else None
             if when is None:
                 return MalformedMetric(f"StatsD timestamp |T{_show(section[1:])} is not epoch seconds.")
             timestamp = when
@@ -348,9 +348,8 @@ def _parse_monitoring_common(body: str, timestamp_ms: int) -> list[dict[str, Any
         tags = {} if tag_text is None else _tags_from_text(tag_text, ":", bare_allowed=True)
         if isinstance(tags, MalformedMetric):
             return None
-        return [
-            _metric(int(epoch) * 1000, name, float(value), metric_type, None, None, tags, None, "datadog", False, None)
-        ]
+        when = round(float(epoch) * 1000)
+        return [_metric(when, name, float(value), metric_type, None, None, tags, None, "datadog", False, None)]
     lumigo = _LUMIGO_COMMON.fullmatch(token)
     if lumigo is not None:
         value, unit, name, namespace, dimensions = lumigo.groups()
@@ -390,7 +389,7 @@ def _parse_monitoring_fields(
     first = fields[0]
     second = fields[1] if count > 2 else ""
     third = fields[2] if count > 3 else ""
-    if first.isascii() and first.isdigit() and third in _DATADOG_TYPES and NUMBER.fullmatch(second):
+    if third in _DATADOG_TYPES and NUMBER.fullmatch(first) and NUMBER.fullmatch(second):
         return _parse_datadog_fields(fields, count)
     if NUMBER.fullmatch(first) and count > 2 and not NUMBER.fullmatch(second):
         return _parse_lumigo_fields(fields, count, timestamp_ms)
@@ -460,7 +459,8 @@ def _parse_datadog_object(obj: dict[Any, Any]) -> list[dict[str, Any]] | Malform
     value = _json_number(raw_value)
     if value is None:
         return MalformedMetric(f"Datadog metric {_show(name)} has v {raw_value!r:.40}, not a finite number.")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < _MAX_EPOCH_SECONDS:
+    seconds = json_number(epoch, EPOCH_S)
+    if seconds is None:
         return MalformedMetric(f"Datadog metric {_show(name)} has e {epoch!r:.40}, not epoch seconds.")
     if not isinstance(raw_tags, list):
         return MalformedMetric(f"Datadog metric {_show(name)} has t {raw_tags!r:.40}, not a list of tags.")
@@ -473,7 +473,7 @@ def _parse_datadog_object(obj: dict[Any, Any]) -> list[dict[str, Any]] | Malform
     tags = _tags(raw_tags, ":", bare_allowed=True)
     if isinstance(tags, MalformedMetric):
         return tags
-    return [_metric(epoch * 1000, name, value, "distribution", None, None, tags, None, "datadog", False, None)]
+    return [_metric(round(seconds * 1000), name, value, "distribution", None, None, tags, None, "datadog", False, None)]
 
 
 def _parse_emf(obj: dict[Any, Any]) -> list[dict[str, Any]] | MalformedMetric:

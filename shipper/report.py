@@ -421,7 +421,14 @@ class FleetReport:
             metric = self.metrics.get(name)
             if metric is None:
                 metric = self.metrics[name] = _Metric(event)
-        if type(value) in (int, float) and math.isfinite(value):
+        if type(value) not in (int, float):
+            return
+        if event.get("metric_type") == "count":
+            # A sampled counter stands for value / sample_rate, as the Prometheus output counts it.
+            rate = event.get("sample_rate")
+            if type(rate) is float and 0.0 < rate < 1.0:
+                value /= rate
+        if math.isfinite(value):
             metric.add(value, bounded_name(event.get("function")))
 
     def to_dict(self, prices: Prices, top_metrics: int = 10) -> dict[str, Any]:

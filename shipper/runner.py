@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipper.delivery import DeliveryReport, Origin, Router, Status
-from shipper.inputs import Batch, Meter, ReadOptions, iter_inputs, read_input, total_size
+from shipper.inputs import Batch, Meter, ReadOptions, Skipped, iter_inputs, read_input, total_size
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
-from shipper.report import FleetReport, Prices, render
+from shipper.report import UNKNOWN_FUNCTION, FleetReport, Prices, render
 from shipper.stopping import Interrupted, grace_deadline, interrupting_reads
 from shipper.terminal import plural, printable
 from shipper.timeline import Timeline
@@ -61,6 +61,8 @@ SHOWN_INPUTS = 10
 """Inputs named one by one in the summary of what was not delivered; past that they are counted."""
 SHOWN_PER_CODE = 20
 """Rejects explained one by one per code; past that they are counted, and summed up at the end."""
+UNKNOWN_FUNCTION_INPUTS_KEPT = 20
+"""Inputs named in the warning about events of no known function; past that they are counted."""
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,15 @@ def run(
                 if stop.is_set():
                     break
                 listed += 1
+                if isinstance(source, Skipped):
+                    state.skip(source)
+                    continue
                 if isinstance(source, Reject):
                     state.handle(Batch(f"{source.source}#0", source.source or "", rejects=[source]))
                     continue
                 state.tally.inputs += 1
                 state.next_input()
+                state.current_input = source.name
                 progress.update(meter.bytes_read, state.log_events, source.name)
                 with interrupting_reads(stop):
                     opened = read_input(source, options.read, meter)
@@ -184,6 +190,16 @@ def run(
     data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
     data["run"]["interrupted"] = stop.is_set()
     data["run"]["events_filtered_out"] = tally.filtered_out
+    data["run"]["skipped_inputs"] = {"count": state.skipped_count, "named": state.skipped}
+    data["run"]["unknown_function"] = {
+        "events": state.unknown_function_events,
+        "inputs": state.unknown_function_inputs,
+        "inputs_named": sorted(state.unknown_function_names),
+    }
+    data["run"]["metric_lines_malformed"] = {
+        "lines": state.pipeline.counts.get("metric_line_malformed", 0),
+        "reasons": dict(sorted(state.pipeline.classifier.malformed_metrics.items(), key=lambda item: -item[1])),
+    }
     unwritten = False
     for report_path in options.report_paths:
         try:
@@ -194,6 +210,9 @@ def run(
             unwritten = True
     if not options.quiet:
         _print_summary(tally, state.pipeline.counts, router, state.stopped, stop.is_set())
+        _print_malformed_metrics(state.pipeline.classifier.malformed_metrics, state.pipeline.counts)
+        _print_unknown_functions(state)
+        _print_skipped(state)
         _print_report(data)
     undelivered = _print_undelivered(state, router, options)
     if stop.is_set():
@@ -231,6 +250,14 @@ class _Run:
         self._in_flight: dict[Origin, tuple[str, int, bool]] = {}
         """Origins handed to the router and not settled yet: (input, events, whether it held rejects)."""
         self._current: str | None = None
+        self.current_input = ""
+        # files a directory walk did not read (their names say they are no logs): the first ones, and how many
+        self.skipped: list[dict[str, str]] = []
+        self.skipped_count = 0
+        # events whose function no log group, stream or path names, and the inputs they came from
+        self.unknown_function_events = 0
+        self.unknown_function_inputs = 0
+        self.unknown_function_names: set[str] = set()
 
     @property
     def log_events(self) -> int:
@@ -298,6 +325,9 @@ class _Run:
             tally.filtered_out += len(outcome.events) - len(kept)
             outcome.events = kept
         tally.events_by_type.update(event["type"] for event in outcome.events)
+        unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
+        if unknown:
+            self._unknown_function(unknown)
         self.report.add(outcome.events)
         if self.timeline is not None:
             self.timeline.add(outcome.events)
@@ -319,6 +349,57 @@ class _Run:
                 at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
                 self.progress.note(f"shipper: rejected{at}: {reject.reason}")
         return bool(outcome.rejects)
+
+    def skip(self, skipped: Skipped) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < UNKNOWN_FUNCTION_INPUTS_KEPT:
+            self.skipped.append({"name": skipped.name, "reason": skipped.reason})
+
+    def _unknown_function(self, events: int) -> None:
+        self.unknown_function_events += events
+        names = self.unknown_function_names
+        if self.current_input not in names:
+            self.unknown_function_inputs += 1
+            if len(names) < UNKNOWN_FUNCTION_INPUTS_KEPT:
+                names.add(self.current_input)
+
+
+def _print_unknown_functions(state: _Run) -> None:
+    """Say which inputs gave events of no known function, that the report adds them up together, and the fix."""
+    if not state.unknown_function_events:
+        return
+    inputs = state.unknown_function_inputs
+    names = ", ".join(printable(name) for name in sorted(state.unknown_function_names))
+    more = inputs - len(state.unknown_function_names)
+    print(
+        f"shipper: {plural(state.unknown_function_events, 'event')} from {plural(inputs, 'input')} have no known "
+        f"function (no log group in the data or the path): {names}{f' and {more:,} more' if more else ''}.",
+        file=sys.stderr,
+    )
+    if inputs > 1:
+        print(
+            f"shipper: the report adds them up together as {UNKNOWN_FUNCTION}, whatever function each input holds.",
+            file=sys.stderr,
+        )
+    print(
+        "shipper: to name the function, pass --log-group /aws/lambda/NAME (one run per function), or keep each file "
+        "under a path holding aws/lambda/NAME (aws/lambda/NAME.json, .../aws/lambda/NAME/...).",
+        file=sys.stderr,
+    )
+
+
+def _print_skipped(state: _Run) -> None:
+    """List the files a directory walk did not read, and why."""
+    count = state.skipped_count
+    if not count:
+        return
+    what = "file that does" if count == 1 else "files that do"
+    print(f"shipper: skipped {count:,} {what} not look like logs:", file=sys.stderr)
+    for skipped in state.skipped:
+        print(f"shipper:   {printable(skipped['name'])}: {printable(skipped['reason'])}", file=sys.stderr)
+    if count > len(state.skipped):
+        print(f"shipper:   and {count - len(state.skipped):,} more", file=sys.stderr)
+    print("shipper: name a file on the command line to read it anyway.", file=sys.stderr)
 
 
 def _is_html(path: str) -> bool:
@@ -439,6 +520,20 @@ def _print_undelivered(state: _Run, router: Router, options: RunOptions) -> bool
             file=sys.stderr,
         )
     return True
+
+
+def _print_malformed_metrics(reasons: dict[str, int], counts: dict[str, int]) -> None:
+    """How many lines looked like metric lines and could not be read (they stay `log` events), and why."""
+    total = counts.get("metric_line_malformed", 0)
+    if not total:
+        return
+    print(f"shipper: {total:,} metric lines could not be read and were kept as log events:", file=sys.stderr)
+    shown = sorted(reasons.items(), key=lambda item: -item[1])[:5]
+    for reason, count in shown:
+        print(f"shipper:   {count:,} x {printable(reason)}", file=sys.stderr)
+    rest = total - sum(count for _, count in shown)
+    if rest:
+        print(f"shipper:   {rest:,} for other reasons", file=sys.stderr)
 
 
 def _print_report(data: dict[str, Any]) -> None:

@@ -95,9 +95,7 @@ def test_bad_configuration_stops_with_a_message_and_exit_status_two(tmp_path, ca
 
 
 def test_config_file_routes_types_to_sinks(tmp_path, capsys):
-    report = (
-        "REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t\n"
-    )
+    report = "REPORT RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a01\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\t\n"
     source = _write_event(tmp_path / "batch.json", [gz(cwl_document(["hello\n", report]))])
     logs, invocations = tmp_path / "logs.ndjson", tmp_path / "invocations.ndjson"
     config = tmp_path / "shipper.toml"

@@ -18,22 +18,22 @@ STREAM = "central-logs"
 GROUP = "/aws/lambda/orders-api"
 LOG_STREAM = "2024/05/20/[$LATEST]4f9b1e2c7d6a4b0e9a3c5d7e1f2a3b4c"
 FIRST_BATCH = [
-    "START RequestId: r1 Version: $LATEST",
-    "REPORT RequestId: r1\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 64 MB\t"
+    "START RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a01 Version: $LATEST",
+    "REPORT RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a01\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 64 MB\t"
     "Init Duration: 250.00 ms\t",
-    "orders.processed:3|c|#env:prod,request_id:r1",
+    "orders.processed:3|c|#env:prod,request_id:6bc28136-xmpl-4365-b021-0ce6b2e64a01",
     "db.query:250|ms|#env:prod",
-    "START RequestId: r2 Version: $LATEST",
-    "2024-05-20T16:29:48.000Z r2 Task timed out after 3.00 seconds",
-    "REPORT RequestId: r2\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\t"
+    "START RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a02 Version: $LATEST",
+    "2024-05-20T16:29:48.000Z 6bc28136-xmpl-4365-b021-0ce6b2e64a02 Task timed out after 3.00 seconds",
+    "REPORT RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a02\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\t"
     "Max Memory Used: 128 MB\tStatus: timeout",
 ]
 SECOND_BATCH = [
-    "START RequestId: r3 Version: $LATEST",
+    "START RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a03 Version: $LATEST",
     "[ERROR]\t2024-05-20T16:29:50.009Z\tr3\tClientError: An error occurred (ProvisionedThroughputExceededException) "
     "when calling the PutRecord operation: Rate exceeded for shard shardId-000000000001",
-    "orders.processed:3|c|#env:prod,request_id:r3",
-    "REPORT RequestId: r3\tDuration: 40.00 ms\tBilled Duration: 40 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB\t",
+    "orders.processed:3|c|#env:prod,request_id:6bc28136-xmpl-4365-b021-0ce6b2e64a03",
+    "REPORT RequestId: 6bc28136-xmpl-4365-b021-0ce6b2e64a03\tDuration: 40.00 ms\tBilled Duration: 40 ms\tMemory Size: 128 MB\tMax Memory Used: 70 MB\t",
 ]
 
 # The queries docs/prometheus.md shows.
@@ -109,7 +109,16 @@ def test_prometheus_scrapes_lambda_health_and_custom_metrics_from_the_consumer(a
             assert p99[0]["metric"] == {"function": "orders-api"}
             # no series anywhere carries a request id
             series = query(server, '{job="shipper"}')
-            assert not [s for s in series if {"r1", "r2", "r3"} & set(s["metric"].values())]
+            assert not [
+                s
+                for s in series
+                if {
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a01",
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a02",
+                    "6bc28136-xmpl-4365-b021-0ce6b2e64a03",
+                }
+                & set(s["metric"].values())
+            ]
         consumer.send_signal(signal.SIGTERM)
         assert consumer.wait(timeout=15) == 0
     events = [orjson.loads(line) for line in output.read_bytes().splitlines()]

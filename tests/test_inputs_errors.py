@@ -88,14 +88,14 @@ def test_firehose_member_problems_name_the_member_and_its_offset(tmp_path, capsy
 
 
 def test_an_unrecognised_file_is_named_with_the_formats_tried_and_kept_in_the_dead_letter(tmp_path, capsys):
-    write(tmp_path / "in" / "photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write(tmp_path / "in" / "photo.dat", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     write(tmp_path / "in" / "shape.json", b'{"hello": "world"}')
     write(tmp_path / "in" / ".hidden", b"\x00 skipped")
     write(tmp_path / "in" / "aws-logs-write-test", b"Permission Check Successful")
     status, _ = run(tmp_path, str(tmp_path / "in"), "--dead-letter", f"dir:{tmp_path / 'dead'}")
     assert status == EXIT_INCOMPLETE
     err = capsys.readouterr().err
-    assert "photo.png is not in a format shipper reads (tried: kinesis, awslogs, firehose," in err
+    assert "photo.dat is not in a format shipper reads (tried: kinesis, awslogs, firehose," in err
     assert "shape.json is JSON but neither a Lambda Kinesis event nor another format shipper reads" in err
     assert "text)" in err and "--format forces one" in err
     assert "2 files" in err  # the hidden file and the export probe are skipped
@@ -104,7 +104,10 @@ def test_an_unrecognised_file_is_named_with_the_formats_tried_and_kept_in_the_de
 
 
 def test_a_missing_path_is_an_error_and_the_others_are_read(tmp_path, capsys):
-    write(tmp_path / "aws" / "lambda" / "f" / "t.log", f"2024-05-20T16:29:45.008Z {REPORT.format(id='r1')}\n".encode())
+    write(
+        tmp_path / "aws" / "lambda" / "f" / "t.log",
+        f"2024-05-20T16:29:45.008Z {REPORT.format(id='6bc28136-xmpl-4365-b021-0ce6b2e64a01')}\n".encode(),
+    )
     status, events = run(tmp_path, str(tmp_path / "nope"), str(tmp_path / "aws"))
     assert status == EXIT_INCOMPLETE
     assert f"{tmp_path / 'nope'}: no such file or directory" in capsys.readouterr().err
@@ -113,7 +116,7 @@ def test_a_missing_path_is_an_error_and_the_others_are_read(tmp_path, capsys):
 
 def test_an_event_over_the_size_limit_is_rejected_not_kept(tmp_path, capsys):
     huge = "x" * (1024 * 1024 + 10)
-    text = f"2024-05-20T16:29:45.008Z start\n{huge}\n{huge}\n2024-05-20T16:29:46.008Z {REPORT.format(id='r1')}\n"
+    text = f"2024-05-20T16:29:45.008Z start\n{huge}\n{huge}\n2024-05-20T16:29:46.008Z {REPORT.format(id='6bc28136-xmpl-4365-b021-0ce6b2e64a01')}\n"
     write(tmp_path / "aws" / "lambda" / "f.log", text.encode())
     status, events = run(tmp_path, str(tmp_path / "aws"))
     assert status == EXIT_INCOMPLETE
@@ -124,7 +127,10 @@ def test_an_event_over_the_size_limit_is_rejected_not_kept(tmp_path, capsys):
 
 def test_strict_stops_at_the_first_error(tmp_path, capsys):
     write(tmp_path / "in" / "a.bin", b"\x00\x01")
-    write(tmp_path / "in" / "aws" / "lambda" / "f.log", f"2024-05-20T16:29:45.008Z {REPORT.format(id='r1')}\n".encode())
+    write(
+        tmp_path / "in" / "aws" / "lambda" / "f.log",
+        f"2024-05-20T16:29:45.008Z {REPORT.format(id='6bc28136-xmpl-4365-b021-0ce6b2e64a01')}\n".encode(),
+    )
     status, events = run(tmp_path, str(tmp_path / "in"), "--strict")
     assert status == EXIT_INCOMPLETE
     assert events == []
@@ -154,7 +160,9 @@ def test_standard_input_plain_and_gzipped_with_the_log_group_given(tmp_path):
 
 
 def test_the_log_group_option_names_the_function_of_files_without_one(tmp_path):
-    write(tmp_path / "export.log", f"1716222585008 {REPORT.format(id='r1')}\n".encode())
+    write(
+        tmp_path / "export.log", f"1716222585008 {REPORT.format(id='6bc28136-xmpl-4365-b021-0ce6b2e64a01')}\n".encode()
+    )
     _, events = run(tmp_path, str(tmp_path / "export.log"))
     assert events[0]["function"] is None and events[0]["log_group"] == ""
     _, events = run(tmp_path, str(tmp_path / "export.log"), "--log-group", "/aws/lambda/billing")

@@ -191,14 +191,14 @@ def test_kinesis_and_awslogs_events_still_read(tmp_path, streams_and_truth):
 
 def test_plain_text_lines_with_tracebacks_continued(tmp_path):
     lines = (
-        "START RequestId: r1 Version: $LATEST\n"
-        "[INFO]\t2024-05-20T16:29:45.009Z\tr1\tprocessed order 42\n"
+        "START RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95 Version: $LATEST\n"
+        "[INFO]\t2024-05-20T16:29:45.009Z\t8f507cfc-xmpl-4697-b07a-ac58fc914c95\tprocessed order 42\n"
         "[ERROR] KeyError: 'sku'\n"
         "Traceback (most recent call last):\n"
         '  File "/var/task/app.py", line 12, in handler\n'
         "    sku = event['sku']\n"
-        "END RequestId: r1\n"
-        "REPORT RequestId: r1\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB\t\n"
+        "END RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95\n"
+        "REPORT RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB\t\n"
     )
     write(tmp_path / "aws" / "lambda" / "orders-api" / "notes.txt", lines.encode())
     status, events = run(tmp_path, str(tmp_path / "aws"))
@@ -208,7 +208,7 @@ def test_plain_text_lines_with_tracebacks_continued(tmp_path):
     assert logs[0]["timestamp"] == 1716222585009  # the line's own time
     assert {e["function"] for e in events} == {"orders-api"}
     [invocation] = [e for e in events if e["type"] == "invocation"]
-    assert invocation["duration_ms"] == 12.5 and invocation["request_id"] == "r1"
+    assert invocation["duration_ms"] == 12.5 and invocation["request_id"] == "8f507cfc-xmpl-4697-b07a-ac58fc914c95"
     # Traceback frames (indented) stayed with their line; "Traceback" itself is a line of its own.
     assert counts_by_function(events)["orders-api"]["log"] == 3
 

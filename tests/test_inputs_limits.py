@@ -30,6 +30,7 @@ from exports import (
     insights_csv,
     insights_results,
     ndjson,
+    sam_logs,
     tail,
 )
 from generate import FLEET, Stream, document, gzip_json
@@ -62,6 +63,7 @@ WRITERS: dict[str, Any] = {
     "ndjson": lambda s: ndjson([s]),
     "tail": lambda s: tail([s]),
     "tail-short": lambda s: tail([s], "short"),
+    "sam-logs": lambda s: sam_logs([s]),
     "export": _export,
     "text": lambda s: "".join(f"{message}\n" for _, message in s.events).encode(),
     "firehose": lambda s: firehose_object([s])[0],

@@ -501,7 +501,7 @@ def test_datadog_json_int_value_bare_tags_and_empty_tags() -> None:
         (dd(v=float("nan")), ["not a finite number"]),
         (dd(v=float("inf")), ["not a finite number"]),
         (dd(v=10**400), ["not a finite number"]),
-        (dd(e=1716222585.5), ["epoch seconds"]),
+        (dd(e=-1716222585.5), ["epoch seconds"]),
         (dd(e=True), ["epoch seconds"]),
         (dd(e=-1), ["epoch seconds"]),
         (dd(e=1716222585000), ["epoch seconds"]),

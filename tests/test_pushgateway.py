@@ -31,7 +31,8 @@ _BATCHES = itertools.count()
 def _event(shard: str) -> dict:
     """Two records: three invocations (one cold start, one timeout, one throttle) and a custom metric."""
     batch = next(_BATCHES)
-    lines = [re.sub(r"\br([123])\b", rf"r\1-{batch}", line) for line in LAMBDA_LINES]  # new request ids
+    # new request ids, of Lambda's shape: the batch number in their last group
+    lines = [re.sub(r"0ce6b2e64a0([123])\b", rf"0ce6b2e6{batch:03d}\1", line) for line in LAMBDA_LINES]
     event = kinesis_event([gz(cwl_document(lines)), gz(cwl_document(["orders.processed:2|c|#env:prod\n"]))])
     for record in event["Records"]:
         record["eventID"] = f"{shard}:{record['kinesis']['sequenceNumber']}"

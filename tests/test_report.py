@@ -79,7 +79,7 @@ def test_costs_memory_percentiles_hints_and_failure_breakdowns(tmp_path):
             billed = math.ceil(duration)
             used = rng.randint(*used_range)
             init = round(rng.uniform(100, 900), 2) if i % 10 == 0 else None
-            invocations.append((f"{name}-{i}", duration, billed, memory, used, init))
+            invocations.append((f"{i:08d}-{name[:4]}-4000-8000-{count:012d}", duration, billed, memory, used, init))
         if name == "ingest":  # once at its limit
             invocations[-1] = (*invocations[-1][:4], memory, None)
         truth[name] = invocations
@@ -92,9 +92,14 @@ def test_costs_memory_percentiles_hints_and_failure_breakdowns(tmp_path):
         "[ERROR] ClientError: An error occurred (ThrottlingException) when calling the Query operation: Rate exceeded",
         "[ERROR] ClientError: An error occurred (ProvisionedThroughputExceededException) when calling the PutRecord operation",
     ]
-    extra = [f"2024-05-20T17:00:0{i}.000Z START RequestId: x{i} Version: $LATEST\n" for i in range(3)]
+    extra = [
+        f"2024-05-20T17:00:0{i}.000Z START RequestId: {i:08d}-xmpl-4000-8000-000000000000 Version: $LATEST\n"
+        for i in range(3)
+    ]
     extra += [f"2024-05-20T17:00:0{i}.001Z {line}\n" for i, line in enumerate(ingest_failures)]
-    extra += ["2024-05-20T17:00:09.000Z 2024-05-20T17:00:09.000Z x9 Task timed out after 30.00 seconds\n"]
+    extra += [
+        "2024-05-20T17:00:09.000Z 2024-05-20T17:00:09.000Z 00000009-xmpl-4000-8000-000000000000 Task timed out after 30.00 seconds\n"
+    ]
     for name, body in lines.items():
         more = extra if name == "ingest" else []
         write(

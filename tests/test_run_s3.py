@@ -47,3 +47,19 @@ def test_an_empty_prefix_is_an_error(tmp_path, aws, capsys):
     status, _ = run(tmp_path, "s3://empty/nothing/", "--endpoint-url", aws)
     assert status == EXIT_INCOMPLETE
     assert "s3://empty/nothing/: no objects under this prefix" in capsys.readouterr().err
+
+
+def test_documentation_under_a_prefix_is_skipped_and_listed(tmp_path, aws, capsys):
+    streams, _ = fleet(300, seed=5)
+    s3 = boto3.client("s3", endpoint_url=aws)
+    s3.create_bucket(Bucket="docs-beside")
+    group, members = next((g, m) for g, m in by_log_group(streams).items() if g.startswith("/aws/lambda/"))
+    for key, body in export_objects(members, f"logs/{group.strip('/')}").items():
+        s3.put_object(Bucket="docs-beside", Key=key, Body=body)
+    s3.put_object(Bucket="docs-beside", Key="logs/README.md", Body=b"ThrottlingException and Rate exceeded: retry.\n")
+    status, events = run(tmp_path, "s3://docs-beside/logs/", "--endpoint-url", aws)
+    err = capsys.readouterr().err
+    assert status == EXIT_OK
+    assert "s3://docs-beside/logs/README.md: documentation (.md), not logs" in err
+    assert stream_truth(members)["functions"].keys() == {e["function"] for e in events}
+    assert not [e for e in events if e["type"] == "throttle" and "retry." in e["message"]]

@@ -16,7 +16,7 @@ from shipper.inputs.readers import (
     log_stream_from_path,
     read_input,
 )
-from shipper.inputs.sources import PROBE_OBJECT, Input, iter_inputs, total_size
+from shipper.inputs.sources import PROBE_OBJECT, Input, Skipped, iter_inputs, total_size
 from shipper.inputs.streams import Meter
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Meter",
     "Opened",
     "ReadOptions",
+    "Skipped",
     "detect",
     "iter_inputs",
     "log_group_from_path",

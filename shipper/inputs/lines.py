@@ -54,9 +54,26 @@ def export_head(line: str) -> tuple[int | None, str | None, str] | None:
     return None
 
 
+# A Lambda log stream name (`YYYY/MM/DD/[VERSION]id`, or `YYYY/MM/DD/NAME[VERSION]id`), then the time.
+_SAM_LINE = re.compile(r"(\d{4}/\d\d/\d\d/[^\s\[]*\[\S*) (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?) ?")
+_CLOSING = frozenset(("}", "]", "},", "],"))
+
+
+def sam_head(line: str) -> tuple[int | None, str | None, str] | None:
+    """`sam logs`: `2024/05/20/[$LATEST]<id> 2024-05-20T16:29:45.009000 message` (UTC, no offset)."""
+    if line[:1].isspace():
+        return None
+    match = _SAM_LINE.match(line)
+    if match is None:
+        return None
+    timestamp = iso_ms(match.group(2))
+    return None if timestamp is None else (timestamp, match.group(1), line[match.end() :])
+
+
 def text_head(line: str) -> tuple[int | None, str | None, str] | None:
-    """Every line is an event, except one that starts with white space (a traceback frame) or is empty."""
-    if line[:1] in (" ", "\t", "\n", "\r"):
+    """Every line is an event, except one that starts with white space (a traceback frame, an indented
+    JSON member), one that only closes a bracket (the end of pretty-printed JSON), and an empty one."""
+    if line[:1] in (" ", "\t", "\n", "\r") or (line[:1] in "}]" and line.rstrip() in _CLOSING):
         return None
     match = _TEXT_TIME.search(line, 0, _TEXT_TIME_SEARCH)
     return (iso_ms(match.group()) if match else None), None, line

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import ijson
 import orjson
 
+from shipper.bounds import MEMORY_MB, Range, text_number
 from shipper.classify import MAX_MESSAGE_CHARS, message_bytes
 from shipper.decode import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -37,7 +38,7 @@ from shipper.decode import (
     records_from_kinesis_event,
 )
 from shipper.inputs.detect import FORMATS, detect
-from shipper.inputs.lines import ANSI, LineHead, export_head, iso_ms, short_head, tail_head, text_head
+from shipper.inputs.lines import ANSI, LineHead, export_head, iso_ms, sam_head, short_head, tail_head, text_head
 from shipper.inputs.sources import STDIN_NAME, Input
 from shipper.inputs.streams import (
     CHUNK,
@@ -335,7 +336,8 @@ class _Reader:
 
     def _insights(self, content: Rewound) -> Iterator[Batch]:
         prefix = "item" if self._is_array() else "results.item"
-        return self._log_events(ijson.items(content, prefix, use_float=True), self._insights_row)
+        rows = map(_insights_row, ijson.items(content, prefix, use_float=True))
+        return self._log_events(self._insights_messages(rows), self._insights_fields)
 
     def _is_array(self) -> bool:
         """Whether the content is a bare JSON array (`--query events` output) rather than the whole response."""
@@ -373,21 +375,37 @@ class _Reader:
             timestamp = iso_ms(timestamp)
         event_id = item.get("eventId", item.get("id"))
         owner = item.get("owner")
+        message = item.get("message")
+        if type(message) in (dict, list):
+            message = orjson.dumps(message).decode()  # as CloudWatch holds a JSON message: its text
         return (
             group if type(group) is str and group else self.group,
             stream if type(stream) is str and stream else self.stream,
             owner if type(owner) is str else None,
-            {"id": event_id, "timestamp": timestamp, "message": item.get("message")},
+            {"id": event_id, "timestamp": timestamp, "message": message},
         )
 
-    def _insights_row(self, row: Any) -> tuple[str, str, str | None, dict[str, Any]]:
-        """A Logs Insights result row: a list of {"field", "value"}."""
-        fields = {}
-        if type(row) is list:
-            for cell in row:
-                if type(cell) is dict and type(cell.get("field")) is str:
-                    fields[cell["field"]] = cell.get("value")
-        return self._insights_fields(fields)
+    def _insights_messages(self, rows: Iterator[dict[str, Any] | Reject]) -> Iterator[dict[str, Any] | Reject]:
+        """Logs Insights rows with a `@message`: the REPORT query's rows (`@requestId`, `@duration`, ...) get
+        the REPORT line they stand for; other rows without one are skipped, and one reject says what to add."""
+        skipped = 0
+        for row in rows:
+            if not isinstance(row, Reject) and "@message" not in row:
+                if "@requestId" in row and "@duration" in row:
+                    row["@message"] = _report_from_insights(row)
+                    row.setdefault("@timestamp", _EPOCH_START)  # the query did not ask for times
+                else:
+                    skipped += 1
+                    continue
+            yield row
+        if skipped:
+            reason = (
+                f"{self.name}: {skipped:,} Logs Insights rows have no @message field, so there is nothing to read; "
+                "add @message to the query (fields @timestamp, @message, @logStream, @log), or for invocations "
+                'only use filter @type = "REPORT" | fields @timestamp, @requestId, @duration, @billedDuration, '
+                "@memorySize, @maxMemoryUsed, @initDuration"
+            )
+            yield Reject("insights_without_message", reason, b"", None, self.name)
 
     def _insights_fields(self, fields: dict[str, Any]) -> tuple[str, str, str | None, dict[str, Any]]:
         group, owner = self.group, None
@@ -441,7 +459,7 @@ class _Reader:
         self.unit = "line"
         if csv.field_size_limit() < cap:
             csv.field_size_limit(cap)
-        return self._log_events(self._csv_rows(text, cap), self._insights_fields)
+        return self._log_events(self._insights_messages(self._csv_rows(text, cap)), self._insights_fields)
 
     def _csv_rows(self, text: io.TextIOWrapper, cap: int) -> Iterator[dict[str, str] | Reject]:
         """Rows as {column: value} by the header; a record too long to hold, or malformed, is a reject alone."""
@@ -496,6 +514,9 @@ class _Reader:
 
     def _tail_short(self, content: Rewound) -> Iterator[Batch]:
         return self._text_lines(content, short_head, None)
+
+    def _sam_logs(self, content: Rewound) -> Iterator[Batch]:
+        return self._text_lines(content, sam_head, None)
 
     def _export(self, content: Rewound) -> Iterator[Batch]:
         return self._text_lines(content, export_head, None)
@@ -584,6 +605,45 @@ class _Reader:
             f"{self.options.max_message_chars:,} (is the format right? --format forces one)"
         )
         return Reject("oversized_event", reason, "".join(parts)[:4096].encode(), None, self.name)
+
+
+def _insights_row(row: Any) -> dict[str, Any]:
+    """A Logs Insights result row, a list of {"field", "value"}, as {field: value}."""
+    fields = {}
+    if type(row) is list:
+        for cell in row:
+            if type(cell) is dict and type(cell.get("field")) is str:
+                fields[cell["field"]] = cell.get("value")
+    return fields
+
+
+# Logs Insights' REPORT fields and the REPORT line's: (Insights field, REPORT field, unit, bytes -> MB).
+_INSIGHTS_REPORT_FIELDS = (
+    ("@duration", "Duration", "ms", False),
+    ("@billedDuration", "Billed Duration", "ms", False),
+    ("@memorySize", "Memory Size", "MB", True),
+    ("@maxMemoryUsed", "Max Memory Used", "MB", True),
+    ("@initDuration", "Init Duration", "ms", False),
+)
+_MEMORY_BYTES = Range(0, MEMORY_MB.high * 1_000_000)
+_EPOCH_START = "1970-01-01 00:00:00.000"
+
+
+def _report_from_insights(row: dict[str, Any]) -> str:
+    """The REPORT line a row of the REPORT query stands for. Insights gives memory in bytes (128 MB is
+    128000000); a value that is not a number in range is written as it came, for the classifier to refuse."""
+    parts = [f"REPORT RequestId: {row['@requestId']}"]
+    for key, name, unit, in_bytes in _INSIGHTS_REPORT_FIELDS:
+        value = row.get(key)
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if in_bytes:
+            size = text_number(text, _MEMORY_BYTES)
+            if size is not None:
+                text = str(round(size / 1_000_000))
+        parts.append(f"{name}: {text} {unit}")
+    return "\t".join(parts) + "\t"
 
 
 _CSV_QUOTED = re.compile(r'[^"]*(?:""[^"]*)*')

@@ -7,7 +7,10 @@ permission probe (`aws-logs-write-test`) are skipped. In a directory, only regul
 a FIFO, socket or device there is skipped with a reject saying so (reading one could block for
 ever); symbolic links to directories are followed, each directory once, so a link loop is reported
 rather than followed. A FIFO or device named on the command line is read as a stream (`shipper run
-<(zcat ...)`). S3 is read with boto3, imported only when an `s3://` path is given, with the usual
+<(zcat ...)`). In a directory or under an S3 prefix, files that are not logs by their name
+(documentation such as README.md, source, configuration, images) are skipped and reported as
+`Skipped`: prose about throttling is not a throttle. A file named on the command line is always read.
+S3 is read with boto3, imported only when an `s3://` path is given, with the usual
 credential chain.
 """
 
@@ -24,6 +27,15 @@ from typing import Any, BinaryIO
 
 from shipper.errors import INSTALL_AWS
 from shipper.reject import Reject
+
+_NOT_LOGS_BY_EXTENSION = {
+    **dict.fromkeys((".md", ".markdown", ".rst", ".adoc", ".html", ".htm", ".pdf"), "documentation"),
+    **dict.fromkeys((".py", ".js", ".ts", ".sh", ".yaml", ".yml", ".toml", ".ini", ".cfg"), "source or configuration"),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico"), "an image"),
+}
+_NOT_LOGS_BY_NAME = frozenset(
+    ("README", "LICENSE", "LICENCE", "CHANGELOG", "CHANGES", "NOTICE", "CONTRIBUTING", "AUTHORS", "COPYING")
+)
 
 PROBE_OBJECT = "aws-logs-write-test"
 """The object CreateExportTask writes to check it may write to the bucket; it holds no log events."""
@@ -43,8 +55,29 @@ class Input:
     """Opens it for reading; raises OSError when it cannot be read."""
 
 
-def iter_inputs(paths: Sequence[str], *, endpoint_url: str | None = None) -> Iterator[Input | Reject]:
-    """The inputs PATH arguments name, in order, and a reject for each argument that names nothing readable."""
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file found in a directory (or under an S3 prefix) that is not read: its name says it is no log."""
+
+    name: str
+    reason: str
+
+
+def not_logs(name: str) -> str | None:
+    """Why a file found in a directory is not logs, by its name (`README.md`: documentation); None if it may be."""
+    base = name.rstrip("/").rpartition("/")[2]
+    stem, dot, extension = base.rpartition(".")
+    if not dot:
+        stem, extension = base, ""
+    kind = _NOT_LOGS_BY_EXTENSION.get("." + extension.lower()) if extension else None
+    if kind is not None:
+        return f"{kind} (.{extension}), not logs"
+    return f"{stem}: documentation, not logs" if stem.upper() in _NOT_LOGS_BY_NAME else None
+
+
+def iter_inputs(paths: Sequence[str], *, endpoint_url: str | None = None) -> Iterator[Input | Reject | Skipped]:
+    """The inputs PATH arguments name, in order, a reject for each argument that names nothing readable,
+    and what a directory walk skipped."""
     for path in paths:
         if path == "-":
             yield Input(STDIN_NAME, None, lambda: sys.stdin.buffer)
@@ -65,7 +98,7 @@ def total_size(paths: Sequence[str], *, endpoint_url: str | None = None) -> int 
     return total
 
 
-def _local_inputs(path: Path) -> Iterator[Input | Reject]:
+def _local_inputs(path: Path) -> Iterator[Input | Reject | Skipped]:
     """A file named on the command line (a FIFO or device too: read as a stream), or a directory's files."""
     try:
         info = path.stat()
@@ -86,7 +119,7 @@ def _local_inputs(path: Path) -> Iterator[Input | Reject]:
         yield _unreadable(path, f"{path}: {_kind(mode)}, not a file or directory")
 
 
-def _walk(root: Path) -> Iterator[Input | Reject]:
+def _walk(root: Path) -> Iterator[Input | Reject | Skipped]:
     """The regular files under `root`, sorted, following links to directories; each directory is listed
     once (by device and inode), so a link back up the tree is reported instead of followed for ever."""
     seen: set[tuple[int, int]] = set()
@@ -107,7 +140,8 @@ def _walk(root: Path) -> Iterator[Input | Reject]:
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name != PROBE_OBJECT:
-                yield _listed(Path(directory, name))
+                reason = not_logs(name)
+                yield _listed(Path(directory, name)) if reason is None else Skipped(str(Path(directory, name)), reason)
     yield from _listing_errors(errors)
 
 
@@ -159,7 +193,7 @@ def _unreadable(path: Path, reason: str) -> Reject:
 # --- S3 ---------------------------------------------------------------------------------------------
 
 
-def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
+def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject | Skipped]:
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     try:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -178,6 +212,10 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
                 if key.endswith("/") or key.rpartition("/")[2] == PROBE_OBJECT:
                     continue
                 found += 1
+                reason = not_logs(key)
+                if reason is not None:
+                    yield Skipped(f"s3://{bucket}/{key}", reason)
+                    continue
                 yield Input(f"s3://{bucket}/{key}", item["Size"], partial(_open_object, client, bucket, key))
     except (BotoCoreError, ClientError) as exc:
         yield Reject("unreadable_input", f"{url}: cannot list objects: {exc}", b"", None, url)
