@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gzip
 import io
-import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from shipper import classify
@@ -97,21 +98,21 @@ def test_stream_state_holds_no_long_text_from_the_logs() -> None:
     assert peak_bytes(streams) < 16 * MB
 
 
-def test_a_new_stream_costs_the_same_once_the_state_is_full(monkeypatch) -> None:
-    """Eviction is O(1): a new stream when 100,000 are remembered costs what it did before that."""
-    monkeypatch.setattr(classify, "_MAX_TRACKED_STREAMS", 100_000)
-    classifier = Classifier()
-    names = [f"2024/05/20/[$LATEST]{n:032x}" for n in range(300_000)]
-
-    def cost(chunk: list[str]) -> float:
-        started = time.perf_counter()
-        for name in chunk:
-            classifier._stream_state("/aws/lambda/f", name)
-        return (time.perf_counter() - started) / len(chunk)
-
-    filling = cost(names[:100_000])
-    full = cost(names[100_000:])
-    assert full < 3 * filling, (filling, full)
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(2, 16), keys=st.lists(st.integers(0, 40), max_size=300))
+def test_the_classifiers_memory_keeps_the_keys_used_last_and_never_more_than_its_capacity(capacity, keys) -> None:
+    """Eviction drops a whole generation (O(1), no scan over entries; its cost is measured in
+    bench/bench_memory.py): at most `capacity` entries are held, and the `capacity // 2` keys used last are
+    always among them."""
+    recent: classify._Recent[int] = classify._Recent(capacity)
+    used: list[int] = []
+    for key in keys:
+        if recent.get(key) is None:
+            recent.put(key, key)
+        used.append(key)
+        assert len(recent.young) + len(recent.old) <= capacity
+        last = list(dict.fromkeys(reversed(used)))[: capacity // 2]
+        assert all(recent.young.get(k, recent.old.get(k)) == k for k in last)
 
 
 def test_a_report_over_300000_functions_stays_small_and_its_totals_exact() -> None:
