@@ -846,10 +846,10 @@ class _DocumentClassifier:
         """
         legacy = raw_status is None and log_format == "text" and request_id is not None
         if legacy:
-            seen = self.classifier._signals_seen.get((self.function, request_id))  # type: ignore[arg-type]
-            if seen is not None and "timeout" in seen:
+            seen = self.classifier._signals_seen.get(hash((self.function, request_id))) or 0
+            if seen & _SIGNAL_BITS["timeout"]:
                 raw_status = "timeout"
-            elif seen is not None and "out_of_memory" in seen:
+            elif seen & _SIGNAL_BITS["out_of_memory"]:
                 raw_status, error_type = "error", _OUT_OF_MEMORY
         if raw_status is None:
             status = "success"
