@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from shipper.aws_errors import RETRYABLE_CODES, classify
 from shipper.errors import ConfigError
 from shipper.files import PartialWrite, unbuffered_write, write_all
+from shipper.sinks.backend import Converter, flag, positive, text
 from shipper.sinks.base import Sink, SinkError
 
 __all__ = [
@@ -735,11 +736,9 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def _option(options: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = options.get(name, default)
-    if value is not default and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise ConfigError(f"sink option {name!r} has the wrong type: {type(value).__name__}")
-    return value
+def _option(options: Mapping[str, Any], name: str, read: Converter, default: Any) -> Any:
+    """Option `name` read by `read` (text, flag, positive(...): text from a line is read by its type)."""
+    return read(name, options[name]) if name in options else default
 
 
 def make_client(service: str, options: Mapping[str, Any]) -> Any:
@@ -747,14 +746,12 @@ def make_client(service: str, options: Mapping[str, Any]) -> Any:
     # One attempt per call: the delivery layer owns retrying, with its backoff, deadline and dead letter.
     # botocore retrying underneath would multiply attempts and hide throttling from that accounting.
     # (botocore's `max_attempts` counts retries, not attempts: `total_max_attempts` is the one meaning 1 call.)
-    timeout = _option(options, "timeout", (int, float), 30)
-    if timeout <= 0:
-        raise ConfigError(f"sink option 'timeout' must be positive, not {timeout}")
+    timeout = _option(options, "timeout", positive(float), 30.0)
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=min(timeout, 10), read_timeout=timeout
     )
-    session = boto3.session.Session(region_name=_option(options, "region", str, None))
-    return session.client(service, endpoint_url=_option(options, "endpoint_url", str, None), config=config)
+    session = boto3.session.Session(region_name=_option(options, "region", text, None))
+    return session.client(service, endpoint_url=_option(options, "endpoint_url", text, None), config=config)
 
 
 def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
@@ -771,7 +768,7 @@ def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     if unknown:
         allowed = ", ".join(sorted(_CONNECTION_OPTIONS | _KIND_OPTIONS[kind]))
         raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} for sink {spec!r}; allowed: {allowed}")
-    namespace = _option(options, "namespace", str, DEFAULT_NAMESPACE)
+    namespace = _option(options, "namespace", text, DEFAULT_NAMESPACE)
     if not _is_namespace(namespace):
         raise ConfigError(f"sink option 'namespace' is not a valid CloudWatch namespace: {namespace!r}")
     if kind == "cloudwatch:emf":
@@ -784,7 +781,7 @@ def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
         bucket, _, prefix = target.partition("/")
         return S3Sink(client, bucket, prefix)
     if kind == "kinesis":
-        return KinesisSink(client, target, partition_key=_option(options, "partition_key", str, "function"))
+        return KinesisSink(client, target, partition_key=_option(options, "partition_key", text, "function"))
     if kind == "firehose":
-        return FirehoseSink(client, target, record_per_event=_option(options, "record_per_event", bool, False))
+        return FirehoseSink(client, target, record_per_event=_option(options, "record_per_event", flag, False))
     return CloudWatchMetricsSink(client, namespace=namespace)
