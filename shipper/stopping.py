@@ -52,11 +52,11 @@ def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
-    """A `sleep` for Delivery that returns as soon as `stop` is set."""
+def interruptible_sleep(stop: threading.Event) -> Callable[[float], bool]:
+    """A `sleep` for Delivery that returns as soon as `stop` is set: False then, True after the whole wait."""
 
-    def sleep(seconds: float) -> None:
-        stop.wait(seconds)
+    def sleep(seconds: float) -> bool:
+        return not stop.wait(seconds)
 
     return sleep
 
