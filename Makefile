@@ -61,12 +61,16 @@ ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.13
 
 package: $(BIN)/.installed
-	$(BIN)/python deploy/package.py --deploy-arch $(ARCH) --python $(LAMBDA_PYTHON)
+	$(BIN)/python deploy/package.py --deploy-arch $(ARCH) --python $(LAMBDA_PYTHON) $(PACKAGE_FLAGS)
 
 # What `sam build` runs for deploy/template.yaml's Function (BuildMethod: makefile), in its own copy of the repo.
+# WITH_BACKENDS=1 (`WITH_BACKENDS=1 sam build ...`, or `make package WITH_BACKENDS=1`) bundles the otlp and snappy
+# extras that the otlp, prometheus-remote-write and loki sinks need.
 .PHONY: build-Function
+WITH_BACKENDS ?=
+PACKAGE_FLAGS := $(if $(filter 1 yes true,$(WITH_BACKENDS)),--with-backends)
 build-Function:
-	$(PYTHON) deploy/package.py --arch $(ARCH) --python $(LAMBDA_PYTHON) --target-dir "$(ARTIFACTS_DIR)"
+	$(PYTHON) deploy/package.py --arch $(ARCH) --python $(LAMBDA_PYTHON) $(PACKAGE_FLAGS) --target-dir "$(ARTIFACTS_DIR)"
 
 validate-template: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests/test_deploy_template.py
@@ -80,9 +84,13 @@ lock: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(LOCK) --output-file deploy/requirements.txt
 	$(LOCK) --extra aws --output-file deploy/requirements-aws.txt
+	$(LOCK) --extra otlp --extra snappy --output-file deploy/requirements-backends.txt
+	$(LOCK) --extra aws --extra otlp --extra snappy --output-file deploy/requirements-aws-backends.txt
 
 # Known vulnerabilities in the pinned Lambda dependencies (PyPI advisory database, through pip-audit).
 audit: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements.txt
 	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements-aws.txt
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements-backends.txt
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r deploy/requirements-aws-backends.txt

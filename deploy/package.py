@@ -1,18 +1,20 @@
 """Build the Lambda deployment zip: the shipper and its dependencies, as binary wheels for the Lambda platform.
 
-    python deploy/package.py [--arch arm64|x86_64] [--python 3.13] [--with-boto3] [--out dist]
-    python deploy/package.py --arch ARCH --python VERSION --target-dir DIR   (what `sam build` runs)
+    python deploy/package.py [--arch arm64|x86_64] [--python 3.13] [--with-boto3] [--with-backends] [--out dist]
+    python deploy/package.py --arch ARCH --python VERSION [--with-backends] --target-dir DIR   (what `sam build` runs)
 
 For each architecture (both by default) it installs the dependencies pinned with hashes in
-deploy/requirements.txt (`--require-hashes`; deploy/requirements-aws.txt with --with-boto3), then the
+deploy/requirements.txt (`--require-hashes`; the lock of `LOCKS` for --with-boto3 and --with-backends), then the
 project's wheel without dependencies, into a fresh directory with `pip install --platform
-manylinux2014_<machine> --only-binary=:all:` for the function's Python version, zips the directory
-(sorted, fixed timestamps: the same input gives the same zip) to
+manylinux_2_28_<machine> --only-binary=:all:` and each older manylinux tag (`platforms`) for the function's
+Python version, zips the directory (sorted, fixed timestamps: the same input gives the same zip) to
 `dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against Lambda's
 limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip` is a copy of the `--deploy-arch`
 zip. With --target-dir it installs one architecture into that directory and zips nothing: `sam build` calls it
 so (the Makefile's `build-Function` target, SAM's `BuildMethod: makefile`) and zips the directory itself.
-boto3 is left out unless --with-boto3: the Lambda Python runtimes include it. Exits 1 when a zip is over a limit.
+boto3 is left out unless --with-boto3: the Lambda Python runtimes include it. The backend sinks' extras (otlp:
+opentelemetry-proto; snappy: cramjam, for prometheus-remote-write and loki's protobuf push) are left out unless
+--with-backends (for `make build-Function`: WITH_BACKENDS=1). Exits 1 when a zip is over a limit.
 """
 
 from __future__ import annotations
@@ -28,11 +30,28 @@ ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+GLIBC_MINOR = 28
+"""Wheels for glibc 2.28 or older: the Lambda Python 3.12+ runtimes have 2.34 (Amazon Linux 2023), and some
+dependencies (cramjam) publish no wheel for older glibc than 2.28."""
+
+
+def platforms(arch: str) -> list[str]:
+    """pip's --platform tags for `arch`: each manylinux_2_N down to 2_17, and manylinux2014 (pip expands no
+    manylinux_2_N tag to older ones itself)."""
+    machine = MACHINES[arch]
+    return [*(f"manylinux_2_{minor}_{machine}" for minor in range(GLIBC_MINOR, 16, -1)), f"manylinux2014_{machine}"]
+
+
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-LOCK = ROOT / "deploy" / "requirements.txt"
-"""The runtime dependencies, pinned with hashes (`make lock` regenerates it from pyproject.toml)."""
-LOCK_WITH_BOTO3 = ROOT / "deploy" / "requirements-aws.txt"
+LOCKS = {
+    (False, False): ROOT / "deploy" / "requirements.txt",
+    (True, False): ROOT / "deploy" / "requirements-aws.txt",
+    (False, True): ROOT / "deploy" / "requirements-backends.txt",
+    (True, True): ROOT / "deploy" / "requirements-aws-backends.txt",
+}
+"""(with boto3, with the backend sinks' extras) -> the runtime dependencies, pinned with hashes (`make lock`
+regenerates them from pyproject.toml: the aws extra; the otlp and snappy extras)."""
 
 
 def build_wheel(work: Path) -> Path:
@@ -44,11 +63,11 @@ def build_wheel(work: Path) -> Path:
     return wheel
 
 
-def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool) -> None:
+def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool, with_backends: bool) -> None:
     """Install the pinned dependencies (hashes checked), then `wheel`, into `target` as Lambda loads them."""
     shutil.rmtree(target, ignore_errors=True)
-    lock = LOCK_WITH_BOTO3 if with_boto3 else LOCK
-    platform = ("--platform", PLATFORMS[arch], "--implementation", "cp", "--python-version", python)
+    lock = LOCKS[with_boto3, with_backends]
+    platform = (*(f"--platform={tag}" for tag in platforms(arch)), "--implementation", "cp", "--python-version", python)
     _pip(
         "install",
         "--quiet",
@@ -99,10 +118,13 @@ def _pip(*args: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", action="append", choices=sorted(PLATFORMS), help="default: both")
-    parser.add_argument("--deploy-arch", choices=sorted(PLATFORMS), default="arm64", help="copied to lambda.zip")
+    parser.add_argument("--arch", action="append", choices=sorted(MACHINES), help="default: both")
+    parser.add_argument("--deploy-arch", choices=sorted(MACHINES), default="arm64", help="copied to lambda.zip")
     parser.add_argument("--python", default="3.13", help="the function's Python version (default 3.13)")
     parser.add_argument("--with-boto3", action="store_true", help="bundle boto3 instead of the runtime's")
+    parser.add_argument(
+        "--with-backends", action="store_true", help="bundle the otlp and snappy extras (otlp, remote write, loki)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     parser.add_argument("--target-dir", type=Path, help="install one --arch into this directory; no zip")
     args = parser.parse_args(argv)
@@ -110,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.arch or len(args.arch) != 1:
             parser.error("--target-dir takes exactly one --arch")
         [arch] = args.arch
-        install(build_wheel(ROOT / "build" / "lambda"), args.target_dir, arch, args.python, args.with_boto3)
-        print(f"{args.target_dir}: the {arch} function for Python {args.python}")
+        wheel = build_wheel(ROOT / "build" / "lambda")
+        install(wheel, args.target_dir, arch, args.python, args.with_boto3, args.with_backends)
+        backends = " with the backend sinks' extras" if args.with_backends else ""
+        print(f"{args.target_dir}: the {arch} function for Python {args.python}{backends}")
         return 0
-    arches = args.arch or sorted(PLATFORMS)
+    arches = args.arch or sorted(MACHINES)
     if args.deploy_arch not in arches:
         parser.error(f"--deploy-arch {args.deploy_arch} is not one of the architectures built")
     work = ROOT / "build" / "lambda"
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     within = True
     for arch in arches:
         target = work / f"python{args.python}-{arch}"
-        install(wheel, target, arch, args.python, args.with_boto3)
+        install(wheel, target, arch, args.python, args.with_boto3, args.with_backends)
         zip_path = args.out / f"shipper-lambda-python{args.python}-{arch}.zip"
         unzipped = write_zip(target, zip_path)
         within &= report(

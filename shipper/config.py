@@ -64,7 +64,6 @@ _NUMBERS: dict[str, tuple[str, str, type, float, float]] = {
 }
 _DEAD_LETTER_KINDS = ("dir", "jsonl", "s3")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _TOML_KEYS = ("sinks", "routes", "dead_letter", "delivery")
 
 
@@ -248,7 +247,8 @@ def _config(
 
 
 def _sink_from_text(text: str, where: str) -> SinkConfig:
-    """A sink from `SPEC [KEY=VALUE ...]`; values are read as true/false, numbers, or text."""
+    """A sink from `SPEC [KEY=VALUE ...]`; each value is text, which its option reads as its type declares
+    (a text option takes `12345` or `true` as written; a number option parses it)."""
     try:
         spec, *pairs = shlex.split(text)
     except ValueError as exc:
@@ -260,7 +260,7 @@ def _sink_from_text(text: str, where: str) -> SinkConfig:
             raise ConfigError(f"{where}: {pair!r} is not KEY=VALUE")
         if key in options:
             raise ConfigError(f"{where}: option {key!r} is given twice")
-        options[key] = value if key == "name" else _scalar(value)
+        options[key] = value
     return _sink(spec, options, where)
 
 
@@ -352,16 +352,6 @@ def _number(raw: Any, where: str, kind: type, low: float, high: float) -> Any:
     if not low <= value <= high:
         raise ConfigError(f"{where}: {raw!r} is out of range: expected {low:g} to {high:g}")
     return value
-
-
-def _scalar(text: str) -> OptionValue:
-    """An option value as written in a variable or flag: true/false, an integer, a decimal, or text."""
-    if text in ("true", "false"):
-        return text == "true"
-    match = _NUMBER.fullmatch(text)
-    if match is None:
-        return text
-    return float(text) if match.group(1) else int(text)
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

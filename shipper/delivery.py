@@ -32,7 +32,7 @@ import orjson
 
 from shipper.contract import EVENT_TYPES
 from shipper.reject import Reject
-from shipper.sinks.base import Sink, SinkError
+from shipper.sinks.base import Sink, SinkError, waiting_with
 from shipper.terminal import plural
 
 __all__ = [
@@ -274,7 +274,8 @@ class Delivery:
 
     def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
         try:
-            self.sink.send(events)
+            with waiting_with(self._sleep, self._clock):  # a sink's own waits end on a stop, as ours do
+                self.sink.send(events)
         except SinkError as exc:
             return exc
         except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient

@@ -31,14 +31,32 @@ def pins(lock: Path) -> dict[str, tuple[str, int]]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("lock", "extras"), [("requirements.txt", []), ("requirements-aws.txt", PROJECT["optional-dependencies"]["aws"])]
-)
+LOCKS = {
+    "requirements.txt": [],
+    "requirements-aws.txt": ["aws"],
+    "requirements-backends.txt": ["otlp", "snappy"],
+    "requirements-aws-backends.txt": ["aws", "otlp", "snappy"],
+}
+"""Each lock and the extras it is compiled with (the Makefile's `lock`; deploy/package.py's LOCKS)."""
+
+
+def test_the_packager_installs_from_each_lock_and_make_lock_writes_each() -> None:
+    assert sorted(path.name for path in (ROOT / "deploy").glob("requirements*.txt")) == sorted(LOCKS)
+    makefile = (ROOT / "Makefile").read_text()
+    for lock, extras in LOCKS.items():
+        assert "".join(f"--extra {extra} " for extra in extras) + f"--output-file deploy/{lock}" in makefile
+
+
+@pytest.mark.parametrize(("lock", "extras"), LOCKS.items())
 def test_every_dependency_is_pinned_with_hashes_within_the_projects_ranges(lock: str, extras: list[str]) -> None:
     pinned = pins(ROOT / "deploy" / lock)
-    for text in [*PROJECT["dependencies"], *extras]:
+    wanted = [*PROJECT["dependencies"], *(text for extra in extras for text in PROJECT["optional-dependencies"][extra])]
+    for text in wanted:
         requirement = Requirement(text)
         version, _ = pinned[canonicalize_name(requirement.name)]
         assert requirement.specifier.contains(version), (lock, text, version)
     assert all(hashes >= 1 for _, hashes in pinned.values()), lock
-    assert ("boto3" in pinned) == bool(extras)  # the default package leaves boto3 to the runtime
+    # The default package leaves boto3 to the runtime, and the backends' extras to those who use them.
+    assert ("boto3" in pinned) == ("aws" in extras)
+    assert ("opentelemetry-proto" in pinned) == ("otlp" in extras)
+    assert ("cramjam" in pinned) == ("snappy" in extras)

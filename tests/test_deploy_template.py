@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -254,8 +255,14 @@ def test_the_dead_letter_bucket_outlives_the_stack(source: dict[str, Any]) -> No
     assert bucket["UpdateReplacePolicy"] == "Retain"
 
 
-def test_sam_build_runs_the_makefile_target_that_installs_the_function(source: dict[str, Any], tmp_path: Path) -> None:
-    """`sam build` (BuildMethod: makefile) runs `make build-Function ARTIFACTS_DIR=...` where CodeUri points."""
+@pytest.mark.parametrize("with_backends", [False, True], ids=["default", "WITH_BACKENDS=1"])
+def test_sam_build_runs_the_makefile_target_that_installs_the_function(
+    source: dict[str, Any], tmp_path: Path, with_backends: bool
+) -> None:
+    """`sam build` (BuildMethod: makefile) runs `make build-Function ARTIFACTS_DIR=...` where CodeUri points.
+
+    With WITH_BACKENDS=1 (in sam build's environment) the function also has the extras of the otlp,
+    prometheus-remote-write and loki sinks; without, it leaves them out to stay small."""
     function = source["Resources"]["Function"]
     assert function["Metadata"]["BuildMethod"] == "makefile"
     project = (TEMPLATE.parent / function["Properties"]["CodeUri"]).resolve()
@@ -266,13 +273,34 @@ def test_sam_build_runs_the_makefile_target_that_installs_the_function(source: d
     arch = {"x86_64": "x86_64", "aarch64": "arm64"}[platform.machine()]
     make = ["make", "-C", str(project), "build-Function", f"ARTIFACTS_DIR={artifacts}", f"ARCH={arch}"]
     make += [f"LAMBDA_PYTHON={python}", f"PYTHON={sys.executable}"]
-    completed = subprocess.run(make, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "WITH_BACKENDS": "1" if with_backends else ""}
+    completed = subprocess.run(make, capture_output=True, text=True, timeout=600, check=False, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (artifacts / "shipper" / "handler.py").is_file()
     assert not (artifacts / "boto3").exists()  # the Lambda runtime has it
-    # The handler imports from the built directory alone, as Lambda loads it (-I: no site-packages, no PYTHONPATH).
+    # The handler imports from the built directory alone, as Lambda loads it (-I -S: no site-packages, no PYTHONPATH).
     code = f"import sys; sys.path[:0] = [{str(artifacts)!r}]; import shipper.handler, orjson; print(shipper.handler.__file__)"
     imported = subprocess.run(
-        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert imported.stdout.startswith(str(artifacts))
+    # Each backend sink builds from the directory alone: with the extras, or refused at start naming the extra.
+    build = (
+        f"import sys; sys.path[:0] = [{str(artifacts)!r}]\n"
+        "from shipper.errors import ConfigError\nfrom shipper.sinks import build_sink\n"
+        "for spec in ['otlp:http://127.0.0.1:4318', 'prometheus-remote-write:http://127.0.0.1:9090/api/v1/write',"
+        " 'loki:http://127.0.0.1:3100']:\n"
+        "    try:\n        print(type(build_sink(spec)).__name__)\n"
+        "    except ConfigError as exc:\n        print(exc)\n"
+        "import cramjam, opentelemetry.proto\n"
+    )
+    built = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", build], capture_output=True, text=True, timeout=60, check=False
+    )
+    if with_backends:
+        assert built.returncode == 0, built.stderr[-3000:]
+        assert "needs the" not in built.stdout, built.stdout
+    else:
+        assert "No module named 'cramjam'" in built.stderr, built.stderr[-3000:]
+        assert built.stdout.count("needs the") == 3, built.stdout  # the default package stays small
+        assert not (artifacts / "opentelemetry").exists() and not list(artifacts.glob("cramjam*"))

@@ -4,6 +4,7 @@ events, its coded answers, invalid-event-number) and indexer acknowledgement (ch
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from shipper.config import Config, SinkConfig, build_router
 from shipper.delivery import Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
+from shipper.stopping import grace_deadline, interruptible_sleep
 from shipper.testing import FakeTime
 
 TOKEN = "11111111-2222-3333-4444-555555555555"
@@ -178,3 +180,52 @@ def test_the_token_is_required_and_its_header_fixed() -> None:
         build_sink("splunk-hec:https://splunk:8088", {"token": "env:T", "api_key_header": "X-Token"})
     with pytest.raises(ConfigError, match="secret reference"):
         build_sink("splunk-hec:https://splunk:8088", {"token": TOKEN})
+
+
+NEVER = frozenset(range(1, 1000))
+"""Ack ids an indexer never acknowledges."""
+
+
+def test_an_ack_that_never_comes_ends_with_the_lambdas_time_not_the_ack_timeout(tmp_path: Path) -> None:
+    """The default ack_timeout_s (10 s) is longer than the invocation has: the handler answers in time and
+    lists the record as failed, to be sent again; nothing is dead-lettered."""
+    from test_handler import Context, failures, kinesis_event, record
+
+    from shipper.handler import KinesisHandler
+
+    hec = Hec(ack=True, polls=1, lost=NEVER)
+    with loopback(hec) as server:
+        handler = KinesisHandler.from_env(
+            {
+                "SHIPPER_SINKS": f"splunk-hec:{server.url} token=env:HEC_TOKEN ack=true",
+                "SHIPPER_DEAD_LETTER": f"dir:{tmp_path / 'dead'}",
+                "SHIPPER_TIMEOUT_MARGIN_S": "0.3",
+            }
+        )
+        started = time.monotonic()
+        response = handler(kinesis_event([record(["order 1 placed\n"])]), Context(remaining_ms=1200))
+        took = time.monotonic() - started
+        handler.router.close()
+    assert took < 1.2  # within the invocation's time, not the 10 s ack timeout
+    assert len(failures(response)) == 1 and not dead_letters(tmp_path)
+    assert sum(hec.stored.values()) >= 1 and sum(hec.queries.values()) >= 2  # sent, then polled until time ran out
+
+
+def test_a_stop_ends_the_ack_wait_at_once_and_the_events_are_not_delivered(tmp_path: Path) -> None:
+    """`shipper consume` waits with a sleep a stop cuts short: the ack wait ends with it, and the events are
+    not delivered (sent again after the restart), never dead-lettered."""
+    hec = Hec(ack=True, polls=1, lost=NEVER)
+    stop = threading.Event()
+    with loopback(hec) as server:
+        config = Config(
+            (SinkConfig(f"splunk-hec:{server.url}", "splunk", (("token", "env:HEC_TOKEN"), ("ack", "true"))),),
+            dead_letter=f"dir:{tmp_path / 'dead'}",
+        )
+        routing = build_router(config, sleep=interruptible_sleep(stop))
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        report = routing.deliver([("a", [log_event(0)])], grace_deadline(stop))
+        took = time.monotonic() - started
+        routing.close()
+    assert report.statuses == {"a": Status.NOT_DELIVERED}
+    assert took < 2.0 and not dead_letters(tmp_path)

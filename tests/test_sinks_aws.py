@@ -141,9 +141,9 @@ def test_importing_shipper_does_not_import_boto3() -> None:
         ("s3:///prefix", {}, "names no bucket"),
         ("kinesis:stream", {"namespace": "x"}, "unknown option"),
         ("kinesis:stream", {"partition_key": "shard"}, "partition_key"),
-        ("firehose:stream", {"record_per_event": "yes"}, "wrong type"),
+        ("firehose:stream", {"record_per_event": "yes"}, "record_per_event must be true or false"),
         ("cloudwatch", {"namespace": "AWS/Lambda"}, "not a valid CloudWatch namespace"),
-        ("cloudwatch", {"timeout": 0}, "must be positive"),
+        ("cloudwatch", {"timeout": 0}, "timeout must be a positive float"),
     ],
 )
 def test_build_rejects_bad_specs_and_options(spec: str, options: dict, message: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.sinks import AWS_SPECS
+from shipper.sinks.backend import Converter, flag, positive, text
 from shipper.sinks.base import Sink
 from shipper.sinks.cloudwatch_metrics import DEFAULT_NAMESPACE, is_namespace
 
@@ -43,11 +44,9 @@ def _parse_spec(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def _option(options: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-    value = options.get(name, default)
-    if value is not default and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise ConfigError(f"sink option {name!r} has the wrong type: {type(value).__name__}")
-    return value
+def _option(options: Mapping[str, Any], name: str, read: Converter, default: Any) -> Any:
+    """Option `name` read by `read` (text, flag, positive(...): text from a line is read by its type)."""
+    return read(name, options[name]) if name in options else default
 
 
 def _client(spec: str, service: str, options: Mapping[str, Any]) -> Any:
@@ -56,13 +55,11 @@ def _client(spec: str, service: str, options: Mapping[str, Any]) -> Any:
         from shipper.aws_clients import DEFAULT_TIMEOUT_S, client
     except ImportError as exc:
         raise ConfigError(f"sink {spec!r} needs boto3: {INSTALL_AWS} ({exc})") from exc
-    timeout = _option(options, "timeout", (int, float), DEFAULT_TIMEOUT_S)
-    if timeout <= 0:
-        raise ConfigError(f"sink option 'timeout' must be positive, not {timeout}")
+    timeout = _option(options, "timeout", positive(float), DEFAULT_TIMEOUT_S)
     return client(
         service,
-        region=_option(options, "region", str, None),
-        endpoint_url=_option(options, "endpoint_url", str, None),
+        region=_option(options, "region", text, None),
+        endpoint_url=_option(options, "endpoint_url", text, None),
         timeout=timeout,
         region_from=f"the 'region' option of sink {spec!r} or AWS_REGION",
     )
@@ -82,7 +79,7 @@ def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     if unknown:
         allowed = ", ".join(sorted(_CONNECTION_OPTIONS | _KIND_OPTIONS[kind]))
         raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} for sink {spec!r}; allowed: {allowed}")
-    namespace = _option(options, "namespace", str, DEFAULT_NAMESPACE)
+    namespace = _option(options, "namespace", text, DEFAULT_NAMESPACE)
     if not is_namespace(namespace):
         raise ConfigError(f"sink option 'namespace' is not a valid CloudWatch namespace: {namespace!r}")
     if kind == "cloudwatch:emf":
@@ -98,11 +95,11 @@ def build_aws_sink(spec: str, options: Mapping[str, Any] | None = None) -> Sink:
     if kind == "kinesis":
         from shipper.sinks.kinesis import KinesisSink
 
-        return KinesisSink(client, target, partition_key=_option(options, "partition_key", str, "function"))
+        return KinesisSink(client, target, partition_key=_option(options, "partition_key", text, "function"))
     if kind == "firehose":
         from shipper.sinks.firehose import FirehoseSink
 
-        return FirehoseSink(client, target, record_per_event=_option(options, "record_per_event", bool, False))
+        return FirehoseSink(client, target, record_per_event=_option(options, "record_per_event", flag, False))
     from shipper.sinks.cloudwatch import CloudWatchMetricsSink
 
     return CloudWatchMetricsSink(client, namespace=namespace)

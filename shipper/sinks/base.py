@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -19,6 +19,18 @@ from shipper.errors import ShipperError
 
 _NDJSON = orjson.OPT_APPEND_NEWLINE
 _send_deadline: ContextVar[float] = ContextVar("send_deadline", default=math.inf)
+
+
+class Waits(NamedTuple):
+    """How a send under way waits: the delivery layer's `sleep` (which returns False when a stop cut the
+    wait short: shipper.stopping.interruptible_sleep) and its `clock`."""
+
+    sleep: Callable[[float], object]
+    clock: Callable[[], float]
+
+
+_REAL_TIME = Waits(time.sleep, time.monotonic)
+_send_waits: ContextVar[Waits] = ContextVar("send_waits", default=_REAL_TIME)
 
 
 class SinkError(ShipperError):
@@ -75,6 +87,25 @@ def sending_within(seconds: float) -> Iterator[None]:
         yield
     finally:
         _send_deadline.reset(token)
+
+
+@contextmanager
+def waiting_with(sleep: Callable[[float], object], clock: Callable[[], float]) -> Iterator[None]:
+    """Run a send whose waits (a sink polling for an acknowledgement) use this sleep and clock: see `waits`."""
+    token = _send_waits.set(Waits(sleep, clock))
+    try:
+        yield
+    finally:
+        _send_waits.reset(token)
+
+
+def waits() -> Waits:
+    """The sleep and clock of the send under way (time.sleep and time.monotonic outside the delivery layer).
+
+    A sink that waits between requests sleeps with these, so that a stop ends its wait as it ends the
+    delivery layer's, and bounds the wait by `time_left`.
+    """
+    return _send_waits.get()
 
 
 def time_left() -> float:

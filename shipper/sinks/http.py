@@ -35,6 +35,8 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import math
+import re
 import ssl
 import time
 from collections import Counter
@@ -402,25 +404,39 @@ def _retry_after(value: str | None) -> float | None:
 
 
 _Converter = Callable[[str, Any], Any]
+"""Reads one sink option: (name, value) -> the value, or ConfigError. A value is text when written in a
+line (SHIPPER_SINKS, --sink), or a TOML string, number or boolean; each option reads the text by its type."""
+_NUMBER_TEXT = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+"""A number written as text: bounded, so that a long run of digits is refused, not converted."""
 
 
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"HTTP sink option {key} must be text, got {value!r}")
+        raise ConfigError(f"sink option {key} must be text, got {value!r}")
     return value
 
 
 def _flag(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise ConfigError(f"HTTP sink option {key} must be true or false, got {value!r}")
+    if value in ("true", "false"):
+        return value == "true"
+    raise ConfigError(f"sink option {key} must be true or false, got {value!r}")
 
 
 def _positive(kind: type) -> _Converter:
     def convert(key: str, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 or kind(value) != value:
-            raise ConfigError(f"HTTP sink option {key} must be a positive {kind.__name__}, got {value!r}")
-        return kind(value)
+        number = value
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+            number = float(value) if "." in value else int(value)
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not 0 < number < math.inf
+            or kind(number) != number
+        ):
+            raise ConfigError(f"sink option {key} must be a positive {kind.__name__}, got {value!r}")
+        return kind(number)
 
     return convert
 

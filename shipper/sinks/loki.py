@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from shipper.errors import ConfigError
-from shipper.sinks.backend import oversized, positive, text, transport
+from shipper.sinks.backend import flag, oversized, positive, text, transport
 from shipper.sinks.http import HttpSink
 
 __all__ = ["LABELS", "LokiSink", "build"]
@@ -210,6 +210,6 @@ def build(spec: str, options: Mapping[str, Any]) -> LokiSink:
     options = {key: value for key, value in options.items() if not key.startswith(_STATIC)}
     own = {"labels": _labels, "format": _format, "tenant": text, "max_line_bytes": positive(int)}
     target, values = transport("Loki", url, options, own)
-    if values.get("format", "protobuf") == "protobuf" and options.get("gzip"):
+    if values.get("format", "protobuf") == "protobuf" and "gzip" in options and flag("gzip", options["gzip"]):
         raise ConfigError("Loki sink: format=protobuf is snappy-compressed; gzip is for format=json")
     return LokiSink(target, static_labels=static, **values)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shipper.errors import ConfigError
-from shipper.sinks.backend import positive, text, transport
+from shipper.sinks.backend import flag, positive, text, transport
 from shipper.sinks.http import HttpSink
 from shipper.sinks.protos import Label, Sample, TimeSeries, WriteRequest, snappy_compress
 from shipper.telemetry.config import TelemetryConfig, telemetry_config_from_env
@@ -109,7 +109,7 @@ def build(spec: str, options: Mapping[str, Any]) -> RemoteWriteSink:
     """A RemoteWriteSink from `prometheus-remote-write:URL` and options: job, instance,
     max_series_per_request, and those of the HTTP sink but gzip (the body is snappy-compressed)."""
     url = spec.removeprefix("prometheus-remote-write:")
-    if options.get("gzip"):
+    if "gzip" in options and flag("gzip", options["gzip"]):
         raise ConfigError("prometheus-remote-write sink: the body is snappy-compressed; gzip cannot be set")
     own = {"job": text, "instance": text, "max_series_per_request": positive(int)}
     target, values = transport("prometheus-remote-write", url, options, own, {"max_batch_events": 10_000})

@@ -15,21 +15,22 @@ Answers: 429, 503 (server busy, queue full) and other 5xx are retried (Retry-Aft
 400, 401 and 403 are not. An answer naming `invalid-event-number` N means the events before N were
 taken and N was refused: N is dead-lettered with Splunk's message, and the events after it are sent
 again at once. An acknowledgement that does not come in time sends the request again (HEC's advice):
-at least once.
+at least once. The wait for it pauses with the delivery layer's sleep and never outlasts the send's time
+left (`shipper.sinks.base.waits`, `time_left`): past it, or on a stop, the events are not delivered.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from shipper.errors import ConfigError
 from shipper.sinks.backend import flag, positive, text, transport
-from shipper.sinks.base import SinkError
+from shipper.sinks.base import SinkError, time_left, waits
 from shipper.sinks.http import HttpSink
 
 __all__ = ["SplunkHecSink", "build"]
@@ -52,8 +53,6 @@ class SplunkHecSink:
         source: str | None = None,
         sourcetype: str = "aws:lambda",
         ack_timeout_s: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._target = target
         self._acks = acks
@@ -63,8 +62,6 @@ class SplunkHecSink:
         self.ack_timeout_s = ack_timeout_s
         self.max_batch_events = target.max_batch_events
         self.max_batch_bytes = target.max_batch_bytes
-        self._sleep = sleep
-        self._clock = clock
         self._headers = {"X-Splunk-Request-Channel": str(uuid.uuid4())}
 
     def __repr__(self) -> str:
@@ -101,9 +98,15 @@ class SplunkHecSink:
             self._acks.close()
 
     def _wait_for_ack(self, ack_id: int, start: int, end: int, refused: list[int]) -> None:
-        """Poll the ack endpoint until `ack_id` is indexed; a SinkError (retryable) when it is not in time."""
+        """Poll the ack endpoint until `ack_id` is indexed, pausing with the delivery layer's sleep.
+
+        Not indexed within ack_timeout_s: a retryable SinkError. Not indexed within the send's time left
+        (the Lambda's deadline), or when a stop cuts a pause short: the events are not delivered, to be sent
+        again by the caller (SinkError.blocked), never retried past the deadline nor dead-lettered.
+        """
         assert self._acks is not None
-        give_up = self._clock() + self.ack_timeout_s
+        sleep, clock = waits()
+        give_up = clock() + self.ack_timeout_s
         pause = 0.1
         while True:
             reply = self._acks.post(orjson.dumps({"acks": [ack_id]}), "application/json", self._headers)
@@ -114,14 +117,22 @@ class SplunkHecSink:
             acks = _json(reply.body).get("acks")
             if isinstance(acks, dict) and acks.get(str(ack_id)) is True:
                 return
-            if self._clock() + pause > give_up:
-                raise SinkError(
-                    f"Splunk HEC {self._target.url}: ack {ack_id} not indexed within {self.ack_timeout_s:g} s",
-                    retryable=True,
-                    failed=refused + list(range(start, end)),
-                )
-            self._sleep(pause)
-            pause = min(pause * 2, 2.0)
+            wait = min(pause, give_up - clock())
+            if wait <= 0:
+                why, blocked = f"within {self.ack_timeout_s:g} s (ack_timeout_s)", False
+            elif wait >= time_left():
+                why, blocked = "within the time left for the send", True
+            elif sleep(wait) is False:
+                why, blocked = "before the stop", True
+            else:
+                pause = min(pause * 2, 2.0)
+                continue
+            raise SinkError(
+                f"Splunk HEC {self._target.url}: ack {ack_id} not indexed {why}",
+                retryable=not blocked,
+                blocked=blocked,
+                failed=refused + list(range(start, end)),
+            )
 
     def hec_event(self, event: dict[str, Any]) -> dict[str, Any]:
         timestamp = event.get("timestamp")
