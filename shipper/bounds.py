@@ -71,7 +71,7 @@ def text_whole_or_number(text: str, bounds: Range) -> int | float | None:
 def json_number(value: Any, bounds: Range) -> int | float | None:
     """`value` when it is a JSON number (not a bool) within `bounds` (NaN never is), else None."""
     if type(value) in (int, float) and bounds.low <= value <= bounds.high:
-        return value  # type: ignore[no-any-return]
+        return value
     return None
 
 

@@ -143,7 +143,7 @@ def contract_violations(event: Any) -> list[str]:
             problems.append(f"{event_type}: field {name!r} has {type(value).__name__} {_shown(value)}")
             continue
         bounds = FIELD_RANGES.get(name)
-        if bounds is not None and value is not None and not bounds.low <= value <= bounds.high:
+        if bounds is not None and isinstance(value, int | float) and not bounds.low <= value <= bounds.high:
             where = f"outside {bounds.low:g} to {bounds.high:g}"
             problems.append(f"{event_type}: field {name!r} is {_shown(value)}, {where}")
     for name in event.keys() - expected.keys():

@@ -75,33 +75,36 @@ class _Budget:
         return TimeoutError(f"no complete answer within the {self.deadline - self.started:.3g} s allowed")
 
 
-class _Budgeted:
-    """A socket whose every send and receive gets the time left of its budget as its timeout."""
+class _Budgeted(socket.socket):
+    """A socket whose every send and receive gets the time left of its budget as its timeout.
+
+    Mixed in before the socket class it budgets (plain or TLS), whose methods `super()` reaches.
+    """
 
     budget: _Budget | None = None
 
     def _arm(self) -> None:
         if self.budget is not None:
-            self.settimeout(self.budget.left())  # type: ignore[attr-defined]
+            self.settimeout(self.budget.left())
 
-    def recv_into(self, *args: Any) -> int:
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
         self._arm()
-        return super().recv_into(*args)  # type: ignore[misc]
+        return super().recv_into(*args, **kwargs)
 
-    def recv(self, *args: Any) -> bytes:
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
         self._arm()
-        return super().recv(*args)  # type: ignore[misc]
+        return super().recv(*args, **kwargs)
 
-    def send(self, *args: Any) -> int:
+    def send(self, *args: Any, **kwargs: Any) -> int:
         self._arm()
-        return super().send(*args)  # type: ignore[misc]
+        return super().send(*args, **kwargs)
 
-    def sendall(self, *args: Any) -> None:
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
         self._arm()
-        return super().sendall(*args)  # type: ignore[misc]
+        return super().sendall(*args, **kwargs)
 
 
-class _BudgetSocket(_Budgeted, socket.socket):
+class _BudgetSocket(_Budgeted):
     pass
 
 
@@ -179,12 +182,14 @@ class Connection:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         else:
             connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
-        connection._create_connection = self._open  # type: ignore[attr-defined]
+        connection._create_connection = self._open  # type: ignore[attr-defined]  # a private hook, not in the stubs
         if self._tunnel is not None:
             host, port, headers = self._tunnel
             connection.set_tunnel(host, port, headers=dict(headers))
         connection.connect()
-        connection.sock.budget = self._budget  # the TLS socket, made after the handshake
+        sock = connection.sock  # the TLS socket, made after the handshake, or the plain one from _open
+        assert isinstance(sock, _Budgeted), "_open and the context's sslsocket_class make budgeted sockets"
+        sock.budget = self._budget
         self._connection = connection
         return connection
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shipper.bounds import METRIC_VALUE, json_number
 from shipper.terminal import literal, plural
 
 PRICES_AS_OF = "2025-06"
@@ -411,8 +412,8 @@ class FleetReport:
 
     def _metric(self, event: dict[str, Any]) -> None:
         name = event.get("name")
-        value = event.get("value")
-        metric = self.metrics.get(name)  # type: ignore[arg-type]
+        value = json_number(event.get("value"), METRIC_VALUE)
+        metric = self.metrics.get(name) if type(name) is str else None
         if metric is None:
             if len(self.metrics) >= _MAX_METRICS or type(name) is not str:
                 self.other_metric_values += 1
@@ -421,7 +422,7 @@ class FleetReport:
             metric = self.metrics.get(name)
             if metric is None:
                 metric = self.metrics[name] = _Metric(event)
-        if type(value) not in (int, float):
+        if value is None:
             return
         if event.get("metric_type") == "count":
             # A sampled counter stands for value / sample_rate, as the Prometheus output counts it.

@@ -171,9 +171,9 @@ class Timeline:
         metric_start = start * bucket_ms // metric_ms
         metric_count = last // metric_ms - metric_start + 1
         for name in metric_names or ():
-            buckets = self.metrics.names.get(name)
-            if buckets is not None:
-                (values, sums), left_out = _rebin(buckets, self.metrics.width, metric_ms, metric_start, metric_count)
+            stored = self.metrics.names.get(name)
+            if stored is not None:
+                (values, sums), left_out = _rebin(stored, self.metrics.width, metric_ms, metric_start, metric_count)
                 view["metrics"][name] = {
                     "start_ms": metric_start * metric_ms,
                     "bucket_ms": metric_ms,

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections import Counter
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shipper.cli import EXIT_OK
-from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Quantiles, memory_hint
+from shipper.report import (
+    PRICE_GB_SECOND_ARM64,
+    PRICE_GB_SECOND_X86_64,
+    PRICE_REQUEST,
+    FleetReport,
+    Prices,
+    Quantiles,
+    memory_hint,
+)
 
 from exports import by_log_group, filter_log_events, fleet
 from run_helpers import run, write
@@ -191,3 +202,24 @@ def test_top_custom_metrics(tmp_path):
     )
     assert top["functions"] == ["orders-api"]
     assert report["metric_names"] == 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.just(10**400) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_JSON, _JSON), min_size=1, max_size=5))
+def test_metric_events_of_any_json_name_and_value_are_counted_or_set_aside(pairs):
+    """A name that is not text or a value that is not a finite float64 never stops the report."""
+    report = FleetReport()
+    report.add([{"type": "metric", "name": name, "value": value, "timestamp": 0} for name, value in pairs])
+    summary = report.to_dict(Prices())
+    finite = [type(v) in (int, float) and -sys.float_info.max <= v <= sys.float_info.max for _, v in pairs]
+    assert summary["metric_values_not_kept"] == sum(type(name) is not str for name, _ in pairs)
+    assert sum(m["values"] for m in summary["metrics"]) == sum(
+        ok for (name, _), ok in zip(pairs, finite, strict=True) if type(name) is str
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from shipper.metric_rules import PER_SECOND, identifies_request, unit_of
 from shipper.sinks.packing import Outcome
@@ -63,14 +63,14 @@ def cloudwatch_unit(unit: str | None, metric_type: str | None = None) -> str:
     return (known and known.cloudwatch) or "None"
 
 
-def _is_name(text: Any, limit: int) -> bool:
+def _is_name(text: Any, limit: int) -> TypeGuard[str]:
     """Whether CloudWatch takes `text` as a name or dimension value: printable ASCII, not blank, not too long."""
     if not isinstance(text, str):
         return False
     return 0 < len(text) <= limit and text.isascii() and text.isprintable() and not text.isspace()
 
 
-def is_namespace(text: Any) -> bool:
+def is_namespace(text: Any) -> TypeGuard[str]:
     return _is_name(text, 255) and not text.startswith("AWS/")
 
 
@@ -109,7 +109,11 @@ class _Unrepresentable(Exception):
     """An event CloudWatch cannot take as a metric."""
 
 
-def _points(event: Mapping[str, Any], namespace: str) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], Any]]:
+_Point = tuple[str, str, str, tuple[tuple[str, str], ...], Any]
+"""(namespace, name, unit, dimensions, value): the value is checked by `collect_metrics`."""
+
+
+def _points(event: Mapping[str, Any], namespace: str) -> list[_Point]:
     """(namespace, name, unit, dimensions, value) for each data point an event yields; none for most events."""
     event_type = event.get("type")
     if event_type == "metric":
@@ -126,12 +130,12 @@ def _points(event: Mapping[str, Any], namespace: str) -> list[tuple[str, str, st
             value /= rate  # a sampled counter stands for 1/rate as many
         dimensions = _dimensions(event.get("tags") or {}, event.get("request_id"))
         return [(namespace, name, cloudwatch_unit(event.get("unit"), event.get("metric_type")), dimensions, value)]
-    count_name = _EVENT_COUNTS.get(event_type)
+    count_name = _EVENT_COUNTS.get(event_type) if isinstance(event_type, str) else None
     if count_name is None:
         return []
     function = event.get("function")
     dimensions = (("FunctionName", function),) if _is_name(function, 1024) else ()
-    points = [(namespace, count_name, "Count", dimensions, 1)]
+    points: list[_Point] = [(namespace, count_name, "Count", dimensions, 1)]
     if event_type == "invocation":
         points.extend(
             (namespace, name, unit, dimensions, event[key])
@@ -141,7 +145,7 @@ def _points(event: Mapping[str, Any], namespace: str) -> list[tuple[str, str, st
     return points
 
 
-def _valid_value(value: Any) -> bool:
+def _valid_value(value: Any) -> TypeGuard[int | float]:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
     magnitude = abs(value)

@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -62,6 +62,18 @@ _ENHANCED_GAUGES = (
     ("init_duration_ms", "aws.lambda.enhanced.init_duration", 1e-3),
     ("max_memory_used_mb", "aws.lambda.enhanced.max_memory_used", 1.0),
 )
+
+
+_Count = Callable[[str, list[str], float, int], None]
+"""Adds (name, tags, amount, ms) to a count series of the batch."""
+
+
+class _Gauge(Protocol):
+    """Adds one value to a gauge series of the batch: its last value, its mean or its distinct values."""
+
+    def __call__(
+        self, name: str, tags: list[str], value: float, ms: int, *, mean: bool = ..., distinct: bool = ...
+    ) -> None: ...
 
 
 class DatadogSink:
@@ -149,7 +161,7 @@ class DatadogSink:
     def log_item(self, event: dict[str, Any]) -> dict[str, Any]:
         """The intake v2 item of one event."""
         kind = event.get("type")
-        fields = event.get("fields") if kind == "log" and isinstance(event.get("fields"), dict) else {}
+        fields = own if kind == "log" and isinstance(own := event.get("fields"), dict) else {}
         if kind != "log":  # the event's own fields, as the Forwarder's parsed REPORT lines carry
             fields = {
                 "lambda_event": {
@@ -215,21 +227,21 @@ class DatadogSink:
             elif kind == "metric":
                 self._custom(event, tags, ms, count, gauge)
         series = []
-        for (name, tags), (total, ms) in counts.items():
-            series.append({"metric": name, "type": "count", "points": [[ms // 1000, total]], "tags": list(tags)})
-        for (name, tags), (total, n, last, ms, distinct, mean) in gauges.items():
+        for (name, series_tags), (total, ms) in counts.items():
+            series.append({"metric": name, "type": "count", "points": [[ms // 1000, total]], "tags": list(series_tags)})
+        for (name, series_tags), (total, n, last, ms, distinct, mean) in gauges.items():
             value = len(distinct) if distinct is not None else (total / n if mean else last)
-            series.append({"metric": name, "type": "gauge", "points": [[ms // 1000, value]], "tags": list(tags)})
+            series.append({"metric": name, "type": "gauge", "points": [[ms // 1000, value]], "tags": list(series_tags)})
         return series
 
     @staticmethod
-    def _custom(event: dict[str, Any], tags: list[str], ms: int, count: Any, gauge: Any) -> None:
+    def _custom(event: dict[str, Any], tags: list[str], ms: int, count: _Count, gauge: _Gauge) -> None:
         name, value = event.get("name"), event.get("value")
         if not isinstance(name, str) or not isinstance(value, int | float) or not math.isfinite(value):
             return
         if event.get("namespace"):
             name = f"{event['namespace']}.{name}"
-        own = event.get("tags") if isinstance(event.get("tags"), dict) else {}
+        own = given if isinstance(given := event.get("tags"), dict) else {}
         tags = tags + [f"{k}:{v}" if v != "" else str(k) for k, v in own.items()]
         kind = event.get("metric_type")
         if kind == "count":

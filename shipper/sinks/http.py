@@ -376,7 +376,7 @@ def _check_bulk(payload: bytes, count: int, secrets: Sequence[str]) -> None:
     for index, item in enumerate(items):
         result = next(iter(item.values()), None) if isinstance(item, dict) else None
         status = result.get("status") if isinstance(result, dict) else None
-        if not isinstance(status, int):
+        if not isinstance(result, dict) or not isinstance(status, int):
             status, result = 500, {"error": "unreadable item"}
         if 200 <= status < 300:
             continue

@@ -40,7 +40,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -73,17 +73,23 @@ _LOG_TYPES = frozenset({"log", "error", "timeout", "out_of_memory", "throttle", 
 _METRIC_TYPES = frozenset({"invocation", "cold_start", "metric", "error", "timeout", "out_of_memory", "throttle"})
 _METRIC_TYPES |= {"init_error"}
 _SEVERITY = {
-    "trace": 1,
-    "debug": 5,
-    "info": 9,
-    "notice": 10,
-    "warn": 13,
-    "warning": 13,
-    "error": 17,
-    "critical": 21,
-    "fatal": 21,
+    "trace": SeverityNumber.SEVERITY_NUMBER_TRACE,
+    "debug": SeverityNumber.SEVERITY_NUMBER_DEBUG,
+    "info": SeverityNumber.SEVERITY_NUMBER_INFO,
+    "notice": SeverityNumber.SEVERITY_NUMBER_INFO2,
+    "warn": SeverityNumber.SEVERITY_NUMBER_WARN,
+    "warning": SeverityNumber.SEVERITY_NUMBER_WARN,
+    "error": SeverityNumber.SEVERITY_NUMBER_ERROR,
+    "critical": SeverityNumber.SEVERITY_NUMBER_FATAL,
+    "fatal": SeverityNumber.SEVERITY_NUMBER_FATAL,
 }
-_SIGNAL_SEVERITY = {"error": 17, "timeout": 17, "out_of_memory": 21, "throttle": 13, "init_error": 21}
+_SIGNAL_SEVERITY = {
+    "error": SeverityNumber.SEVERITY_NUMBER_ERROR,
+    "timeout": SeverityNumber.SEVERITY_NUMBER_ERROR,
+    "out_of_memory": SeverityNumber.SEVERITY_NUMBER_FATAL,
+    "throttle": SeverityNumber.SEVERITY_NUMBER_WARN,
+    "init_error": SeverityNumber.SEVERITY_NUMBER_FATAL,
+}
 _VERSION = re.compile(r"\[([^\]]{1,128})\]")
 _DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 _SCOPE = InstrumentationScope(name="shipper", version=__version__)
@@ -263,7 +269,7 @@ class _Aggregate:
             return
         if event.get("namespace"):
             name = f"{event['namespace']}.{name}"
-        tags = event.get("tags") if isinstance(event.get("tags"), dict) else {}
+        tags = given if isinstance(given := event.get("tags"), dict) else {}
         kind = event.get("metric_type")
         if kind == "count":
             rate = event.get("sample_rate")
@@ -398,15 +404,15 @@ def _log_record(event: dict[str, Any], observed_ns: int) -> LogRecord:
         level = event.get("level")
         if isinstance(level, str):
             record.severity_text = level
-            record.severity_number = _SEVERITY.get(level.lower(), 0)  # type: ignore[assignment]
+            record.severity_number = _SEVERITY.get(level.lower(), SeverityNumber.SEVERITY_NUMBER_UNSPECIFIED)
         fields = event.get("fields")
         if isinstance(fields, dict):
             attributes.update(fields)
         record.body.string_value = str(event.get("message", ""))
     else:
         record.event_name = f"aws.lambda.{kind}"
-        record.severity_number = _SIGNAL_SEVERITY.get(str(kind), 17)  # type: ignore[assignment]
-        record.severity_text = "ERROR" if record.severity_number >= 17 else "WARN"
+        record.severity_number = _SIGNAL_SEVERITY.get(str(kind), SeverityNumber.SEVERITY_NUMBER_ERROR)
+        record.severity_text = "ERROR" if record.severity_number >= SeverityNumber.SEVERITY_NUMBER_ERROR else "WARN"
         for field, value in event.items():
             if field == "error_type":
                 attributes["error.type"] = value
