@@ -49,6 +49,7 @@ __all__ = [
     "SinkCounters",
     "Status",
     "event_size",
+    "worse",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ DEFAULT_MAX_WAIT_S = 1.0
 """How long an event may wait in a buffer for its batch to fill, by default."""
 
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
+
+
+def worse(status: Status, than: Status) -> bool:
+    """Whether `status` is worse than `than`: NOT_DELIVERED > DEAD_LETTERED > DELIVERED."""
+    return _SEVERITY[status] > _SEVERITY[than]
 
 
 def event_size(event: dict[str, Any]) -> int:
@@ -362,10 +368,6 @@ class DeliveryReport:
         counts = dict.fromkeys(Status, 0) | Counter(self.statuses.values())
         return {status.value: count for status, count in counts.items()}
 
-    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
-        """The Lambda partial-batch response: the undelivered origins (Kinesis sequence numbers)."""
-        return {"batchItemFailures": [{"itemIdentifier": str(origin)} for origin in self.undelivered_origins]}
-
 
 @dataclass(slots=True)
 class _Tally:
@@ -377,7 +379,7 @@ class _Tally:
 
     def settle(self, settled: Settled) -> None:
         self.outstanding -= settled.count
-        if _SEVERITY[settled.status] > _SEVERITY[self.status]:
+        if worse(settled.status, self.status):
             self.status = settled.status
             self.reason = settled.reason
 

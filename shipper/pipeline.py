@@ -73,17 +73,14 @@ class Pipeline:
         """A Lambda Kinesis event. Records whose envelope is unusable come back as reject-only outcomes."""
         records, envelope_rejects = records_from_kinesis_event(event)
         outcomes = self.process_records(records)
-        for reject in envelope_rejects:
-            self._count_rejects([reject])
-            outcomes.append(RecordOutcome(reject.sequence_number, rejects=[reject]))
+        outcomes += (self.rejected(reject.sequence_number, [reject]) for reject in envelope_rejects)
         return outcomes
 
     def process_awslogs_event(self, event: dict[str, Any], source: str | None = None) -> list[RecordOutcome]:
         """A direct CloudWatch Logs subscription event (`{"awslogs": {"data": ...}}`)."""
         record, reject = record_from_awslogs_event(event, source)
         if record is None:
-            self._count_rejects([reject])
-            return [RecordOutcome(None, rejects=[reject])]
+            return [self.rejected(None, [reject])]
         return self.process_records([record])
 
     def process_documents(self, documents: Iterable[dict[str, Any]], origin: str | None = None) -> RecordOutcome:
@@ -95,6 +92,11 @@ class Pipeline:
         outcome = RecordOutcome(origin)
         self._classify_documents(documents, outcome, origin)
         return outcome
+
+    def rejected(self, origin: str | None, rejects: list[Reject]) -> RecordOutcome:
+        """Rejects found before the pipeline (an input that cannot be read), counted, as an outcome."""
+        self._count_rejects(rejects)
+        return RecordOutcome(origin, rejects=rejects)
 
     def _classify_documents(
         self, documents: Iterable[dict[str, Any]], outcome: RecordOutcome, source: str | None

@@ -42,6 +42,7 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import FleetReport, Prices, render
+from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.stopping import Interrupted, grace_deadline, interrupting_reads
 from shipper.terminal import plural, printable
 from shipper.timeline import Timeline
@@ -169,11 +170,7 @@ def run(
         except Interrupted:
             pass  # `stop` is set: what was read is flushed and reported below
         finally:
-            closed = router.close(state.deadline)
-            state.settle(closed)
-            if telemetry is not None:
-                telemetry.observe_report(closed)
-                telemetry.sync(state.pipeline.counts, router.stats())
+            state.step.close(state.deadline)
     elapsed = time.perf_counter() - started
     nothing = not listed
     if nothing:
@@ -203,8 +200,9 @@ def run(
     return EXIT_INCOMPLETE if sum(tally.rejects.values()) or nothing else EXIT_OK
 
 
-class _Run:
-    """What one run carries from batch to batch."""
+class _Run(BatchObserver):
+    """What one run carries from batch to batch; it watches the batches go by (report, timeline, tally,
+    rejects explained, and per input what a sink did not take)."""
 
     def __init__(
         self,
@@ -214,12 +212,11 @@ class _Run:
         telemetry: Telemetry | None,
         stop: threading.Event,
     ) -> None:
-        self.router = router
         self.stop = stop
-        self.telemetry = telemetry
         self.options = options
         self.progress = progress
         self.pipeline = Pipeline(options.read.max_decompressed_bytes, options.read.max_message_chars)
+        self.step = BatchStep(self.pipeline, router, [self] if telemetry is None else [self, telemetry])
         self.report = FleetReport()
         self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
         self.deadline = grace_deadline(stop)
@@ -237,28 +234,23 @@ class _Run:
         return self.pipeline.counts.get("log_events_received", 0)
 
     def handle(self, batch: Batch) -> None:
-        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router.
+        """Decode and classify one batch and ship it.
 
         Records go one at a time, each to the router before the next is decoded: what is held is one
         record's events (the decoder caps its inflated size) and the sinks' buffers, never a whole batch.
         """
         if self.stop.is_set():
             raise _Stop
-        started = time.perf_counter()
-        pipeline = self.pipeline
-        rejected = False
+        pipeline, shipped = self.pipeline, self.step.begin()
         for index, record in enumerate(batch.records):
-            rejected |= self._route(batch, pipeline.process_records([record])[0], index)
+            self._route(shipped, batch, pipeline.process_records([record])[0], index)
         if batch.documents:
-            rejected |= self._route(batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
+            self._route(shipped, batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
         if batch.rejects:
-            for reject in batch.rejects:
-                pipeline.classifier.count(f"rejected.{reject.code}")
-            rejected |= self._route(batch, RecordOutcome("input", rejects=batch.rejects), 0, where=False)
-        if self.telemetry is not None:
-            self.telemetry.sync(pipeline.counts, self.router.stats())
-            self.telemetry.observe_batch_seconds(time.perf_counter() - started)
-        if rejected and self.options.strict:
+            self._route(shipped, batch, pipeline.rejected("input", batch.rejects), 0, where=False)
+        self.step.done(shipped)
+        self.tally.events_by_type.update(shipped.types)
+        if shipped.rejects and self.options.strict:
             raise _Stop
 
     def next_input(self) -> None:
@@ -267,7 +259,41 @@ class _Run:
             self._forget_if_done(self._current)
         self._current = None
 
-    def settle(self, report: DeliveryReport) -> None:
+    def _route(
+        self, shipped: BatchResult, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True
+    ) -> None:
+        """Ship one outcome of `batch` (`index` numbers it when it has no origin), its rejects' reasons prefixed
+        with the batch's position when `where`, its events filtered by --function, --since and --until."""
+        options = self.options
+        if where and outcome.rejects:
+            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+        if options.filtering:
+            kept = [event for event in outcome.events if options.keeps(event)]
+            self.tally.filtered_out += len(outcome.events) - len(kept)
+            outcome.events = kept
+        self.step.route(shipped, [((batch.origin, outcome.origin or index), outcome)], self.deadline)
+
+    # --- as the BatchObserver ---------------------------------------------------------------------
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        """Report and timeline take the events; the input's delivery is tracked; rejects are explained."""
+        self.report.add(outcome.events)
+        if self.timeline is not None:
+            self.timeline.add(outcome.events)
+        name = origin[0].rpartition("#")[0]  # type: ignore[index]  # (batch origin, position): see _route
+        self._current = name
+        entry = self.inputs.setdefault(name, _InputDelivery())
+        self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
+        entry.events += len(outcome.events)
+        entry.pending += 1
+        rejects = self.tally.rejects
+        for reject in outcome.rejects:
+            rejects[reject.code] += 1
+            if rejects[reject.code] <= SHOWN_PER_CODE:
+                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
+                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
+
+    def settled(self, report: DeliveryReport) -> None:
         """Count what the router settled, per input; a batch with rejects is an input problem, not a sink's."""
         self.tally.statuses.update(report.statuses.values())
         for origin, status in report.statuses.items():
@@ -286,39 +312,6 @@ class _Run:
         entry = self.inputs.get(name)
         if entry is not None and not entry.pending and not entry.failed_batches:
             del self.inputs[name]
-
-    def _route(self, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True) -> bool:
-        """Add up one outcome of `batch` (`index` numbers it when it has no origin), explain its rejects
-        (prefixed with the batch's position when `where`), and hand it to the router; True if it had rejects."""
-        tally, options = self.tally, self.options
-        if where and outcome.rejects:
-            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
-        if options.filtering:
-            kept = [event for event in outcome.events if options.keeps(event)]
-            tally.filtered_out += len(outcome.events) - len(kept)
-            outcome.events = kept
-        tally.events_by_type.update(event["type"] for event in outcome.events)
-        self.report.add(outcome.events)
-        if self.timeline is not None:
-            self.timeline.add(outcome.events)
-        name = batch.origin.rpartition("#")[0]
-        self._current = name
-        entry = self.inputs.setdefault(name, _InputDelivery())
-        origin = (batch.origin, outcome.origin or index)
-        self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
-        entry.events += len(outcome.events)
-        entry.pending += 1
-        settled = self.router.submit([(origin, [*outcome.events, *outcome.rejects])], self.deadline)
-        self.settle(settled)
-        if self.telemetry is not None:
-            self.telemetry.observe_outcomes([outcome])
-            self.telemetry.observe_report(settled)
-        for reject in outcome.rejects:
-            tally.rejects[reject.code] += 1
-            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
-                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
-                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
-        return bool(outcome.rejects)
 
 
 def _is_html(path: str) -> bool:

@@ -1,13 +1,10 @@
 """`Telemetry`: every metric the shipper exposes to Prometheus, in its own CollectorRegistry.
 
-Feed it from wherever records are processed:
-
-    telemetry = Telemetry(config)                    # one per process (or per pushed group)
-    telemetry.observe_batch(outcomes, report, pipeline.counts, router.stats(), seconds)   # after each batch
-
-which is, piece by piece: `observe_outcomes` (Lambda health, events per type, custom metrics),
-`observe_report` (records by delivery outcome), `sync` (decode/classify counts and per-sink counters,
-from their cumulative totals) and `observe_batch_seconds`.
+It is a BatchObserver (shipper.shipping): give it to the BatchStep of `run` or `consume`, and each
+outcome's events are counted as they go (`observe_events`: Lambda health, events per type, custom
+metrics), each settlement by outcome (`observe_report`), and each finished batch brings the pipeline
+and per-sink counters up to their cumulative totals (`sync`) and observes its duration. The Lambda
+pushes one per shard (shipper.telemetry.lambda_push).
 
 Labels never carry a request id, and no labelled family grows without bound: the Lambda families
 take at most LAMBDA_MAX_SERIES label sets each (functions x status, error type ...), the custom
@@ -24,8 +21,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shipper.contract import EVENT_TYPES
-from shipper.delivery import DeliveryReport
+from shipper.delivery import DeliveryReport, Origin
 from shipper.pipeline import RecordOutcome
+from shipper.shipping import BatchObserver, BatchResult
 from shipper.telemetry.config import TelemetryConfig
 from shipper.telemetry.custom import SECONDS_BUCKETS, CustomMetrics
 from shipper.telemetry.naming import label_value
@@ -100,7 +98,7 @@ class _Limited:
             child.observe(value)
 
 
-class Telemetry:
+class Telemetry(BatchObserver):
     """The shipper's metrics in a dedicated CollectorRegistry (`registry`): serve it, or push it."""
 
     def __init__(self, config: TelemetryConfig | None = None, registry: CollectorRegistry | None = None) -> None:
@@ -276,20 +274,18 @@ class Telemetry:
     def observe_batch_seconds(self, seconds: float) -> None:
         self._batch.observe(seconds)
 
-    def observe_batch(
-        self,
-        outcomes: Iterable[RecordOutcome],
-        report: DeliveryReport,
-        pipeline_counts: Mapping[str, int],
-        router_stats: Mapping[str, Any],
-        seconds: float,
-    ) -> None:
-        """Everything about one processed batch: its outcomes and delivery report, the cumulative
-        `Pipeline.counts` and `Router.stats()` after it, and how long it took."""
-        self.observe_outcomes(outcomes)
+    # --- as the BatchObserver of `run` and `consume` (shipper.shipping) --------------------------
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        self.observe_events(outcome.events)
+
+    def settled(self, report: DeliveryReport) -> None:
         self.observe_report(report)
-        self.sync(pipeline_counts, router_stats)
-        self.observe_batch_seconds(seconds)
+
+    def batch_done(self, result: BatchResult) -> None:
+        self.sync(result.pipeline_counts, result.router_stats)
+        if result.seconds is not None:
+            self.observe_batch_seconds(result.seconds)
 
     def sync(self, pipeline_counts: Mapping[str, int], router_stats: Mapping[str, Any]) -> None:
         """Bring the counters up to cumulative `Pipeline.counts` and `Router.stats()` (call after each batch)."""
