@@ -41,6 +41,7 @@ from shipper.bounds import (
     text_whole_or_number,
 )
 from shipper.metrics import MalformedMetric, parse_metric_object, parse_metric_text
+from shipper.names import Count, RejectCode
 from shipper.reject import Reject
 from shipper.signals import find_out_of_memory, find_throttle
 
@@ -285,14 +286,20 @@ class _DocumentClassifier:
             except (KeyError, TypeError, IndexError):
                 message = timestamp = None
             if type(message) is not str or type(timestamp) is not int:
-                self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
+                self._reject_event(
+                    log_event, RejectCode.BAD_LOG_EVENT, "log event has no string message or integer timestamp"
+                )
                 continue
             if not _MIN_EPOCH_MS <= timestamp <= _MAX_EPOCH_MS:
-                self._reject_event(log_event, "bad_log_event", "log event timestamp is not in the years 0001 to 9999")
+                self._reject_event(
+                    log_event, RejectCode.BAD_LOG_EVENT, "log event timestamp is not in the years 0001 to 9999"
+                )
                 continue
             if len(message) * 4 > max_chars and (size := message_bytes(message)) > max_chars:
                 self._reject_event(
-                    log_event, "oversized_event", f"log event message has {size:,} bytes; the limit is {max_chars:,}"
+                    log_event,
+                    RejectCode.OVERSIZED_EVENT,
+                    f"log event message has {size:,} bytes; the limit is {max_chars:,}",
                 )
                 continue
             event_id = log_event.get("id")
@@ -370,7 +377,7 @@ class _DocumentClassifier:
             value = None if raw is None else parse(raw, bounds)
             if value is None and raw is not None:
                 # A REPORT line with a number that is not one, or out of its range, is kept as a log line.
-                self.classifier.count("platform_line_unparsed")
+                self.classifier.count(Count.PLATFORM_LINE_UNPARSED)
                 self._app_line(None, self.stream_state[1], message, timestamp, event_id)
                 return
             numbers.append(value)
@@ -391,7 +398,7 @@ class _DocumentClassifier:
             return None
         value = parse(raw, bounds)
         if value is None:
-            self.classifier.count("number_out_of_range")
+            self.classifier.count(Count.NUMBER_OUT_OF_RANGE)
         return value
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
@@ -647,7 +654,7 @@ class _DocumentClassifier:
         if parsed is None:
             return False
         if isinstance(parsed, MalformedMetric):
-            self.classifier.count("metric_line_malformed")
+            self.classifier.count(Count.METRIC_LINE_MALFORMED)
             return False
         common = self._base("metric", 0, request_id, event_id)
         for metric in parsed:
@@ -784,7 +791,7 @@ class _DocumentClassifier:
         and the line itself stays a `log` event.
         """
         if request_id is None and signal == "error":
-            self.classifier.count("error_outside_invocation")
+            self.classifier.count(Count.ERROR_OUTSIDE_INVOCATION)
             return
         if request_id is not None and not self.classifier._first_sighting((self.function, request_id), signal):
             earlier = self.pending_signals.get((request_id, signal))
@@ -792,7 +799,7 @@ class _DocumentClassifier:
                 for name, value in fields.items():
                     if earlier[name] is None:
                         earlier[name] = value
-            self.classifier.count("signal_duplicate_suppressed")
+            self.classifier.count(Count.SIGNAL_DUPLICATE_SUPPRESSED)
             return
         event = self._base(signal, timestamp, request_id, event_id)
         event.update(fields)

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from shipper.contract import EVENT_TYPES
+from shipper.names import RejectCode
 from shipper.reject import Reject
 from shipper.sinks.base import Sink, SinkError
 from shipper.terminal import plural
@@ -108,7 +109,8 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class SinkCounters:
-    """Totals for one sink since start. After a flush: received = sent + dead_lettered + undelivered."""
+    """Totals for one sink since start; the fields are shipper.names.SinkCounter. After a flush:
+    received = sent + dead_lettered + not_delivered."""
 
     received_events: int = 0
     sent_events: int = 0
@@ -117,7 +119,7 @@ class SinkCounters:
     retries: int = 0
     """Sends that were retries of a failed send."""
     dead_lettered_events: int = 0
-    undelivered_events: int = 0
+    not_delivered_events: int = 0
     """Neither delivered nor dead-lettered: reported to the caller to send again."""
 
 
@@ -296,7 +298,12 @@ class Delivery:
                 reason,
             )
             return self._settle(items, Status.NOT_DELIVERED, reason)
-        entry = {"code": "sink_refused", "sink": self.name, "reason": reason, "events": [item[1] for item in items]}
+        entry = {
+            "code": RejectCode.SINK_REFUSED,
+            "sink": self.name,
+            "reason": reason,
+            "events": [item[1] for item in items],
+        }
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
             log.error(
@@ -316,7 +323,7 @@ class Delivery:
         elif status is Status.DEAD_LETTERED:
             counters.dead_lettered_events += len(items)
         else:
-            counters.undelivered_events += len(items)
+            counters.not_delivered_events += len(items)
         per_origin = Counter(item[0] for item in items)
         return [Settled(origin, status, count, reason) for origin, count in per_origin.items()]
 

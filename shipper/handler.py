@@ -41,6 +41,7 @@ import orjson
 from shipper.config import build_router, resolve_config
 from shipper.delivery import Origin, Router, Status
 from shipper.errors import ConfigError, ShipperError
+from shipper.names import Count
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.sinks.base import sending_within
@@ -151,7 +152,7 @@ class KinesisHandler:
         if self.telemetry is not None:
             observers.append(self.telemetry.invocation(event, remaining_s))
         step = BatchStep(self.pipeline, self.router, observers)
-        skipped_before = self.pipeline.counts.get("log_group_batches_skipped", 0)
+        skipped_before = self.pipeline.counts.get(Count.LOG_GROUP_BATCHES_SKIPPED, 0)
         batch = step.begin()
         taken = 0
         # One record at a time: what is held is one record's events and the sinks' buffers, never the batch's.
@@ -172,7 +173,8 @@ class KinesisHandler:
             "records_failed": len(failures),
             "events": batch.events,
             "rejects": batch.rejects,
-            "own_log_group_batches_skipped": self.pipeline.counts.get("log_group_batches_skipped", 0) - skipped_before,
+            "own_log_group_batches_skipped": self.pipeline.counts.get(Count.LOG_GROUP_BATCHES_SKIPPED, 0)
+            - skipped_before,
             "duration_ms": round((batch.seconds or 0.0) * 1000),
             "remaining_ms": context.get_remaining_time_in_millis(),
             **batch.report.counts(),

@@ -21,6 +21,7 @@ from shipper.decode import (
     record_from_awslogs_event,
     records_from_kinesis_event,
 )
+from shipper.names import Count, rejected_count
 from shipper.reject import Reject
 
 
@@ -64,9 +65,9 @@ class Pipeline:
             self._classify_documents(decoded.documents, outcome, record.source)
             outcomes.append(outcome)
         count = self.classifier.count
-        count("records_received", records_seen)
-        count("control_messages_skipped", control_messages)
-        count("kpl_subrecords", kpl_subrecords)
+        count(Count.RECORDS_RECEIVED, records_seen)
+        count(Count.CONTROL_MESSAGES_SKIPPED, control_messages)
+        count(Count.KPL_SUBRECORDS, kpl_subrecords)
         return outcomes
 
     def process_kinesis_event(self, event: dict[str, Any]) -> list[RecordOutcome]:
@@ -113,10 +114,10 @@ class Pipeline:
             classify(document, outcome.events, outcome.rejects, source)
         self._count_rejects(outcome.rejects)
         count = self.classifier.count
-        count("log_group_batches_skipped", skipped)
-        count("log_events_received", log_events)
-        count("events_emitted", len(outcome.events))
+        count(Count.LOG_GROUP_BATCHES_SKIPPED, skipped)
+        count(Count.LOG_EVENTS_RECEIVED, log_events)
+        count(Count.EVENTS_EMITTED, len(outcome.events))
 
     def _count_rejects(self, rejects: list[Reject]) -> None:
         for reject in rejects:
-            self.classifier.count(f"rejected.{reject.code}")
+            self.classifier.count(rejected_count(reject.code))

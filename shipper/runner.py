@@ -38,6 +38,7 @@ import orjson
 
 from shipper.delivery import DeliveryReport, Origin, Router, Status
 from shipper.inputs import Batch, Meter, ReadOptions, iter_inputs, read_input, total_size
+from shipper.names import Count, SinkCounter
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
@@ -231,7 +232,7 @@ class _Run(BatchObserver):
 
     @property
     def log_events(self) -> int:
-        return self.pipeline.counts.get("log_events_received", 0)
+        return self.pipeline.counts.get(Count.LOG_EVENTS_RECEIVED, 0)
 
     def handle(self, batch: Batch) -> None:
         """Decode and classify one batch and ship it.
@@ -334,15 +335,15 @@ def _summarise_hidden(tally: _Tally) -> None:
 
 def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, stopped: bool) -> dict[str, Any]:
     counts = pipeline.counts
-    log_events = counts.get("log_events_received", 0)
+    log_events = counts.get(Count.LOG_EVENTS_RECEIVED, 0)
     return {
         "inputs": tally.inputs,
         "formats": dict(tally.formats.most_common()),
         "bytes_read": meter.bytes_read,
-        "records": counts.get("records_received", 0),
+        "records": counts.get(Count.RECORDS_RECEIVED, 0),
         "log_events": log_events,
         "events": dict(tally.events_by_type.most_common()),
-        "control_messages_skipped": counts.get("control_messages_skipped", 0),
+        Count.CONTROL_MESSAGES_SKIPPED: counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0),
         "rejects": dict(sorted(tally.rejects.items())),
         "not_delivered_origins": tally.statuses[Status.NOT_DELIVERED],
         "stopped_at_first_error": stopped,
@@ -356,11 +357,11 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
     by_type = ", ".join(f"{name} {count:,}" for name, count in tally.events_by_type.most_common())
     print(
         f"shipper: {plural(tally.inputs, 'file')}, "
-        f"{plural(counts.get('records_received', 0), 'record')}, "
-        f"{plural(counts.get('log_events_received', 0), 'log event')} -> "
+        f"{plural(counts.get(Count.RECORDS_RECEIVED, 0), 'record')}, "
+        f"{plural(counts.get(Count.LOG_EVENTS_RECEIVED, 0), 'log event')} -> "
         f"{plural(sum(tally.events_by_type.values()), 'event')}"
         f"{f' ({by_type})' if by_type else ''}; "
-        f"{plural(counts.get('control_messages_skipped', 0), 'control message')} skipped; "
+        f"{plural(counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0), 'control message')} skipped; "
         f"{sum(tally.rejects.values()):,} rejected",
         file=sys.stderr,
     )
@@ -369,8 +370,9 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
         print(f"shipper: formats: {formats}", file=sys.stderr)
     for name, sink in router.stats()["sinks"].items():
         print(
-            f"shipper: sink {name}: {sink['sent_events']:,} sent, {plural(sink['retries'], 'retry', 'retries')}, "
-            f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered",
+            f"shipper: sink {name}: {sink[SinkCounter.SENT]:,} sent, "
+            f"{plural(sink[SinkCounter.RETRIES], 'retry', 'retries')}, "
+            f"{sink[SinkCounter.DEAD_LETTERED]:,} dead-lettered, {sink[SinkCounter.NOT_DELIVERED]:,} not delivered",
             file=sys.stderr,
         )
     if tally.filtered_out:
@@ -392,12 +394,12 @@ def _print_undelivered(state: _Run, router: Router, options: RunOptions) -> bool
     """
     stats = router.stats()
     failed_sinks = {
-        name: (sink["undelivered_events"], sink["dead_lettered_events"])
+        name: (sink[SinkCounter.NOT_DELIVERED], sink[SinkCounter.DEAD_LETTERED])
         for name, sink in stats["sinks"].items()
-        if sink["undelivered_events"] or sink["dead_lettered_events"]
+        if sink[SinkCounter.NOT_DELIVERED] or sink[SinkCounter.DEAD_LETTERED]
     }
     dead_letter = stats["dead_letter"]
-    lost_rejects = dead_letter["undelivered_events"] if dead_letter else 0
+    lost_rejects = dead_letter[SinkCounter.NOT_DELIVERED] if dead_letter else 0
     if not failed_sinks and not lost_rejects:
         return False
     for name, (undelivered, dead_lettered) in failed_sinks.items():

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shipper.errors import INSTALL_AWS
+from shipper.names import RejectCode
 from shipper.reject import Reject
 
 PROBE_OBJECT = "aws-logs-write-test"
@@ -153,7 +154,7 @@ def _kind(mode: int) -> str:
 
 
 def _unreadable(path: Path, reason: str) -> Reject:
-    return Reject("unreadable_input", reason, b"", None, str(path))
+    return Reject(RejectCode.UNREADABLE_INPUT, reason, b"", None, str(path))
 
 
 # --- S3 ---------------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        yield Reject("unreadable_input", f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
         return
     client = boto3.client("s3", endpoint_url=endpoint_url)
     found = 0
@@ -178,10 +179,10 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject]:
                 found += 1
                 yield Input(f"s3://{bucket}/{key}", item["Size"], partial(_open_object, client, bucket, key))
     except (BotoCoreError, ClientError) as exc:
-        yield Reject("unreadable_input", f"{url}: cannot list objects: {exc}", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: cannot list objects: {exc}", b"", None, url)
         return
     if not found:
-        yield Reject("unreadable_input", f"{url}: no objects under this prefix", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: no objects under this prefix", b"", None, url)
 
 
 def _open_object(client: Any, bucket: str, key: str) -> BinaryIO:

@@ -33,8 +33,9 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from shipper.delivery import DeliveryReport, Origin
+from shipper.delivery import DeliveryReport, Origin, Status
 from shipper.errors import ConfigError
+from shipper.names import REJECTED_PREFIX, Count, SinkCounter
 from shipper.pipeline import RecordOutcome
 from shipper.shipping import BatchObserver, BatchResult
 from shipper.telemetry.config import TelemetryConfig, telemetry_config_from_env
@@ -181,16 +182,16 @@ class LambdaTelemetry:
 
         records = report.counts()
         values = {
-            "RecordsReceived": pipeline.get("records_received", 0),
-            "LogEventsReceived": pipeline.get("log_events_received", 0),
+            "RecordsReceived": pipeline.get(Count.RECORDS_RECEIVED, 0),
+            "LogEventsReceived": pipeline.get(Count.LOG_EVENTS_RECEIVED, 0),
             "EventsEmitted": events_emitted,
-            "Rejects": sum(v for name, v in pipeline.items() if name.startswith("rejected.")),
-            "RecordsDeadLettered": records["dead_lettered"],
-            "RecordsNotDelivered": records["not_delivered"],
-            "EventsSent": sinks("sent_events"),
-            "EventsDeadLettered": sinks("dead_lettered_events"),
-            "EventsFailed": sinks("undelivered_events"),
-            "SinkRetries": sinks("retries"),
+            "Rejects": sum(v for name, v in pipeline.items() if name.startswith(REJECTED_PREFIX)),
+            "RecordsDeadLettered": records[Status.DEAD_LETTERED],
+            "RecordsNotDelivered": records[Status.NOT_DELIVERED],
+            "EventsSent": sinks(SinkCounter.SENT),
+            "EventsDeadLettered": sinks(SinkCounter.DEAD_LETTERED),
+            "EventsFailed": sinks(SinkCounter.NOT_DELIVERED),  # not delivered: a published name, kept
+            "SinkRetries": sinks(SinkCounter.RETRIES),
         }
         metrics = [{"Name": name, "Unit": "Count"} for name in values]
         metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shipper.contract import EVENT_TYPES
 from shipper.delivery import DeliveryReport, Origin
+from shipper.names import REJECTED_PREFIX, Count, SinkCounter
 from shipper.pipeline import RecordOutcome
 from shipper.shipping import BatchObserver, BatchResult
 from shipper.telemetry.config import TelemetryConfig
@@ -35,24 +36,24 @@ MEMORY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 # Pipeline.counts names with a family of their own; `rejected.<code>` is a reject reason, any other
 # name a pipeline note. `events_emitted` is left out: events per type (from outcomes) say it.
 _PIPELINE_FAMILIES = {
-    "records_received": ("shipper_records_received", "Kinesis records (or records of input files) read."),
-    "log_events_received": ("shipper_log_events_received", "CloudWatch Logs log events in the records."),
-    "control_messages_skipped": ("shipper_control_messages_skipped", "CloudWatch Logs CONTROL_MESSAGEs skipped."),
-    "kpl_subrecords": ("shipper_kpl_subrecords", "User records found inside KPL-aggregated records."),
+    Count.RECORDS_RECEIVED: ("shipper_records_received", "Kinesis records (or records of input files) read."),
+    Count.LOG_EVENTS_RECEIVED: ("shipper_log_events_received", "CloudWatch Logs log events in the records."),
+    Count.CONTROL_MESSAGES_SKIPPED: ("shipper_control_messages_skipped", "CloudWatch Logs CONTROL_MESSAGEs skipped."),
+    Count.KPL_SUBRECORDS: ("shipper_kpl_subrecords", "User records found inside KPL-aggregated records."),
 }
-_PIPELINE_IGNORED = frozenset({"events_emitted"})
+_PIPELINE_IGNORED = frozenset({Count.EVENTS_EMITTED})
 _SINK_FAMILIES = {
-    "received_events": ("shipper_sink_events_received", "Events handed to the sink's delivery."),
-    "sent_events": ("shipper_sink_events_sent", "Events the sink accepted."),
-    "retries": ("shipper_sink_retries", "Sends that retried a failed send."),
-    "errors": ("shipper_sink_send_errors", "Sends that failed, retried or not."),
-    "dead_lettered_events": (
+    SinkCounter.RECEIVED: ("shipper_sink_events_received", "Events handed to the sink's delivery."),
+    SinkCounter.SENT: ("shipper_sink_events_sent", "Events the sink accepted."),
+    SinkCounter.RETRIES: ("shipper_sink_retries", "Sends that retried a failed send."),
+    SinkCounter.ERRORS: ("shipper_sink_send_errors", "Sends that failed, retried or not."),
+    SinkCounter.DEAD_LETTERED: (
         "shipper_sink_events_dead_lettered",
         "Events the sink refused for good, or that failed after the last attempt, written to the dead letter.",
     ),
-    "undelivered_events": (
+    SinkCounter.NOT_DELIVERED: (  # a published name, kept for the dashboards built on it (shipper.names)
         "shipper_sink_events_failed",
-        "Events neither delivered nor dead-lettered: their records are sent again.",
+        "Events not delivered (neither delivered nor dead-lettered): their records are sent again.",
     ),
 }
 
@@ -295,8 +296,8 @@ class Telemetry(BatchObserver):
     def add_pipeline_counts(self, increments: Mapping[str, float]) -> None:
         """Add increments of `Pipeline.counts` names."""
         for name, amount in increments.items():
-            if name.startswith("rejected."):
-                self._rejects.labels(name.removeprefix("rejected.")).inc(amount)
+            if name.startswith(REJECTED_PREFIX):
+                self._rejects.labels(name.removeprefix(REJECTED_PREFIX)).inc(amount)
             elif name in self._pipeline:
                 self._pipeline[name].inc(amount)
             elif name not in _PIPELINE_IGNORED:
