@@ -167,7 +167,7 @@ class KinesisHandler:
         step.done(batch)
 
         failures = batch.report.undelivered_origins
-        summary = {
+        summary: dict[str, Any] = {
             "records": len(entries),
             "records_not_started": len(entries) - taken,
             "records_failed": len(failures),
@@ -216,6 +216,7 @@ def _in_batch_order(batch: BatchResult, entries: list[Any], taken: int) -> None:
     why: dict[Origin, str] = {}
     for index, entry in enumerate(entries):
         origin = _sequence_number(entry)
+        reason: str | None
         if index >= taken:
             status, reason = Status.NOT_DELIVERED, "not started: the invocation was running out of time"
         else:

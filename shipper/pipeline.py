@@ -2,8 +2,9 @@
 
     RawRecord -> decode_record -> CloudWatch Logs documents -> Classifier -> events
 
-The Lambda handler, the CLI and the consumer are thin shells around `Pipeline`; they only differ in
-where records come from and where events go. Keeping events grouped per record lets a caller report
+The Lambda handler, `shipper run` and `shipper consume` are thin shells around `Pipeline` and the
+ship-a-batch step (shipper.shipping); they only differ in where records come from and what they do
+with the statuses. Keeping events grouped per record lets a caller report
 exactly which Kinesis records were not delivered.
 """
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from shipper.delivery import Deadline, DeliveryReport, Origin, Router, Status, worse
 from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.reject import Reject
 
 __all__ = ["BatchObserver", "BatchResult", "BatchStep"]
 
@@ -73,12 +74,15 @@ class BatchObserver(Protocol):
 
     def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
         """One record's events and rejects, just before they go to the router under `origin`."""
+        return None
 
     def settled(self, report: DeliveryReport) -> None:
         """Origins the router settled: this batch's, or an earlier one's whose events were still buffered."""
+        return None
 
     def batch_done(self, result: BatchResult) -> None:
         """The batch is done (`result.seconds` is None for the final close, which is not a batch)."""
+        return None
 
 
 class BatchStep:
@@ -98,7 +102,7 @@ class BatchStep:
     ) -> DeliveryReport:
         """Hand `outcomes` to the router in one call (it sends the batches that fill); returns what it settled."""
         observers = self.observers
-        items = []
+        items: list[tuple[Origin, list[dict[str, Any] | Reject]]] = []
         for origin, outcome in outcomes:
             events = outcome.events
             batch.events += len(events)
