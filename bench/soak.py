@@ -192,7 +192,7 @@ def _drive(corpus: list[dict[str, Any]], port: int, dead_letter: Path, seconds: 
     print(
         f"events: {emitted:,} in = {server['stored_events']:,} stored by the server + {dead_lettered:,} dead-lettered; "
         f"sink counters: {sink['sent_events']:,} sent, {sink['retries']:,} retries, "
-        f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered"
+        f"{sink['dead_lettered_events']:,} dead-lettered, {sink['not_delivered_events']:,} not delivered"
     )
     print(f"peak RSS {peak_mb:.0f} MB; RSS max first third {first:.0f} MB, last third {last:.0f} MB")
     print(
@@ -202,7 +202,7 @@ def _drive(corpus: list[dict[str, Any]], port: int, dead_letter: Path, seconds: 
     checks = {
         "every event stored or dead-lettered, none twice": emitted == server["stored_events"] + dead_lettered,
         "the server stored what the sink counted as sent": server["stored_events"] == sink["sent_events"],
-        "no record left undelivered": failed_records == 0 and sink["undelivered_events"] == 0,
+        "no record left undelivered": failed_records == 0 and sink["not_delivered_events"] == 0,
         f"RSS after warm-up within {GROWTH_LIMIT - 1:.0%} of the first third": last <= first * GROWTH_LIMIT,
     }
     for name, ok in checks.items():

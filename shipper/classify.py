@@ -41,6 +41,7 @@ from shipper.bounds import (
     text_whole_or_number,
 )
 from shipper.metrics import MalformedMetric, parse_metric_object, parse_metric_text
+from shipper.names import Count, RejectCode
 from shipper.reject import Reject
 from shipper.signals import find_out_of_memory, find_throttle
 
@@ -252,7 +253,7 @@ class Classifier:
 
     def malformed_metric(self, reason: str) -> None:
         """Count a line that claims to be a metric line and is not a valid one, and why."""
-        self.count("metric_line_malformed")
+        self.count(Count.METRIC_LINE_MALFORMED)
         reasons = self.malformed_metrics
         if reason in reasons or len(reasons) < _MAX_MALFORMED_REASONS:
             reasons[reason] = reasons.get(reason, 0) + 1
@@ -343,14 +344,20 @@ class _DocumentClassifier:
             except (KeyError, TypeError, IndexError):
                 message = timestamp = None
             if type(message) is not str or type(timestamp) is not int:
-                self._reject_event(log_event, "bad_log_event", "log event has no string message or integer timestamp")
+                self._reject_event(
+                    log_event, RejectCode.BAD_LOG_EVENT, "log event has no string message or integer timestamp"
+                )
                 continue
             if not _MIN_EPOCH_MS <= timestamp <= _MAX_EPOCH_MS:
-                self._reject_event(log_event, "bad_log_event", "log event timestamp is not in the years 0001 to 9999")
+                self._reject_event(
+                    log_event, RejectCode.BAD_LOG_EVENT, "log event timestamp is not in the years 0001 to 9999"
+                )
                 continue
             if len(message) * 4 > max_chars and (size := message_bytes(message)) > max_chars:
                 self._reject_event(
-                    log_event, "oversized_event", f"log event message has {size:,} bytes; the limit is {max_chars:,}"
+                    log_event,
+                    RejectCode.OVERSIZED_EVENT,
+                    f"log event message has {size:,} bytes; the limit is {max_chars:,}",
                 )
                 continue
             event_id = log_event.get("id")
@@ -439,7 +446,7 @@ class _DocumentClassifier:
         if len(numbers) < len(_REPORT_NUMBERS) or request_id is None or not is_request_id(request_id):
             # A REPORT line with a number that is not one, or out of its range, or without a request id of
             # Lambda's shape, is kept as a log line.
-            self.classifier.count("platform_line_unparsed")
+            self.classifier.count(Count.PLATFORM_LINE_UNPARSED)
             self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
         self._invocation(
@@ -459,7 +466,7 @@ class _DocumentClassifier:
             return None
         value = parse(raw, bounds)
         if value is None:
-            self.classifier.count("number_out_of_range")
+            self.classifier.count(Count.NUMBER_OUT_OF_RANGE)
         return value
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
@@ -908,7 +915,7 @@ class _DocumentClassifier:
         and the line itself stays a `log` event.
         """
         if request_id is None and signal == "error":
-            self.classifier.count("error_outside_invocation")
+            self.classifier.count(Count.ERROR_OUTSIDE_INVOCATION)
             return
         if request_id is not None and not self.classifier._first_sighting((self.function, request_id), signal):
             earlier = self.pending_signals.get((request_id, signal))
@@ -916,7 +923,7 @@ class _DocumentClassifier:
                 for name, value in fields.items():
                     if earlier[name] is None:
                         earlier[name] = value
-            self.classifier.count("signal_duplicate_suppressed")
+            self.classifier.count(Count.SIGNAL_DUPLICATE_SUPPRESSED)
             return
         event = self._base(signal, timestamp, request_id, event_id)
         event.update(fields)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shipper import __version__
-from shipper.config import Config, build_router, load_config_from_file, merge_cli
+from shipper.config import add_delivery_arguments, build_router, config_from_args
 from shipper.delivery import Router
 from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     if since is not None and until is not None and since >= until:
         raise ConfigError(f"--since {args.since} is not before --until {args.until}")
     stop = threading.Event()
-    router = build_router(_config(args), sleep=interruptible_sleep(stop))
+    router = build_router(config_from_args(args, os.environ, _default_sink), sleep=interruptible_sleep(stop))
     options = RunOptions(
         read=ReadOptions(format=args.format, log_group=args.log_group),
         endpoint_url=args.endpoint_url,
@@ -191,22 +191,11 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
         metavar="USD",
         help=f"price per request (default {PRICE_REQUEST:.7f}, $0.20 per million)",
     )
-    run.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery settings")
-    run.add_argument(
-        "--sink",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="where events go (repeatable): stdout, null, jsonl:FILE, dir:PATH, https://..., s3://BUCKET/PREFIX, "
+    add_delivery_arguments(
+        run,
+        sink_help="where events go (repeatable): stdout, null, jsonl:FILE, dir:PATH, https://..., s3://BUCKET/PREFIX, "
         "kinesis:STREAM, firehose:NAME, cloudwatch, cloudwatch:emf; default stdout",
     )
-    run.add_argument("--route", action="append", default=[], metavar="NAME=TYPES", help="event types a sink gets")
-    run.add_argument("--dead-letter", metavar="SPEC", help="where rejects and refused events go: dir:PATH, s3://...")
-    run.add_argument("--retry-max-attempts", metavar="N")
-    run.add_argument("--retry-base-s", metavar="SECONDS")
-    run.add_argument("--retry-cap-s", metavar="SECONDS")
-    run.add_argument("--retry-after-max-s", metavar="SECONDS")
-    run.add_argument("--batch-max-wait-s", metavar="SECONDS")
     run.add_argument("--quiet", action="store_true", help="no progress bar, summary or report (rejects still show)")
     add_telemetry_arguments(run)
     run.add_argument("--serve", action="store_true", help="with --metrics-port: keep serving after the inputs are done")
@@ -259,29 +248,16 @@ def check_writable(path: str) -> None:
         raise ConfigError(f"--report {where}: not writable")
 
 
-def _config(args: argparse.Namespace) -> Config:
-    config = load_config_from_file(args.config) if args.config else None
-    default = "stdout"
-    if config is None and not args.sink and sys.stdout.isatty():
-        # Thousands of lines of NDJSON would scroll the report away: a terminal gets the report only.
-        default = "null"
-        print(
-            "shipper: standard output is a terminal, so events are not printed; to get them, pass "
-            "--sink stdout, pipe the output (shipper run ... | jq), or --sink jsonl:FILE",
-            file=sys.stderr,
-        )
-    sinks = args.sink or ([] if config is not None else [default])
-    return merge_cli(
-        config,
-        sinks=sinks,
-        routes=args.route,
-        dead_letter=args.dead_letter,
-        retry_max_attempts=args.retry_max_attempts,
-        retry_base_s=args.retry_base_s,
-        retry_cap_s=args.retry_cap_s,
-        retry_after_max_s=args.retry_after_max_s,
-        batch_max_wait_s=args.batch_max_wait_s,
+def _default_sink() -> str:
+    """Standard output, unless it is a terminal: thousands of lines of NDJSON would scroll the report away."""
+    if not sys.stdout.isatty():
+        return "stdout"
+    print(
+        "shipper: standard output is a terminal, so events are not printed; to get them, pass "
+        "--sink stdout, pipe the output (shipper run ... | jq), or --sink jsonl:FILE",
+        file=sys.stderr,
     )
+    return "null"
 
 
 if __name__ == "__main__":

@@ -21,9 +21,12 @@ TOML file: `dead_letter = "..."`, one `[[sinks]]` table per sink (`spec`, option
 rest are options; `[sinks.header]` holds headers), `[routes]` (NAME = ["log", "error"] or "*"),
 `[delivery]` (retry_max_attempts, retry_base_s, retry_cap_s, retry_after_max_s, batch_max_wait_s).
 
-Flags, through `merge_cli`: --sink (repeated; replaces the sinks and their routes), --route
-NAME=TYPES (repeated), --dead-letter, --retry-max-attempts, --retry-base-s, --retry-cap-s,
---retry-after-max-s, --batch-max-wait-s.
+Flags (`add_delivery_arguments`, the same for `run` and `consume`): --config FILE, --sink (repeated;
+replaces the sinks and their routes), --route NAME=TYPES (repeated), --dead-letter,
+--retry-max-attempts, --retry-base-s, --retry-cap-s, --retry-after-max-s, --batch-max-wait-s.
+
+`resolve_config` is the one way every command gets its Config: each setting from the first of a
+flag, the --config file, the environment, its default (docs/configuration.md says why).
 """
 
 from __future__ import annotations
@@ -44,11 +47,15 @@ from shipper.sinks import Sink, SinkError, build_sink, sink_kind
 __all__ = [
     "Config",
     "ConfigError",
+    "DeliveryFlags",
     "SinkConfig",
+    "add_delivery_arguments",
     "build_router",
+    "config_from_args",
     "load_config_from_env",
     "load_config_from_file",
     "merge_cli",
+    "resolve_config",
 ]
 
 OptionValue = str | int | float | bool
@@ -95,9 +102,142 @@ class Config:
 
 def load_config_from_env(environ: Mapping[str, str]) -> Config:
     """The configuration the SHIPPER_* variables of `environ` describe (see the module docstring)."""
+    return _resolve([_env_layer(environ)], missing=_NO_SINK_IN_ENV)
+
+
+def load_config_from_file(path: str) -> Config:
+    """The configuration in a TOML file (see the module docstring)."""
+    return _resolve([_file_layer(path)], missing="")
+
+
+def merge_cli(
+    config: Config | None,
+    *,
+    sinks: Sequence[str] = (),
+    routes: Sequence[str] = (),
+    dead_letter: str | None = None,
+    retry_max_attempts: str | int | None = None,
+    retry_base_s: str | float | None = None,
+    retry_cap_s: str | float | None = None,
+    retry_after_max_s: str | float | None = None,
+    batch_max_wait_s: str | float | None = None,
+) -> Config:
+    """`config` (from a file or the environment, or None) with the values given as flags on top.
+
+    --sink replaces the sinks, and with them their routes unless --route is given too.
+    """
+    flags = DeliveryFlags(
+        tuple(sinks),
+        tuple(routes),
+        dead_letter,
+        retry_max_attempts,
+        retry_base_s,
+        retry_cap_s,
+        retry_after_max_s,
+        batch_max_wait_s,
+    )
+    layers = [_flag_layer(flags)] if config is None else [_config_layer(config), _flag_layer(flags)]
+    return _resolve(layers, missing=_NO_SINK_FLAG)
+
+
+@dataclass(frozen=True)
+class DeliveryFlags:
+    """The delivery flags of `shipper run` and `shipper consume`, as given (unchecked text)."""
+
+    sinks: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    dead_letter: str | None = None
+    retry_max_attempts: str | int | None = None
+    retry_base_s: str | float | None = None
+    retry_cap_s: str | float | None = None
+    retry_after_max_s: str | float | None = None
+    batch_max_wait_s: str | float | None = None
+
+
+def resolve_config(
+    config_file: str | None,
+    environ: Mapping[str, str],
+    flags: DeliveryFlags | None = None,
+    default_sink: Callable[[], str] | None = None,
+) -> Config:
+    """The one configuration of a command, the same way for the Lambda, `run` and `consume`.
+
+    Each setting comes from the first of: a flag, the `config_file` (--config), the SHIPPER_* variables
+    of `environ`, and else its default. Sinks come whole from one place, with their routes (a --route
+    flag alone reroutes the sinks of the place below); with no sink anywhere, `default_sink()` names
+    one, and without `default_sink` that is an error.
+    """
+    layers = [_env_layer(environ)]
+    if config_file:
+        layers.append(_file_layer(config_file))
+    if flags is not None:
+        layers.append(_flag_layer(flags))
+    return _resolve(layers, missing=_NO_SINK_IN_ENV if flags is None else _NO_SINK_FLAG, default_sink=default_sink)
+
+
+def add_delivery_arguments(parser: Any, sink_help: str = "where events go (repeatable); default stdout") -> None:
+    """Add the delivery flags (`DeliveryFlags`, and --config) to an argparse parser."""
+    parser.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery")
+    parser.add_argument("--sink", action="append", default=[], metavar="SPEC", help=sink_help)
+    parser.add_argument("--route", action="append", default=[], metavar="NAME=TYPES", help="event types a sink gets")
+    parser.add_argument("--dead-letter", metavar="SPEC", help="where rejects and refused events go: dir:PATH, s3://...")
+    for field, (variable, flag, _, low, high) in _NUMBERS.items():
+        parser.add_argument(
+            flag,
+            metavar="N" if field == "retry_max_attempts" else "SECONDS",
+            help=f"{low:g} to {high:g} (as {variable})",
+        )
+
+
+def config_from_args(args: Any, environ: Mapping[str, str], default_sink: Callable[[], str] | None = None) -> Config:
+    """`resolve_config` for a command whose parser has `add_delivery_arguments`."""
+    flags = DeliveryFlags(
+        tuple(args.sink), tuple(args.route), args.dead_letter, *(getattr(args, field) for field in _NUMBERS)
+    )
+    return resolve_config(args.config, environ, flags, default_sink)
+
+
+_NO_SINK_IN_ENV = "SHIPPER_SINKS is not set: name at least one sink, e.g. SHIPPER_SINKS='s3://BUCKET/PREFIX'"
+_NO_SINK_FLAG = "no sink configured: pass --sink SPEC, e.g. --sink stdout"
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What one place (environment, file, flags) sets; unset parts leave the place below showing."""
+
+    sinks: tuple[SinkConfig, ...]
+    routes: dict[str, frozenset[str] | None] | None
+    routes_where: str
+    dead_letter: str | None
+    numbers: Mapping[str, Any]
+
+
+def _resolve(layers: Sequence[_Layer], missing: str, default_sink: Callable[[], str] | None = None) -> Config:
+    """Lay `layers` one over the next (later wins) into a checked Config; `missing` says what lacks a sink."""
+    sinks: tuple[SinkConfig, ...] = ()
+    routes: dict[str, frozenset[str] | None] | None = None
+    routes_where = ""
+    dead_letter: str | None = None
+    numbers: dict[str, Any] = {}
+    for layer in layers:
+        if layer.sinks:
+            sinks, routes, routes_where = layer.sinks, layer.routes, layer.routes_where
+        elif layer.routes is not None:
+            sinks = tuple(replace(sink, types=None) for sink in sinks)
+            routes, routes_where = layer.routes, layer.routes_where
+        if layer.dead_letter is not None:
+            dead_letter = layer.dead_letter
+        numbers.update(layer.numbers)
+    if not sinks:
+        if default_sink is None:
+            raise ConfigError(missing)
+        spec = default_sink()
+        sinks = (_sink_from_text(spec, f"default sink {spec!r}"),)
+    return _config(sinks, routes, routes_where, dead_letter, numbers)
+
+
+def _env_layer(environ: Mapping[str, str]) -> _Layer:
     entries = [entry.strip() for entry in re.split(r"[;\n]", environ.get("SHIPPER_SINKS", "")) if entry.strip()]
-    if not entries:
-        raise ConfigError("SHIPPER_SINKS is not set: name at least one sink, e.g. SHIPPER_SINKS='s3://BUCKET/PREFIX'")
     sinks = tuple(_sink_from_text(entry, f"SHIPPER_SINKS entry {i}") for i, entry in enumerate(entries, 1))
     routes_text = environ.get("SHIPPER_ROUTES", "").strip()
     routes = _routes_from_text(re.split(r"[;\n]", routes_text), "SHIPPER_ROUTES") if routes_text else None
@@ -106,12 +246,11 @@ def load_config_from_env(environ: Mapping[str, str]) -> Config:
         for field, (variable, _, kind, low, high) in _NUMBERS.items()
         if environ.get(variable, "").strip()
     }
-    dead_letter = environ.get("SHIPPER_DEAD_LETTER", "")
-    return _config(sinks, routes, "SHIPPER_ROUTES", _dead_letter(dead_letter, "SHIPPER_DEAD_LETTER"), numbers)
+    dead_letter = _dead_letter(environ.get("SHIPPER_DEAD_LETTER", ""), "SHIPPER_DEAD_LETTER")
+    return _Layer(sinks, routes, "SHIPPER_ROUTES", dead_letter, numbers)
 
 
-def load_config_from_file(path: str) -> Config:
-    """The configuration in a TOML file (see the module docstring)."""
+def _file_layer(path: str) -> _Layer:
     try:
         with open(path, "rb") as file:
             document = tomllib.load(file)
@@ -137,51 +276,26 @@ def load_config_from_file(path: str) -> Config:
     dead_letter = document.get("dead_letter", "")
     if not isinstance(dead_letter, str):
         raise ConfigError(f"{path}: dead_letter must be a string, got {dead_letter!r}")
-    return _config(sinks, routes, f"{path}: routes", _dead_letter(dead_letter, f"{path}: dead_letter"), numbers)
+    layer = _Layer(sinks, routes, f"{path}: routes", _dead_letter(dead_letter, f"{path}: dead_letter"), numbers)
+    _resolve([layer], missing="")  # the file's routes name its own sinks: checked even when flags replace them
+    return layer
 
 
-def merge_cli(
-    config: Config | None,
-    *,
-    sinks: Sequence[str] = (),
-    routes: Sequence[str] = (),
-    dead_letter: str | None = None,
-    retry_max_attempts: str | int | None = None,
-    retry_base_s: str | float | None = None,
-    retry_cap_s: str | float | None = None,
-    retry_after_max_s: str | float | None = None,
-    batch_max_wait_s: str | float | None = None,
-) -> Config:
-    """`config` (from a file or the environment, or None) with the values given as flags on top.
-
-    --sink replaces the sinks, and with them their routes unless --route is given too.
-    """
-    if sinks:
-        current = tuple(_sink_from_text(text, f"--sink {text!r}") for text in sinks)
-    elif config is None:
-        raise ConfigError("no sink configured: pass --sink SPEC, e.g. --sink stdout")
-    elif routes:
-        current = tuple(replace(sink, types=None) for sink in config.sinks)
-    else:
-        current = config.sinks
-    flags = {
-        "retry_max_attempts": retry_max_attempts,
-        "retry_base_s": retry_base_s,
-        "retry_cap_s": retry_cap_s,
-        "retry_after_max_s": retry_after_max_s,
-        "batch_max_wait_s": batch_max_wait_s,
+def _flag_layer(flags: DeliveryFlags) -> _Layer:
+    sinks = tuple(_sink_from_text(text, f"--sink {text!r}") for text in flags.sinks)
+    routes = _routes_from_text(flags.routes, "--route") if flags.routes else None
+    numbers = {
+        field: _number(value, _NUMBERS[field][1], *_NUMBERS[field][2:])
+        for field in _NUMBERS
+        if (value := getattr(flags, field)) is not None
     }
-    numbers = {} if config is None else {field: getattr(config, field) for field in _NUMBERS}
-    numbers.update(
-        (field, _number(value, _NUMBERS[field][1], *_NUMBERS[field][2:]))
-        for field, value in flags.items()
-        if value is not None
-    )
-    if dead_letter is not None:
-        dead_letter = _dead_letter(dead_letter, "--dead-letter")
-    elif config is not None:
-        dead_letter = config.dead_letter
-    return _config(current, _routes_from_text(routes, "--route") if routes else None, "--route", dead_letter, numbers)
+    dead_letter = None if flags.dead_letter is None else _dead_letter(flags.dead_letter, "--dead-letter")
+    return _Layer(sinks, routes, "--route", dead_letter, numbers)
+
+
+def _config_layer(config: Config) -> _Layer:
+    """A checked Config as the layer below flags (its sinks carry their routes)."""
+    return _Layer(config.sinks, None, "", config.dead_letter, {field: getattr(config, field) for field in _NUMBERS})
 
 
 def build_router(

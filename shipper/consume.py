@@ -60,12 +60,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
-from shipper.config import Config, build_router, load_config_from_env, load_config_from_file, merge_cli
 from shipper.config import _number as parse_number
+from shipper.config import add_delivery_arguments, build_router, config_from_args
 from shipper.decode import RawRecord, records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import INSTALL_AWS, ConfigError
 from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.shipping import BatchStep
 from shipper.stopping import grace_deadline, interruptible_sleep, stop_on_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
 from shipper.terminal import log_to_terminal
@@ -168,6 +169,7 @@ class Consumer:
         from botocore.exceptions import BotoCoreError, ClientError
 
         self._aws_errors = (BotoCoreError, ClientError)
+        self._step = BatchStep(pipeline, router, () if telemetry is None else (telemetry,))
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -358,29 +360,23 @@ class Consumer:
 
     def _deliver(self, shard: ShardState, records: list[dict[str, Any]]) -> bool:
         """Process and deliver one batch; checkpoint its delivered prefix. True when all of it was delivered."""
-        started = time.perf_counter()
-        raws = records_from_get_records(records, source=f"{self.stream}/{shard.shard_id}")
+        step, shard_id = self._step, shard.shard_id
+        batch = step.begin()
+        raws = records_from_get_records(records, source=f"{self.stream}/{shard_id}")
         outcomes = self._process(raws)
-        raws = raws[: len(outcomes)]
-        shard_id = shard.shard_id
-        report = self.router.deliver(
-            [((shard_id, outcome.origin), [*outcome.events, *outcome.rejects]) for outcome in outcomes],
-            self._deadline,
-        )
+        step.route(batch, [((shard_id, outcome.origin), outcome) for outcome in outcomes], self._deadline)
+        step.flush(batch, self._deadline)
         done = None
-        for raw in raws:
-            if report.statuses.get((shard_id, raw.sequence_number), Status.NOT_DELIVERED) is Status.NOT_DELIVERED:
-                self._block(
-                    shard, raw.sequence_number, report.reasons.get((shard_id, raw.sequence_number), "not settled")
-                )
+        for raw in raws[: len(outcomes)]:
+            origin = (shard_id, raw.sequence_number)
+            if batch.status(origin) is Status.NOT_DELIVERED:
+                self._block(shard, raw.sequence_number, batch.reasons.get(origin, "not settled"))
                 break
             done = raw.sequence_number
         if done is not None:
             shard.position = done
             self._checkpoint(shard, done)
-        if self.telemetry is not None:
-            seconds = time.perf_counter() - started
-            self.telemetry.observe_batch(outcomes, report, self.pipeline.counts, self.router.stats(), seconds)
+        step.done(batch)
         return done == records[-1]["SequenceNumber"]
 
     def _process(self, raws: list[RawRecord]) -> list[RecordOutcome]:
@@ -452,10 +448,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-records", metavar="N", help=f"records per GetRecords, 1 to {MAX_RECORDS:,} (default)")
     parser.add_argument("--idle-s", metavar="SECONDS", help="wait between reads of a shard that is caught up (1)")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with sinks, routes, dead letter and delivery")
-    parser.add_argument("--sink", action="append", default=[], metavar="SPEC", help="where events go (repeatable)")
-    parser.add_argument("--route", action="append", default=[], metavar="NAME=TYPES", help="event types a sink gets")
-    parser.add_argument("--dead-letter", metavar="SPEC", help="where rejects and refused events go")
+    add_delivery_arguments(parser)
     add_telemetry_arguments(parser)
 
 
@@ -466,7 +459,7 @@ def _consume(args: argparse.Namespace) -> int:
     idle_s = parse_number(args.idle_s or DEFAULT_IDLE_S, "--idle-s", float, MIN_READ_INTERVAL_S, 300.0)
     starting_position = parse_starting_position(args.starting_position or "TRIM_HORIZON")
     port = metrics_port(args)
-    config = _delivery_config(args)
+    config = config_from_args(args, os.environ, lambda: "stdout")
     if config.dead_letter is None:
         log.warning("no dead letter: a record that cannot be read (or a refused event) holds up its shard until fixed")
     stop = threading.Event()
@@ -518,18 +511,6 @@ def parse_starting_position(text: str) -> StartingPosition:
     if when.tzinfo is None:
         raise ConfigError(f"--starting-position {text!r} needs a time zone, such as Z or +02:00")
     return when
-
-
-def _delivery_config(args: argparse.Namespace) -> Config:
-    """Sinks, routes and dead letter: --config FILE, else the SHIPPER_* variables, with flags on top."""
-    if args.config:
-        config = load_config_from_file(args.config)
-    elif os.environ.get("SHIPPER_SINKS", "").strip():
-        config = load_config_from_env(os.environ)
-    else:
-        config = None
-    sinks = args.sink or ([] if config is not None else ["stdout"])
-    return merge_cli(config, sinks=sinks, routes=args.route, dead_letter=args.dead_letter)
 
 
 def _aws(args: argparse.Namespace) -> tuple[Any, Checkpoints]:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from shipper.names import RejectCode
 from shipper.reject import Reject
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -73,7 +74,7 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
             _reject(
                 record,
                 data,
-                "unknown_format",
+                RejectCode.UNKNOWN_FORMAT,
                 f"record is not gzip, KPL-aggregated or JSON (it starts with bytes {data[:8].hex(' ')!r})",
             )
         )
@@ -108,14 +109,14 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
         try:
             produced = inflate_bounded(inflater, remaining, produced, cap, pieces)
         except zlib.error as exc:
-            decoded.rejects.append(_reject(record, data, "bad_gzip", f"gzip data is corrupt ({exc})"))
+            decoded.rejects.append(_reject(record, data, RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"))
             return members
         if produced > cap:
             decoded.rejects.append(
                 _reject(
                     record,
                     data,
-                    "decompression_bomb",
+                    RejectCode.DECOMPRESSION_BOMB,
                     f"record inflates to more than {cap:,} bytes from {len(data):,} compressed; "
                     "treated as a decompression bomb (raise the limit if the data is genuine)",
                 )
@@ -126,7 +127,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
                 _reject(
                     record,
                     data,
-                    "truncated_gzip",
+                    RejectCode.TRUNCATED_GZIP,
                     f"gzip stream ends early: {len(data):,} bytes read, member {len(members) + 1} is incomplete",
                 )
             )
@@ -139,7 +140,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
                     _reject(
                         record,
                         remaining,
-                        "trailing_garbage",
+                        RejectCode.TRAILING_GARBAGE,
                         f"{len(remaining):,} bytes after gzip member {len(members)} are not another gzip member",
                     )
                 )
@@ -160,7 +161,7 @@ def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:
             _reject(
                 record,
                 member,
-                "wrong_shape",
+                RejectCode.WRONG_SHAPE,
                 f"JSON is a {type(document).__name__}, not a CloudWatch Logs message object",
             )
         )
@@ -171,16 +172,20 @@ def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:
         if problem is None:
             decoded.documents.append(document)
         else:
-            decoded.rejects.append(_reject(record, member, "wrong_shape", problem))
+            decoded.rejects.append(_reject(record, member, RejectCode.WRONG_SHAPE, problem))
     elif message_type == "CONTROL_MESSAGE":
         decoded.control_messages += 1
     elif message_type is None:
         decoded.rejects.append(
-            _reject(record, member, "wrong_shape", "JSON object has no messageType: not a CloudWatch Logs message")
+            _reject(
+                record, member, RejectCode.WRONG_SHAPE, "JSON object has no messageType: not a CloudWatch Logs message"
+            )
         )
     else:
         decoded.rejects.append(
-            _reject(record, member, "unknown_message_type", f"unknown CloudWatch Logs messageType {message_type!r}")
+            _reject(
+                record, member, RejectCode.UNKNOWN_MESSAGE_TYPE, f"unknown CloudWatch Logs messageType {message_type!r}"
+            )
         )
 
 
@@ -204,7 +209,7 @@ def _with_surrogates_rejected(member: bytes, record: RawRecord, decoded: Decoded
         else:
             raw = json.dumps(log_event).encode("ascii")
             reason = f"log event {index} holds a lone UTF-16 surrogate, which is not valid Unicode text"
-            decoded.rejects.append(_reject(record, raw, "invalid_unicode", reason))
+            decoded.rejects.append(_reject(record, raw, RejectCode.INVALID_UNICODE, reason))
     document["logEvents"] = kept
     return document if _is_utf8(json.dumps(document, ensure_ascii=False)) else None
 
@@ -234,10 +239,10 @@ def _json_reject(member: bytes, record: RawRecord, exc: orjson.JSONDecodeError) 
         return _reject(
             record,
             member,
-            "invalid_utf8",
+            RejectCode.INVALID_UTF8,
             f"payload is not valid UTF-8 (byte 0x{member[utf8_error.start]:02x} at offset {utf8_error.start})",
         )
-    return _reject(record, member, "not_json", f"payload is not valid JSON: {exc}")
+    return _reject(record, member, RejectCode.NOT_JSON, f"payload is not valid JSON: {exc}")
 
 
 def _deaggregate(record: RawRecord, decoded: Decoded) -> list[bytes] | None:
@@ -264,7 +269,10 @@ def _deaggregate(record: RawRecord, decoded: Decoded) -> list[bytes] | None:
     except DecodeError as exc:
         decoded.rejects.append(
             _reject(
-                record, record.data, "bad_kpl", f"KPL aggregate has a valid checksum but unreadable protobuf: {exc}"
+                record,
+                record.data,
+                RejectCode.BAD_KPL,
+                f"KPL aggregate has a valid checksum but unreadable protobuf: {exc}",
             )
         )
         return []
@@ -284,7 +292,7 @@ def records_from_kinesis_event(event: dict[str, Any]) -> tuple[list[RawRecord], 
     rejects: list[Reject] = []
     entries = event.get("Records")
     if type(entries) is not list:
-        rejects.append(Reject("wrong_shape", "event has no Records list", orjson.dumps(event)))
+        rejects.append(Reject(RejectCode.WRONG_SHAPE, "event has no Records list", orjson.dumps(event)))
         return records, rejects
     a2b = binascii.a2b_base64
     for index, entry in enumerate(entries):
@@ -295,7 +303,7 @@ def records_from_kinesis_event(event: dict[str, Any]) -> tuple[list[RawRecord], 
         if type(data) is not str:
             rejects.append(
                 Reject(
-                    "wrong_shape",
+                    RejectCode.WRONG_SHAPE,
                     f"Records[{index}] has no kinesis.data string",
                     orjson.dumps(entry),
                     sequence_number if type(sequence_number) is str else None,
@@ -308,7 +316,7 @@ def records_from_kinesis_event(event: dict[str, Any]) -> tuple[list[RawRecord], 
         except binascii.Error as exc:
             rejects.append(
                 Reject(
-                    "bad_base64",
+                    RejectCode.BAD_BASE64,
                     f"Records[{index}] kinesis.data is not valid base64 ({exc})",
                     data.encode("utf-8", "surrogatepass"),
                     sequence_number,
@@ -327,12 +335,14 @@ def record_from_awslogs_event(
     awslogs = event.get("awslogs")
     data = awslogs.get("data") if type(awslogs) is dict else None
     if type(data) is not str:
-        return None, Reject("wrong_shape", "awslogs event has no data string", orjson.dumps(event), None, source)
+        return None, Reject(
+            RejectCode.WRONG_SHAPE, "awslogs event has no data string", orjson.dumps(event), None, source
+        )
     try:
         return RawRecord(binascii.a2b_base64(data, strict_mode=True), None, source), None
     except binascii.Error as exc:
         reason = f"awslogs.data is not valid base64 ({exc})"
-        return None, Reject("bad_base64", reason, data.encode("utf-8", "surrogatepass"), None, source)
+        return None, Reject(RejectCode.BAD_BASE64, reason, data.encode("utf-8", "surrogatepass"), None, source)
 
 
 def records_from_get_records(response_records: list[dict[str, Any]], source: str | None = None) -> list[RawRecord]:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from shipper.contract import EVENT_TYPES
+from shipper.names import RejectCode
 from shipper.reject import Reject
 from shipper.sinks.base import Sink, SinkError, waiting_with
 from shipper.terminal import plural
@@ -49,6 +50,7 @@ __all__ = [
     "SinkCounters",
     "Status",
     "event_size",
+    "worse",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,11 @@ DEFAULT_MAX_WAIT_S = 1.0
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
 
 
+def worse(status: Status, than: Status) -> bool:
+    """Whether `status` is worse than `than`: NOT_DELIVERED > DEAD_LETTERED > DELIVERED."""
+    return _SEVERITY[status] > _SEVERITY[than]
+
+
 def event_size(event: dict[str, Any]) -> int:
     """Bytes the event takes as one NDJSON line: what batch limits are measured in."""
     return len(orjson.dumps(event)) + 1
@@ -102,7 +109,8 @@ class RetryPolicy:
 
 @dataclass(slots=True)
 class SinkCounters:
-    """Totals for one sink since start. After a flush: received = sent + dead_lettered + undelivered."""
+    """Totals for one sink since start; the fields are shipper.names.SinkCounter. After a flush:
+    received = sent + dead_lettered + not_delivered."""
 
     received_events: int = 0
     sent_events: int = 0
@@ -111,7 +119,7 @@ class SinkCounters:
     retries: int = 0
     """Sends that were retries of a failed send."""
     dead_lettered_events: int = 0
-    undelivered_events: int = 0
+    not_delivered_events: int = 0
     """Neither delivered nor dead-lettered: reported to the caller to send again."""
 
 
@@ -293,7 +301,12 @@ class Delivery:
                 reason,
             )
             return self._settle(items, Status.NOT_DELIVERED, reason)
-        entry = {"code": "sink_refused", "sink": self.name, "reason": reason, "events": [item[1] for item in items]}
+        entry = {
+            "code": RejectCode.SINK_REFUSED,
+            "sink": self.name,
+            "reason": reason,
+            "events": [item[1] for item in items],
+        }
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
             log.error(
@@ -313,7 +326,7 @@ class Delivery:
         elif status is Status.DEAD_LETTERED:
             counters.dead_lettered_events += len(items)
         else:
-            counters.undelivered_events += len(items)
+            counters.not_delivered_events += len(items)
         per_origin = Counter(item[0] for item in items)
         return [Settled(origin, status, count, reason) for origin, count in per_origin.items()]
 
@@ -361,10 +374,6 @@ class DeliveryReport:
         counts = dict.fromkeys(Status, 0) | Counter(self.statuses.values())
         return {status.value: count for status, count in counts.items()}
 
-    def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
-        """The Lambda partial-batch response: the undelivered origins (Kinesis sequence numbers)."""
-        return {"batchItemFailures": [{"itemIdentifier": str(origin)} for origin in self.undelivered_origins]}
-
 
 @dataclass(slots=True)
 class _Tally:
@@ -376,7 +385,7 @@ class _Tally:
 
     def settle(self, settled: Settled) -> None:
         self.outstanding -= settled.count
-        if _SEVERITY[settled.status] > _SEVERITY[self.status]:
+        if worse(settled.status, self.status):
             self.status = settled.status
             self.reason = settled.reason
 

@@ -31,28 +31,31 @@ import logging
 import math
 import os
 import sys
-import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypedDict
 
 import orjson
 
-from shipper.config import build_router, load_config_from_env
-from shipper.delivery import Deadline, DeliveryReport, Origin, Router, Status
+from shipper.config import build_router, resolve_config
+from shipper.delivery import Origin, Router, Status
 from shipper.errors import ConfigError, ShipperError
-from shipper.pipeline import Pipeline
+from shipper.names import Count
+from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.sinks.base import sending_within
 from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
 
 __all__ = [
     "DEFAULT_TIMEOUT_MARGIN_S",
     "BatchFailed",
+    "BatchItemFailure",
     "InvalidEvent",
     "JsonLogFormatter",
     "KinesisHandler",
     "LambdaContext",
+    "PartialBatchResponse",
     "configure_logging",
     "handler",
 ]
@@ -72,6 +75,17 @@ class LambdaContext(Protocol):
     aws_request_id: str
 
     def get_remaining_time_in_millis(self) -> int: ...
+
+
+class BatchItemFailure(TypedDict):
+    itemIdentifier: str
+    """The sequence number of a record Kinesis must send again."""
+
+
+class PartialBatchResponse(TypedDict):
+    """What the handler returns: Lambda's partial-batch response (ReportBatchItemFailures)."""
+
+    batchItemFailures: list[BatchItemFailure]
 
 
 class InvalidEvent(ShipperError):
@@ -102,7 +116,7 @@ class KinesisHandler:
     def from_env(cls, environ: Mapping[str, str]) -> KinesisHandler:
         """Build from SHIPPER_* and AWS_LAMBDA_LOG_GROUP_NAME; a bad value raises ConfigError."""
         margin = _timeout_margin(environ)
-        router = build_router(load_config_from_env(environ))
+        router = build_router(resolve_config(None, environ))
         if router.dead_letter is None:
             log.warning(
                 "no dead letter configured (SHIPPER_DEAD_LETTER): a malformed record is reported failed and "
@@ -112,7 +126,7 @@ class KinesisHandler:
         pipeline = Pipeline(skip_log_groups=[own_group] if own_group else ())
         return cls(router, pipeline, timeout_margin_s=margin, telemetry=lambda_telemetry_from_env(environ))
 
-    def __call__(self, event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    def __call__(self, event: Any, context: LambdaContext) -> PartialBatchResponse:
         token = _request_id.set(getattr(context, "aws_request_id", None))
         try:
             with sending_within(context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_S):
@@ -120,8 +134,7 @@ class KinesisHandler:
         finally:
             _request_id.reset(token)
 
-    def _handle(self, event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
-        started = time.monotonic()
+    def _handle(self, event: Any, context: LambdaContext) -> PartialBatchResponse:
         entries = event.get("Records") if isinstance(event, dict) else None
         if not isinstance(entries, list):
             problem = _not_kinesis(event)
@@ -129,42 +142,46 @@ class KinesisHandler:
             raise InvalidEvent(problem)
         margin = self.timeout_margin_s
 
-        def deadline() -> float:
-            return context.get_remaining_time_in_millis() / 1000 - margin
+        def remaining_s() -> float:
+            return context.get_remaining_time_in_millis() / 1000
 
-        counts_before = dict(self.pipeline.counts)
-        statuses: dict[Origin, Status] = {}
-        reasons: dict[Origin, str] = {}
-        taken = events = rejects = 0
+        def deadline() -> float:
+            return remaining_s() - margin
+
+        observers: list[BatchObserver] = [_RejectLog()]
+        if self.telemetry is not None:
+            observers.append(self.telemetry.invocation(event, remaining_s))
+        step = BatchStep(self.pipeline, self.router, observers)
+        skipped_before = self.pipeline.counts.get(Count.LOG_GROUP_BATCHES_SKIPPED, 0)
+        batch = step.begin()
+        taken = 0
         # One record at a time: what is held is one record's events and the sinks' buffers, never the batch's.
         for entry in entries:
             if deadline() < margin:
                 break
             taken += 1
-            record_events, record_rejects = self._record(event, entry, deadline, statuses, reasons)
-            events += record_events
-            rejects += record_rejects
-        _merge(self.router.flush(deadline), statuses, reasons)
+            outcomes = self.pipeline.process_kinesis_event({"Records": [entry]})
+            step.route(batch, [(outcome.origin, outcome) for outcome in outcomes], deadline)
+        step.flush(batch, deadline)
+        _in_batch_order(batch, entries, taken)
+        step.done(batch)
 
-        report = _batch_report(entries, taken, statuses, reasons)
-        failures = report.undelivered_origins
-        skipped = self.pipeline.counts.get("log_group_batches_skipped", 0) - counts_before.get(
-            "log_group_batches_skipped", 0
-        )
-        summary = {
+        failures = batch.report.undelivered_origins
+        summary: dict[str, Any] = {
             "records": len(entries),
             "records_not_started": len(entries) - taken,
             "records_failed": len(failures),
-            "events": events,
-            "rejects": rejects,
-            "own_log_group_batches_skipped": skipped,
-            "duration_ms": round((time.monotonic() - started) * 1000),
+            "events": batch.events,
+            "rejects": batch.rejects,
+            "own_log_group_batches_skipped": self.pipeline.counts.get(Count.LOG_GROUP_BATCHES_SKIPPED, 0)
+            - skipped_before,
+            "duration_ms": round((batch.seconds or 0.0) * 1000),
             "remaining_ms": context.get_remaining_time_in_millis(),
-            **report.counts(),
+            **batch.report.counts(),
         }
         if failures:
             first = failures[0]
-            summary["first_failure"] = {"sequence_number": first, "reason": report.reasons.get(first)}
+            summary["first_failure"] = {"sequence_number": first, "reason": batch.reasons.get(first)}
             log.warning(
                 "batch partly failed: Kinesis sends it again from the first failed record", extra={"fields": summary}
             )
@@ -176,65 +193,39 @@ class KinesisHandler:
                 "(%.1f s); raise the function timeout or lower the margin",
                 margin,
             )
-        if self.telemetry is not None:
-            self.telemetry.after_invocation(
-                event,
-                events,
-                report,
-                self.pipeline.counts,
-                self.router.stats(),
-                time.monotonic() - started,
-                context.get_remaining_time_in_millis() / 1000,
-            )
         if None in failures:
             raise BatchFailed("a record without a sequence number was not delivered: failing the whole batch")
-        return report.batch_item_failures()
-
-    def _record(
-        self, event: Any, entry: Any, deadline: Deadline, statuses: dict[Origin, Status], reasons: dict[Origin, str]
-    ) -> tuple[int, int]:
-        """Decode and classify one record and hand it to the router, which sends each sink's batch when it is
-        full; returns the numbers of its events and rejects."""
-        outcomes = self.pipeline.process_kinesis_event({"Records": [entry]})
-        events = rejects = 0
-        for outcome in outcomes:
-            events += len(outcome.events)
-            rejects += len(outcome.rejects)
-            for reject in outcome.rejects:
-                log.warning(
-                    "record rejected: %s",
-                    reject.reason,
-                    extra={"fields": {"code": reject.code, "sequence_number": reject.sequence_number}},
-                )
-        if self.telemetry is not None:
-            self.telemetry.observe_record(event, outcomes)
-        items = [(outcome.origin, [*outcome.events, *outcome.rejects]) for outcome in outcomes]
-        _merge(self.router.submit(items, deadline), statuses, reasons)
-        return events, rejects
+        return {"batchItemFailures": [{"itemIdentifier": str(origin)} for origin in failures]}
 
 
-def _merge(report: DeliveryReport, statuses: dict[Origin, Status], reasons: dict[Origin, str]) -> None:
-    statuses.update(report.statuses)
-    reasons.update(report.reasons)
+class _RejectLog(BatchObserver):
+    """Logs each reject as it goes to the dead letter, with its code and sequence number."""
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        for reject in outcome.rejects:
+            log.warning(
+                "record rejected: %s",
+                reject.reason,
+                extra={"fields": {"code": reject.code, "sequence_number": reject.sequence_number}},
+            )
 
 
-def _batch_report(
-    entries: list[Any], taken: int, statuses: dict[Origin, Status], reasons: dict[Origin, str]
-) -> DeliveryReport:
-    """The status of every record of the batch, in batch order; records not started are NOT_DELIVERED."""
+def _in_batch_order(batch: BatchResult, entries: list[Any], taken: int) -> None:
+    """Give every record of the batch a status, in batch order; records not started are NOT_DELIVERED."""
     ordered: dict[Origin, Status] = {}
     why: dict[Origin, str] = {}
     for index, entry in enumerate(entries):
         origin = _sequence_number(entry)
+        reason: str | None
         if index >= taken:
             status, reason = Status.NOT_DELIVERED, "not started: the invocation was running out of time"
         else:
-            status, reason = statuses.get(origin, Status.NOT_DELIVERED), reasons.get(origin)
+            status, reason = batch.status(origin), batch.reasons.get(origin)
         if origin not in ordered or status is Status.NOT_DELIVERED:
             ordered[origin] = status
             if reason is not None:
                 why[origin] = reason
-    return DeliveryReport(ordered, why)
+    batch.statuses, batch.reasons = ordered, why
 
 
 def _sequence_number(entry: Any) -> str | None:
@@ -314,7 +305,7 @@ def _container_handler() -> KinesisHandler:
         raise
 
 
-def handler(event: Any, context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+def handler(event: Any, context: LambdaContext) -> PartialBatchResponse:
     """The Lambda entry point: `shipper.handler.handler`."""
     return _container_handler()(event, context)
 

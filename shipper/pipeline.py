@@ -2,8 +2,9 @@
 
     RawRecord -> decode_record -> CloudWatch Logs documents -> Classifier -> events
 
-The Lambda handler, the CLI and the consumer are thin shells around `Pipeline`; they only differ in
-where records come from and where events go. Keeping events grouped per record lets a caller report
+The Lambda handler, `shipper run` and `shipper consume` are thin shells around `Pipeline` and the
+ship-a-batch step (shipper.shipping); they only differ in where records come from and what they do
+with the statuses. Keeping events grouped per record lets a caller report
 exactly which Kinesis records were not delivered.
 """
 
@@ -20,6 +21,7 @@ from shipper.decode import (
     decode_record,
     records_from_kinesis_event,
 )
+from shipper.names import Count, rejected_count
 from shipper.reject import Reject
 
 
@@ -63,18 +65,16 @@ class Pipeline:
             self._classify_documents(decoded.documents, outcome, record.source)
             outcomes.append(outcome)
         count = self.classifier.count
-        count("records_received", records_seen)
-        count("control_messages_skipped", control_messages)
-        count("kpl_subrecords", kpl_subrecords)
+        count(Count.RECORDS_RECEIVED, records_seen)
+        count(Count.CONTROL_MESSAGES_SKIPPED, control_messages)
+        count(Count.KPL_SUBRECORDS, kpl_subrecords)
         return outcomes
 
     def process_kinesis_event(self, event: dict[str, Any]) -> list[RecordOutcome]:
         """A Lambda Kinesis event. Records whose envelope is unusable come back as reject-only outcomes."""
         records, envelope_rejects = records_from_kinesis_event(event)
         outcomes = self.process_records(records)
-        for reject in envelope_rejects:
-            self._count_rejects([reject])
-            outcomes.append(RecordOutcome(reject.sequence_number, rejects=[reject]))
+        outcomes += (self.rejected(reject.sequence_number, [reject]) for reject in envelope_rejects)
         return outcomes
 
     def process_documents(self, documents: Iterable[dict[str, Any]], origin: str | None = None) -> RecordOutcome:
@@ -86,6 +86,11 @@ class Pipeline:
         outcome = RecordOutcome(origin)
         self._classify_documents(documents, outcome, origin)
         return outcome
+
+    def rejected(self, origin: str | None, rejects: list[Reject]) -> RecordOutcome:
+        """Rejects found before the pipeline (an input that cannot be read), counted, as an outcome."""
+        self._count_rejects(rejects)
+        return RecordOutcome(origin, rejects=rejects)
 
     def _classify_documents(
         self, documents: Iterable[dict[str, Any]], outcome: RecordOutcome, source: str | None
@@ -102,10 +107,10 @@ class Pipeline:
             classify(document, outcome.events, outcome.rejects, source)
         self._count_rejects(outcome.rejects)
         count = self.classifier.count
-        count("log_group_batches_skipped", skipped)
-        count("log_events_received", log_events)
-        count("events_emitted", len(outcome.events))
+        count(Count.LOG_GROUP_BATCHES_SKIPPED, skipped)
+        count(Count.LOG_EVENTS_RECEIVED, log_events)
+        count(Count.EVENTS_EMITTED, len(outcome.events))
 
     def _count_rejects(self, rejects: list[Reject]) -> None:
         for reject in rejects:
-            self.classifier.count(f"rejected.{reject.code}")
+            self.classifier.count(rejected_count(reject.code))

@@ -38,10 +38,12 @@ import orjson
 
 from shipper.delivery import DeliveryReport, Origin, Router, Status
 from shipper.inputs import Batch, Meter, ReadOptions, Skipped, iter_inputs, read_input, total_size
+from shipper.names import Count, SinkCounter
 from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.progress import Progress
 from shipper.reject import Reject
 from shipper.report import UNKNOWN_FUNCTION, FleetReport, Prices, render
+from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.stopping import Interrupted, grace_deadline, interrupting_reads
 from shipper.terminal import plural, printable
 from shipper.timeline import Timeline
@@ -175,11 +177,7 @@ def run(
         except Interrupted:
             pass  # `stop` is set: what was read is flushed and reported below
         finally:
-            closed = router.close(state.deadline)
-            state.settle(closed)
-            if telemetry is not None:
-                telemetry.observe_report(closed)
-                telemetry.sync(state.pipeline.counts, router.stats())
+            state.step.close(state.deadline)
     elapsed = time.perf_counter() - started
     nothing = not listed
     if nothing:
@@ -197,7 +195,7 @@ def run(
         "inputs_named": sorted(state.unknown_function_names),
     }
     data["run"]["metric_lines_malformed"] = {
-        "lines": state.pipeline.counts.get("metric_line_malformed", 0),
+        "lines": state.pipeline.counts.get(Count.METRIC_LINE_MALFORMED, 0),
         "reasons": dict(sorted(state.pipeline.classifier.malformed_metrics.items(), key=lambda item: -item[1])),
     }
     unwritten = False
@@ -222,8 +220,9 @@ def run(
     return EXIT_INCOMPLETE if sum(tally.rejects.values()) or nothing else EXIT_OK
 
 
-class _Run:
-    """What one run carries from batch to batch."""
+class _Run(BatchObserver):
+    """What one run carries from batch to batch; it watches the batches go by (report, timeline, tally,
+    rejects explained, and per input what a sink did not take)."""
 
     def __init__(
         self,
@@ -233,12 +232,11 @@ class _Run:
         telemetry: Telemetry | None,
         stop: threading.Event,
     ) -> None:
-        self.router = router
         self.stop = stop
-        self.telemetry = telemetry
         self.options = options
         self.progress = progress
         self.pipeline = Pipeline(options.read.max_decompressed_bytes, options.read.max_message_chars)
+        self.step = BatchStep(self.pipeline, router, [self] if telemetry is None else [self, telemetry])
         self.report = FleetReport()
         self.timeline = Timeline() if any(map(_is_html, options.report_paths)) else None
         self.deadline = grace_deadline(stop)
@@ -261,31 +259,26 @@ class _Run:
 
     @property
     def log_events(self) -> int:
-        return self.pipeline.counts.get("log_events_received", 0)
+        return self.pipeline.counts.get(Count.LOG_EVENTS_RECEIVED, 0)
 
     def handle(self, batch: Batch) -> None:
-        """Decode and classify one batch, explain its rejects, add it up, and hand it to the router.
+        """Decode and classify one batch and ship it.
 
         Records go one at a time, each to the router before the next is decoded: what is held is one
         record's events (the decoder caps its inflated size) and the sinks' buffers, never a whole batch.
         """
         if self.stop.is_set():
             raise _Stop
-        started = time.perf_counter()
-        pipeline = self.pipeline
-        rejected = False
+        pipeline, shipped = self.pipeline, self.step.begin()
         for index, record in enumerate(batch.records):
-            rejected |= self._route(batch, pipeline.process_records([record])[0], index)
+            self._route(shipped, batch, pipeline.process_records([record])[0], index)
         if batch.documents:
-            rejected |= self._route(batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
+            self._route(shipped, batch, pipeline.process_documents(batch.documents, batch.where), len(batch.records))
         if batch.rejects:
-            for reject in batch.rejects:
-                pipeline.classifier.count(f"rejected.{reject.code}")
-            rejected |= self._route(batch, RecordOutcome("input", rejects=batch.rejects), 0, where=False)
-        if self.telemetry is not None:
-            self.telemetry.sync(pipeline.counts, self.router.stats())
-            self.telemetry.observe_batch_seconds(time.perf_counter() - started)
-        if rejected and self.options.strict:
+            self._route(shipped, batch, pipeline.rejected("input", batch.rejects), 0, where=False)
+        self.step.done(shipped)
+        self.tally.events_by_type.update(shipped.types)
+        if shipped.rejects and self.options.strict:
             raise _Stop
 
     def next_input(self) -> None:
@@ -294,7 +287,44 @@ class _Run:
             self._forget_if_done(self._current)
         self._current = None
 
-    def settle(self, report: DeliveryReport) -> None:
+    def _route(
+        self, shipped: BatchResult, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True
+    ) -> None:
+        """Ship one outcome of `batch` (`index` numbers it when it has no origin), its rejects' reasons prefixed
+        with the batch's position when `where`, its events filtered by --function, --since and --until."""
+        options = self.options
+        if where and outcome.rejects:
+            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
+        if options.filtering:
+            kept = [event for event in outcome.events if options.keeps(event)]
+            self.tally.filtered_out += len(outcome.events) - len(kept)
+            outcome.events = kept
+        self.step.route(shipped, [((batch.origin, outcome.origin or index), outcome)], self.deadline)
+
+    # --- as the BatchObserver ---------------------------------------------------------------------
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        """Report and timeline take the events; the input's delivery is tracked; rejects are explained."""
+        unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
+        if unknown:
+            self._unknown_function(unknown)
+        self.report.add(outcome.events)
+        if self.timeline is not None:
+            self.timeline.add(outcome.events)
+        name = origin[0].rpartition("#")[0]  # type: ignore[index]  # (batch origin, position): see _route
+        self._current = name
+        entry = self.inputs.setdefault(name, _InputDelivery())
+        self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
+        entry.events += len(outcome.events)
+        entry.pending += 1
+        rejects = self.tally.rejects
+        for reject in outcome.rejects:
+            rejects[reject.code] += 1
+            if rejects[reject.code] <= SHOWN_PER_CODE:
+                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
+                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
+
+    def settled(self, report: DeliveryReport) -> None:
         """Count what the router settled, per input; a batch with rejects is an input problem, not a sink's."""
         self.tally.statuses.update(report.statuses.values())
         for origin, status in report.statuses.items():
@@ -313,42 +343,6 @@ class _Run:
         entry = self.inputs.get(name)
         if entry is not None and not entry.pending and not entry.failed_batches:
             del self.inputs[name]
-
-    def _route(self, batch: Batch, outcome: RecordOutcome, index: int, *, where: bool = True) -> bool:
-        """Add up one outcome of `batch` (`index` numbers it when it has no origin), explain its rejects
-        (prefixed with the batch's position when `where`), and hand it to the router; True if it had rejects."""
-        tally, options = self.tally, self.options
-        if where and outcome.rejects:
-            outcome.rejects = [dataclasses.replace(r, reason=f"{batch.where}: {r.reason}") for r in outcome.rejects]
-        if options.filtering:
-            kept = [event for event in outcome.events if options.keeps(event)]
-            tally.filtered_out += len(outcome.events) - len(kept)
-            outcome.events = kept
-        tally.events_by_type.update(event["type"] for event in outcome.events)
-        unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
-        if unknown:
-            self._unknown_function(unknown)
-        self.report.add(outcome.events)
-        if self.timeline is not None:
-            self.timeline.add(outcome.events)
-        name = batch.origin.rpartition("#")[0]
-        self._current = name
-        entry = self.inputs.setdefault(name, _InputDelivery())
-        origin = (batch.origin, outcome.origin or index)
-        self._in_flight[origin] = (name, len(outcome.events), bool(outcome.rejects))
-        entry.events += len(outcome.events)
-        entry.pending += 1
-        settled = self.router.submit([(origin, [*outcome.events, *outcome.rejects])], self.deadline)
-        self.settle(settled)
-        if self.telemetry is not None:
-            self.telemetry.observe_outcomes([outcome])
-            self.telemetry.observe_report(settled)
-        for reject in outcome.rejects:
-            tally.rejects[reject.code] += 1
-            if tally.rejects[reject.code] <= SHOWN_PER_CODE:
-                at = f" (sequence number {reject.sequence_number})" if reject.sequence_number else ""
-                self.progress.note(f"shipper: rejected{at}: {reject.reason}")
-        return bool(outcome.rejects)
 
     def skip(self, skipped: Skipped) -> None:
         self.skipped_count += 1
@@ -422,15 +416,15 @@ def _summarise_hidden(tally: _Tally) -> None:
 
 def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, stopped: bool) -> dict[str, Any]:
     counts = pipeline.counts
-    log_events = counts.get("log_events_received", 0)
+    log_events = counts.get(Count.LOG_EVENTS_RECEIVED, 0)
     return {
         "inputs": tally.inputs,
         "formats": dict(tally.formats.most_common()),
         "bytes_read": meter.bytes_read,
-        "records": counts.get("records_received", 0),
+        "records": counts.get(Count.RECORDS_RECEIVED, 0),
         "log_events": log_events,
         "events": dict(tally.events_by_type.most_common()),
-        "control_messages_skipped": counts.get("control_messages_skipped", 0),
+        Count.CONTROL_MESSAGES_SKIPPED: counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0),
         "rejects": dict(sorted(tally.rejects.items())),
         "not_delivered_origins": tally.statuses[Status.NOT_DELIVERED],
         "stopped_at_first_error": stopped,
@@ -444,11 +438,11 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
     by_type = ", ".join(f"{name} {count:,}" for name, count in tally.events_by_type.most_common())
     print(
         f"shipper: {plural(tally.inputs, 'file')}, "
-        f"{plural(counts.get('records_received', 0), 'record')}, "
-        f"{plural(counts.get('log_events_received', 0), 'log event')} -> "
+        f"{plural(counts.get(Count.RECORDS_RECEIVED, 0), 'record')}, "
+        f"{plural(counts.get(Count.LOG_EVENTS_RECEIVED, 0), 'log event')} -> "
         f"{plural(sum(tally.events_by_type.values()), 'event')}"
         f"{f' ({by_type})' if by_type else ''}; "
-        f"{plural(counts.get('control_messages_skipped', 0), 'control message')} skipped; "
+        f"{plural(counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0), 'control message')} skipped; "
         f"{sum(tally.rejects.values()):,} rejected",
         file=sys.stderr,
     )
@@ -457,8 +451,9 @@ def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stoppe
         print(f"shipper: formats: {formats}", file=sys.stderr)
     for name, sink in router.stats()["sinks"].items():
         print(
-            f"shipper: sink {name}: {sink['sent_events']:,} sent, {plural(sink['retries'], 'retry', 'retries')}, "
-            f"{sink['dead_lettered_events']:,} dead-lettered, {sink['undelivered_events']:,} not delivered",
+            f"shipper: sink {name}: {sink[SinkCounter.SENT]:,} sent, "
+            f"{plural(sink[SinkCounter.RETRIES], 'retry', 'retries')}, "
+            f"{sink[SinkCounter.DEAD_LETTERED]:,} dead-lettered, {sink[SinkCounter.NOT_DELIVERED]:,} not delivered",
             file=sys.stderr,
         )
     if tally.filtered_out:
@@ -480,12 +475,12 @@ def _print_undelivered(state: _Run, router: Router, options: RunOptions) -> bool
     """
     stats = router.stats()
     failed_sinks = {
-        name: (sink["undelivered_events"], sink["dead_lettered_events"])
+        name: (sink[SinkCounter.NOT_DELIVERED], sink[SinkCounter.DEAD_LETTERED])
         for name, sink in stats["sinks"].items()
-        if sink["undelivered_events"] or sink["dead_lettered_events"]
+        if sink[SinkCounter.NOT_DELIVERED] or sink[SinkCounter.DEAD_LETTERED]
     }
     dead_letter = stats["dead_letter"]
-    lost_rejects = dead_letter["undelivered_events"] if dead_letter else 0
+    lost_rejects = dead_letter[SinkCounter.NOT_DELIVERED] if dead_letter else 0
     if not failed_sinks and not lost_rejects:
         return False
     for name, (undelivered, dead_lettered) in failed_sinks.items():

@@ -268,7 +268,7 @@ def test_a_batch_is_checkpointed_only_once_the_sink_took_it(aws, kinesis, tmp_pa
     assert sorted(messages) == sorted(where)  # each event taken once
     stats = consumer.router.stats()["sinks"]["http"]
     # refused: the batch of 5, then its first record alone (the shard holds there until it passes)
-    assert stats["undelivered_events"] == 6 and stats["sent_events"] == 5
+    assert stats["not_delivered_events"] == 6 and stats["sent_events"] == 5
 
 
 # --- where a shard without a checkpoint starts ----------------------------------------------------

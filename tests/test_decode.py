@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.decode import KPL_MAGIC, RawRecord, decode_record, record_from_awslogs_event, records_from_get_records
+from shipper.names import rejected_count
 from shipper.pipeline import Pipeline
 
 from helpers import cwl_document, gz, kinesis_event
@@ -186,7 +187,7 @@ def test_bad_record_is_rejected_with_its_bytes_and_the_rest_of_the_batch_goes_th
     assert reject.sequence_number == outcomes[1].origin
     assert reject.source.startswith("shardId-000000000003:")
     assert payload.startswith(reject.raw) or reject.raw in gzip_members_of(payload)
-    assert pipeline.counts[f"rejected.{code}"] == 1
+    assert pipeline.counts[rejected_count(code)] == 1
 
 
 def gzip_members_of(payload: bytes) -> list[bytes]:

@@ -126,7 +126,7 @@ def test_a_retry_after_past_the_limit_returns_the_events_at_once_instead_of_slee
     assert [(s.status, s.count) for s in settled] == [(Status.NOT_DELIVERED, 2)]
     assert "asked to wait 3,600 s, longer than the 300 s" in settled[0].reason
     assert dead.taken == []  # the caller keeps them and sends them again later
-    assert target.counters.undelivered_events == 2
+    assert target.counters.not_delivered_events == 2
 
 
 def test_refused_events_go_to_the_dead_letter_with_the_reason_and_are_not_retried() -> None:
@@ -161,7 +161,7 @@ def test_without_a_dead_letter_refused_events_are_not_delivered() -> None:
     target = delivery(sink, FakeTime())
     (settled,) = send_all(target, events(2))
     assert (settled.status, settled.count) == (Status.NOT_DELIVERED, 2)
-    assert target.counters.undelivered_events == 2
+    assert target.counters.not_delivered_events == 2
 
 
 def test_a_failing_dead_letter_leaves_events_not_delivered() -> None:
@@ -172,7 +172,7 @@ def test_a_failing_dead_letter_leaves_events_not_delivered() -> None:
     (settled,) = send_all(target, events(2))
     assert settled.status is Status.NOT_DELIVERED
     assert "dead letter failed" in settled.reason
-    assert target.counters.undelivered_events == 2
+    assert target.counters.not_delivered_events == 2
     assert target.counters.dead_lettered_events == 0
 
 
@@ -191,7 +191,7 @@ def test_deadline_stops_retrying_and_reports_not_delivered_instead_of_dead_lette
     assert len(sink.batches) == 3  # at 0 s, about 2 s and about 4 s; the next wait would pass 5 s
     assert time_.now < 5.0
     assert dead.taken == []
-    assert target.counters.undelivered_events == 3
+    assert target.counters.not_delivered_events == 3
 
 
 def test_a_passed_deadline_sends_nothing() -> None:

@@ -135,7 +135,7 @@ def test_a_file_holds_exactly_the_delivered_events_whatever_write_fails_where(tm
     assert set(statuses.values()) <= {Status.DELIVERED, Status.NOT_DELIVERED}  # a full disk is not the data's fault
     assert dead.taken == []
     counters = delivery.counters
-    assert counters.sent_events + counters.undelivered_events == len(sent) and counters.dead_lettered_events == 0
+    assert counters.sent_events + counters.not_delivered_events == len(sent) and counters.dead_lettered_events == 0
 
     again = [event for event in sent if statuses[event["event_id"]] is Status.NOT_DELIVERED]
     assert set(deliver(delivery, again).values()) <= {Status.DELIVERED}

@@ -51,6 +51,7 @@ from shipper.inputs.streams import (
     gzip_members,
     sniffed,
 )
+from shipper.names import RejectCode
 from shipper.reject import Reject
 
 BATCH_EVENTS = 2000
@@ -112,7 +113,7 @@ def read_input(source: Input, options: ReadOptions, meter: Meter) -> Opened:
         raw = Counting(source.open(), meter)
     except OSError as exc:
         reason = f"cannot read {source.name}: {exc.strerror or exc}"
-        reject = Reject("unreadable_input", reason, b"", None, source.name)
+        reject = Reject(RejectCode.UNREADABLE_INPUT, reason, b"", None, source.name)
         return Opened(None, iter([Batch(f"{source.name}#0", source.name, rejects=[reject])]))
     reader = _Reader(source.name, options, raw)
     try:
@@ -234,7 +235,7 @@ class _Reader:
             )
         else:
             reason = f"{self.name} is not in a format shipper reads{layers} (tried: {tried}); --format forces one"
-        return self._batch("", rejects=[Reject("unrecognised_input", reason, self.head, None, self.name)])
+        return self._batch("", rejects=[Reject(RejectCode.UNRECOGNISED_INPUT, reason, self.head, None, self.name)])
 
     # --- reading --------------------------------------------------------------------------------------
 
@@ -258,20 +259,20 @@ class _Reader:
         """The reject for an error that stops reading this input."""
         at = f" at byte {self.raw.position:,}" + (f" ({self.position})" if self.position else "")
         if isinstance(exc, EOFError):
-            code, what = "truncated_gzip", "gzip stream ends early"
+            code, what = RejectCode.TRUNCATED_GZIP, "gzip stream ends early"
         elif isinstance(exc, gzip.BadGzipFile | zlib.error):
-            code, what = "bad_gzip", f"gzip data is corrupt ({exc})"
+            code, what = RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"
         elif isinstance(exc, ijson.JSONError):
             detail = str(exc).strip().splitlines()
             parsed = f"; the parser had read {self.content.position:,} bytes" if self.content else ""
             at = f" ({self.position}{parsed})"
-            code, what = "not_json", f"malformed JSON: {detail[0] if detail else exc}"
+            code, what = RejectCode.NOT_JSON, f"malformed JSON: {detail[0] if detail else exc}"
             if len(detail) > 1:
                 what += f" near {detail[1].strip()!r}"
         elif isinstance(exc, csv.Error):
-            code, what = "not_csv", f"malformed CSV: {exc}"
+            code, what = RejectCode.NOT_CSV, f"malformed CSV: {exc}"
         else:
-            code, what = "unreadable_input", f"read error: {exc.strerror or exc}"  # type: ignore[union-attr]
+            code, what = RejectCode.UNREADABLE_INPUT, f"read error: {exc.strerror or exc}"  # type: ignore[union-attr]
         reason = f"{self.name}: {what}{at}; the rest of this input is skipped"
         return self._batch("", rejects=[Reject(code, reason, b"", None, self.name)])
 
@@ -443,7 +444,7 @@ class _Reader:
                 while (rest := lines.readline(limit)) and not rest.endswith(b"\n"):
                     pass
                 reason = f"{self.name} line {number:,} is longer than {limit:,} bytes"
-                yield Reject("oversized_event", reason, line[:4096], None, self.name)
+                yield Reject(RejectCode.OVERSIZED_EVENT, reason, line[:4096], None, self.name)
                 continue
             if not line.strip():
                 continue
@@ -451,7 +452,7 @@ class _Reader:
                 yield orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 reason = f"{self.name} line {number:,} is not JSON ({exc})"
-                yield Reject("not_json", reason, line[:4096], None, self.name)
+                yield Reject(RejectCode.NOT_JSON, reason, line[:4096], None, self.name)
 
     def _insights_csv(self, content: Rewound) -> Iterator[Batch]:
         text = io.TextIOWrapper(io.BufferedReader(content, CHUNK), encoding="utf-8-sig", errors="replace", newline="")
@@ -472,7 +473,7 @@ class _Reader:
                 row = next(csv.reader([record]), [])  # type: ignore[list-item]
             except csv.Error as exc:
                 reason = f"{self.name} line {self.at:,}: malformed CSV ({exc})"
-                yield Reject("not_csv", reason, record[:4096].encode(), None, self.name)  # type: ignore[index]
+                yield Reject(RejectCode.NOT_CSV, reason, record[:4096].encode(), None, self.name)  # type: ignore[index]
                 continue
             if header is None:
                 header = row
@@ -502,10 +503,10 @@ class _Reader:
                     parts.append(line)
             if quoted:
                 reason = f"{self.name} line {start:,}: a quoted field is not closed before the end of the input"
-                yield Reject("not_csv", reason, parts[0][:4096].encode(), None, self.name)
+                yield Reject(RejectCode.NOT_CSV, reason, parts[0][:4096].encode(), None, self.name)
             elif size > cap:
                 reason = f"{self.name} line {start:,}: one record of {size:,} characters; the limit is {cap:,}"
-                yield Reject("oversized_event", reason, parts[0][:4096].encode(), None, self.name)
+                yield Reject(RejectCode.OVERSIZED_EVENT, reason, parts[0][:4096].encode(), None, self.name)
             else:
                 yield "".join(parts)
 
@@ -604,7 +605,7 @@ class _Reader:
             f"{self.name} lines {start:,}-{end:,}: one event of {chars:,} bytes or more; the limit is "
             f"{self.options.max_message_chars:,} (is the format right? --format forces one)"
         )
-        return Reject("oversized_event", reason, "".join(parts)[:4096].encode(), None, self.name)
+        return Reject(RejectCode.OVERSIZED_EVENT, reason, "".join(parts)[:4096].encode(), None, self.name)
 
 
 def _insights_row(row: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shipper.errors import INSTALL_AWS
+from shipper.names import RejectCode
 from shipper.reject import Reject
 
 _NOT_LOGS_BY_EXTENSION = {
@@ -187,7 +188,7 @@ def _kind(mode: int) -> str:
 
 
 def _unreadable(path: Path, reason: str) -> Reject:
-    return Reject("unreadable_input", reason, b"", None, str(path))
+    return Reject(RejectCode.UNREADABLE_INPUT, reason, b"", None, str(path))
 
 
 # --- S3 ---------------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject | 
         from shipper.aws_clients import COMMAND_ATTEMPTS
         from shipper.aws_clients import client as aws_client
     except ImportError:
-        yield Reject("unreadable_input", f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: reading S3 needs boto3 ({INSTALL_AWS})", b"", None, url)
         return
     client = aws_client("s3", endpoint_url=endpoint_url, attempts=COMMAND_ATTEMPTS)
     found = 0
@@ -218,10 +219,10 @@ def _s3_inputs(url: str, endpoint_url: str | None) -> Iterator[Input | Reject | 
                     continue
                 yield Input(f"s3://{bucket}/{key}", item["Size"], partial(_open_object, client, bucket, key))
     except (BotoCoreError, ClientError) as exc:
-        yield Reject("unreadable_input", f"{url}: cannot list objects: {exc}", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: cannot list objects: {exc}", b"", None, url)
         return
     if not found:
-        yield Reject("unreadable_input", f"{url}: no objects under this prefix", b"", None, url)
+        yield Reject(RejectCode.UNREADABLE_INPUT, f"{url}: no objects under this prefix", b"", None, url)
 
 
 def _open_object(client: Any, bucket: str, key: str) -> BinaryIO:

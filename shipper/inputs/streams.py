@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 from shipper.decode import GZIP_MAGIC, inflate_bounded
+from shipper.names import RejectCode
 
 CHUNK = 1024 * 1024
 _FEED = 64 * 1024
@@ -177,7 +178,7 @@ def gzip_members(stream: BinaryIO, cap: int) -> Iterator[Member | Unreadable]:
             rest = buffer[position:]
             if rest.strip(b"\x00\n\r\t "):
                 reason = f"bytes at offset {offset:,} are not a gzip member; the rest is skipped"
-                yield Unreadable(offset, "trailing_garbage", reason, rest[:SNIFF_BYTES])
+                yield Unreadable(offset, RejectCode.TRAILING_GARBAGE, reason, rest[:SNIFF_BYTES])
             return
         found, buffer, position = _one_member(stream, buffer, position, offset, cap)
         yield found
@@ -206,10 +207,13 @@ def _one_member(
             try:
                 inflated = inflate_bounded(inflater, piece, inflated, cap, content)
             except zlib.error as exc:
-                problem = ("bad_gzip", f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped")
+                problem = (
+                    RejectCode.BAD_GZIP,
+                    f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped",
+                )
             if inflated > cap:
                 problem = (
-                    "decompression_bomb",
+                    RejectCode.DECOMPRESSION_BOMB,
                     f"gzip member at offset {offset:,} inflates to more than {cap:,} bytes; treated as a "
                     "decompression bomb, the rest is skipped",
                 )

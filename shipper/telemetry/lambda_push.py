@@ -1,7 +1,8 @@
 """Metrics from the Lambda function at the end of each invocation: a Pushgateway push and/or an EMF line.
 
-Lambda cannot be scraped, so the handler reports after each batch (and hands over each record's
-events as it goes, `observe_record`, so that no batch is held whole for its metrics):
+Lambda cannot be scraped, so the handler reports after each batch: `invocation` is the BatchObserver
+of one invocation, which takes each record's events as they go (no batch is held whole for its
+metrics) and reports when the batch is done:
 
 - Pushgateway (SHIPPER_PUSHGATEWAY_URL): the metrics of `Telemetry`, one push group per shipper
   function and shard (`job`, `shipper_function`, `shard`); the group is replaced at each push. Each
@@ -30,9 +31,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from shipper.delivery import DeliveryReport
+from shipper.delivery import DeliveryReport, Origin, Status
 from shipper.errors import ConfigError
+from shipper.names import REJECTED_PREFIX, Count, SinkCounter
 from shipper.pipeline import RecordOutcome
+from shipper.shipping import BatchObserver, BatchResult
 from shipper.sinks.cloudwatch_metrics import DEFAULT_NAMESPACE
 from shipper.sinks.emf import emf_document, write_documents
 from shipper.telemetry.config import TelemetryConfig, telemetry_config_from_env
@@ -86,26 +89,17 @@ class LambdaTelemetry:
         self.failures: Counter[str] = Counter()
         """Pushes (`push`) and EMF lines (`emf`) that failed, since the container started."""
 
-    def observe_record(self, event: Mapping[str, Any], outcomes: Sequence[RecordOutcome]) -> None:
-        """Count the events of one record of the invocation's Kinesis `event` (for the next push)."""
-        if self.gateway is not None:
-            self.telemetry(shard_of(event)).observe_outcomes(outcomes)
+    def invocation(self, event: Mapping[str, Any], remaining_s: Callable[[], float]) -> BatchObserver:
+        """The observer of one invocation of the Kinesis `event`; `remaining_s` gives the function's time left."""
+        return _Invocation(self, shard_of(event), remaining_s)
 
-    def after_invocation(
-        self,
-        event: Mapping[str, Any],
-        events_emitted: int,
-        report: DeliveryReport,
-        pipeline_counts: Mapping[str, int],
-        router_stats: Mapping[str, Any],
-        seconds: float,
-        remaining_s: float | None = None,
-    ) -> None:
-        """Report one invocation: its Kinesis event, the events it emitted, delivery report, the cumulative
-        `Pipeline.counts` and `Router.stats()`, how long it took, and the time the function has left."""
-        shard = shard_of(event)
-        pipeline = self._pipeline.since_last(pipeline_counts)
-        router = self._router.since_last(router_totals(router_stats))
+    def after_invocation(self, shard: str, result: BatchResult, remaining_s: float | None = None) -> None:
+        """Report one invocation of `shard`: its result (with the cumulative pipeline counts and router
+        stats) and the time the function has left."""
+        pipeline = self._pipeline.since_last(result.pipeline_counts)
+        router = self._router.since_last(router_totals(result.router_stats))
+        report = result.report
+        seconds = result.seconds or 0.0
         if self.gateway is not None:
             try:
                 self._push(shard, report, pipeline, router, seconds, remaining_s)
@@ -113,7 +107,7 @@ class LambdaTelemetry:
                 self._failed("push", shard, exc)
         if self.emf_namespace is not None:
             try:
-                self._write_emf(self.emf_namespace, shard, events_emitted, report, pipeline, router, seconds)
+                self._write_emf(self.emf_namespace, shard, result.events, report, pipeline, router, seconds)
             except Exception as exc:
                 self._failed("emf", shard, exc)
 
@@ -188,22 +182,39 @@ class LambdaTelemetry:
 
         records = report.counts()
         values = {
-            "RecordsReceived": pipeline.get("records_received", 0),
-            "LogEventsReceived": pipeline.get("log_events_received", 0),
+            "RecordsReceived": pipeline.get(Count.RECORDS_RECEIVED, 0),
+            "LogEventsReceived": pipeline.get(Count.LOG_EVENTS_RECEIVED, 0),
             "EventsEmitted": events_emitted,
-            "Rejects": sum(v for name, v in pipeline.items() if name.startswith("rejected.")),
-            "RecordsDeadLettered": records["dead_lettered"],
-            "RecordsNotDelivered": records["not_delivered"],
-            "EventsSent": sinks("sent_events"),
-            "EventsDeadLettered": sinks("dead_lettered_events"),
-            "EventsFailed": sinks("undelivered_events"),
-            "SinkRetries": sinks("retries"),
+            "Rejects": sum(v for name, v in pipeline.items() if name.startswith(REJECTED_PREFIX)),
+            "RecordsDeadLettered": records[Status.DEAD_LETTERED],
+            "RecordsNotDelivered": records[Status.NOT_DELIVERED],
+            "EventsSent": sinks(SinkCounter.SENT),
+            "EventsDeadLettered": sinks(SinkCounter.DEAD_LETTERED),
+            "EventsFailed": sinks(SinkCounter.NOT_DELIVERED),  # not delivered: a published name, kept
+            "SinkRetries": sinks(SinkCounter.RETRIES),
         }
         metrics: dict[str, tuple[str, float]] = {name: ("Count", value) for name, value in values.items()}
         metrics["BatchDuration"] = ("Milliseconds", round(seconds * 1000, 3))
         dimensions = (("ShipperFunction", self.function_name), ("Shard", shard))
         document = emf_document(namespace, dimensions, metrics, int(self._clock() * 1000))
         write_documents(self._stream if self._stream is not None else sys.stdout.buffer, [document])
+
+
+class _Invocation(BatchObserver):
+    """One invocation as a BatchObserver: each record's events go to the shard's metrics as they pass
+    (nothing of the batch is held for them); the rest is reported once the batch is done."""
+
+    def __init__(self, telemetry: LambdaTelemetry, shard: str, remaining_s: Callable[[], float]) -> None:
+        self._telemetry = telemetry
+        self._shard = shard
+        self._remaining_s = remaining_s
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        if self._telemetry.gateway is not None:
+            self._telemetry.telemetry(self._shard).observe_outcomes([outcome])
+
+    def batch_done(self, result: BatchResult) -> None:
+        self._telemetry.after_invocation(self._shard, result, self._remaining_s())
 
 
 def _push_handler(

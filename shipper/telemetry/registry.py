@@ -1,13 +1,10 @@
 """`Telemetry`: every metric the shipper exposes to Prometheus, in its own CollectorRegistry.
 
-Feed it from wherever records are processed:
-
-    telemetry = Telemetry(config)                    # one per process (or per pushed group)
-    telemetry.observe_batch(outcomes, report, pipeline.counts, router.stats(), seconds)   # after each batch
-
-which is, piece by piece: `observe_outcomes` (Lambda health, events per type, custom metrics),
-`observe_report` (records by delivery outcome), `sync` (decode/classify counts and per-sink counters,
-from their cumulative totals) and `observe_batch_seconds`.
+It is a BatchObserver (shipper.shipping): give it to the BatchStep of `run` or `consume`, and each
+outcome's events are counted as they go (`observe_events`: Lambda health, events per type, custom
+metrics), each settlement by outcome (`observe_report`), and each finished batch brings the pipeline
+and per-sink counters up to their cumulative totals (`sync`) and observes its duration. The Lambda
+pushes one per shard (shipper.telemetry.lambda_push).
 
 Labels never carry a request id, and no labelled family grows without bound: the Lambda families
 take at most LAMBDA_MAX_SERIES label sets each (functions x status, error type ...), the custom
@@ -24,8 +21,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shipper.contract import EVENT_TYPES
-from shipper.delivery import DeliveryReport
+from shipper.delivery import DeliveryReport, Origin
+from shipper.names import REJECTED_PREFIX, Count, SinkCounter
 from shipper.pipeline import RecordOutcome
+from shipper.shipping import BatchObserver, BatchResult
 from shipper.telemetry.config import TelemetryConfig
 from shipper.telemetry.custom import SECONDS_BUCKETS, CustomMetrics
 from shipper.telemetry.naming import label_value
@@ -37,24 +36,24 @@ MEMORY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 # Pipeline.counts names with a family of their own; `rejected.<code>` is a reject reason, any other
 # name a pipeline note. `events_emitted` is left out: events per type (from outcomes) say it.
 _PIPELINE_FAMILIES = {
-    "records_received": ("shipper_records_received", "Kinesis records (or records of input files) read."),
-    "log_events_received": ("shipper_log_events_received", "CloudWatch Logs log events in the records."),
-    "control_messages_skipped": ("shipper_control_messages_skipped", "CloudWatch Logs CONTROL_MESSAGEs skipped."),
-    "kpl_subrecords": ("shipper_kpl_subrecords", "User records found inside KPL-aggregated records."),
+    Count.RECORDS_RECEIVED: ("shipper_records_received", "Kinesis records (or records of input files) read."),
+    Count.LOG_EVENTS_RECEIVED: ("shipper_log_events_received", "CloudWatch Logs log events in the records."),
+    Count.CONTROL_MESSAGES_SKIPPED: ("shipper_control_messages_skipped", "CloudWatch Logs CONTROL_MESSAGEs skipped."),
+    Count.KPL_SUBRECORDS: ("shipper_kpl_subrecords", "User records found inside KPL-aggregated records."),
 }
-_PIPELINE_IGNORED = frozenset({"events_emitted"})
+_PIPELINE_IGNORED = frozenset({Count.EVENTS_EMITTED})
 _SINK_FAMILIES = {
-    "received_events": ("shipper_sink_events_received", "Events handed to the sink's delivery."),
-    "sent_events": ("shipper_sink_events_sent", "Events the sink accepted."),
-    "retries": ("shipper_sink_retries", "Sends that retried a failed send."),
-    "errors": ("shipper_sink_send_errors", "Sends that failed, retried or not."),
-    "dead_lettered_events": (
+    SinkCounter.RECEIVED: ("shipper_sink_events_received", "Events handed to the sink's delivery."),
+    SinkCounter.SENT: ("shipper_sink_events_sent", "Events the sink accepted."),
+    SinkCounter.RETRIES: ("shipper_sink_retries", "Sends that retried a failed send."),
+    SinkCounter.ERRORS: ("shipper_sink_send_errors", "Sends that failed, retried or not."),
+    SinkCounter.DEAD_LETTERED: (
         "shipper_sink_events_dead_lettered",
         "Events the sink refused for good, or that failed after the last attempt, written to the dead letter.",
     ),
-    "undelivered_events": (
+    SinkCounter.NOT_DELIVERED: (  # a published name, kept for the dashboards built on it (shipper.names)
         "shipper_sink_events_failed",
-        "Events neither delivered nor dead-lettered: their records are sent again.",
+        "Events not delivered (neither delivered nor dead-lettered): their records are sent again.",
     ),
 }
 
@@ -100,7 +99,7 @@ class _Limited:
             child.observe(value)
 
 
-class Telemetry:
+class Telemetry(BatchObserver):
     """The shipper's metrics in a dedicated CollectorRegistry (`registry`): serve it, or push it."""
 
     def __init__(self, config: TelemetryConfig | None = None, registry: CollectorRegistry | None = None) -> None:
@@ -276,20 +275,18 @@ class Telemetry:
     def observe_batch_seconds(self, seconds: float) -> None:
         self._batch.observe(seconds)
 
-    def observe_batch(
-        self,
-        outcomes: Iterable[RecordOutcome],
-        report: DeliveryReport,
-        pipeline_counts: Mapping[str, int],
-        router_stats: Mapping[str, Any],
-        seconds: float,
-    ) -> None:
-        """Everything about one processed batch: its outcomes and delivery report, the cumulative
-        `Pipeline.counts` and `Router.stats()` after it, and how long it took."""
-        self.observe_outcomes(outcomes)
+    # --- as the BatchObserver of `run` and `consume` (shipper.shipping) --------------------------
+
+    def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
+        self.observe_events(outcome.events)
+
+    def settled(self, report: DeliveryReport) -> None:
         self.observe_report(report)
-        self.sync(pipeline_counts, router_stats)
-        self.observe_batch_seconds(seconds)
+
+    def batch_done(self, result: BatchResult) -> None:
+        self.sync(result.pipeline_counts, result.router_stats)
+        if result.seconds is not None:
+            self.observe_batch_seconds(result.seconds)
 
     def sync(self, pipeline_counts: Mapping[str, int], router_stats: Mapping[str, Any]) -> None:
         """Bring the counters up to cumulative `Pipeline.counts` and `Router.stats()` (call after each batch)."""
@@ -299,8 +296,8 @@ class Telemetry:
     def add_pipeline_counts(self, increments: Mapping[str, float]) -> None:
         """Add increments of `Pipeline.counts` names."""
         for name, amount in increments.items():
-            if name.startswith("rejected."):
-                self._rejects.labels(name.removeprefix("rejected.")).inc(amount)
+            if name.startswith(REJECTED_PREFIX):
+                self._rejects.labels(name.removeprefix(REJECTED_PREFIX)).inc(amount)
             elif name in self._pipeline:
                 self._pipeline[name].inc(amount)
             elif name not in _PIPELINE_IGNORED:
