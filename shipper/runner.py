@@ -519,7 +519,7 @@ def _print_undelivered(state: _Run, router: Router, options: RunOptions) -> bool
 
 def _print_malformed_metrics(reasons: dict[str, int], counts: dict[str, int]) -> None:
     """How many lines looked like metric lines and could not be read (they stay `log` events), and why."""
-    total = counts.get("metric_line_malformed", 0)
+    total = counts.get(Count.METRIC_LINE_MALFORMED, 0)
     if not total:
         return
     print(f"shipper: {total:,} metric lines could not be read and were kept as log events:", file=sys.stderr)

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from fake_sinks import FakeTime, ScriptedSink, ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_handler import Context
@@ -23,6 +22,7 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.reject import Reject
 from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.sinks.base import SinkError
+from shipper.testing import FakeTime, ScriptedSink, ok
 
 from helpers import cwl_document, gz, kinesis_event
 
