@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -113,6 +112,8 @@ def load_config_from_env(environ: Mapping[str, str]) -> Config:
 
 def load_config_from_file(path: str) -> Config:
     """The configuration in a TOML file (see the module docstring)."""
+    import tomllib  # only `shipper run --config` reads TOML: kept off the handler's import path
+
     try:
         with open(path, "rb") as file:
             document = tomllib.load(file)

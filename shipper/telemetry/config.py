@@ -12,7 +12,6 @@ rest of the configuration:
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from shipper.errors import ConfigError
 from shipper.telemetry.naming import ID_TAG, RESERVED_LABELS, label_name
 
 if TYPE_CHECKING:
+    import argparse
+
     from shipper.telemetry.server import MetricsServer
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]*")
