@@ -211,10 +211,11 @@ def main() -> None:
         for name, function in implementations.items():
             best[name] = min(best[name], _run_time(function, events))
 
+    print(f"{'':13s} {'time':>11s}  {'events/s':>12s}  {'MB/s in':>7s}  {'x floor':>7s}  {'vs naive':>8s}")
     for name, seconds in best.items():
         print(
-            f"{name:13s} {seconds * 1000:8.1f} ms  {log_events / seconds:12,.0f} events/s  "
-            f"{input_bytes / seconds / 1e6:7.1f} MB/s (compressed in)"
+            f"{name:13s} {seconds * 1000:8.1f} ms  {log_events / seconds:12,.0f}  {input_bytes / seconds / 1e6:7.1f}  "
+            f"{seconds / best['floor']:6.2f}x  {best['naive'] / seconds:7.2f}x"
         )
     floor_ratio = best["shipper"] / best["floor"]
     naive_speedup = best["naive"] / best["shipper"]
