@@ -39,3 +39,13 @@ def test_without_the_functions_python_the_package_says_it_has_no_bytecode(
     assert not package.precompile(tmp_path, "2.0")
     assert "no python2.0 on this machine" in capsys.readouterr().err
     assert not (tmp_path / "__pycache__").exists()
+
+
+def test_a_file_that_does_not_compile_is_named_and_the_rest_still_compile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "good.py").write_text("VALUE = 1\n")
+    (tmp_path / "template.py").write_text("def {{ name }}():\n")  # a dependency's template, not Python
+    assert package.precompile(tmp_path, THIS_PYTHON)
+    assert (tmp_path / "__pycache__" / f"good.{sys.implementation.cache_tag}.pyc").is_file()
+    assert "did not compile" in capsys.readouterr().err
