@@ -1,11 +1,17 @@
 """Throughput and peak memory of `shipper run` over large export-style inputs, written in /tmp.
 
-    python bench/bench_run.py [--size-mb N] [--events N] [--formats filter-log-events,export,firehose] [--dir DIR]
+    python bench/bench_run.py [--size-mb N] [--events N] [--formats filter-log-events,export,firehose,kinesis]
+                              [--kinesis-events N] [--dir DIR]
 
 Builds the simulated fleet's log streams once (examples/exports.py), then writes each format at
 about --size-mb by repeating them under new stream names (and, for filter-log-events, as one JSON
 document, the way the CLI prints a merged result). Each input runs through `shipper run --sink null`
 in its own process; reported: time, log events/s, MB/s of the input as stored, and peak RSS.
+
+`kinesis` writes the core benchmark's generated corpus (--kinesis-events log events, default 300,000)
+as saved Lambda Kinesis events and also runs, each in its own process over the same files, the floor
+(read each file, base64 + gunzip + orjson.loads, touch each message) and the naive script of
+bench_pipeline.py: the whole-process ratios, start-up and reading included.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 from exports import copies, event_id, export_objects, firehose_object, fleet, interleaved  # noqa: E402
-from generate import Stream  # noqa: E402
+from generate import Stream, build_corpus  # noqa: E402
 
 
 def write_filter_log_events(path: Path, streams: list[Stream], size: int) -> int:
@@ -87,6 +93,46 @@ def write_firehose(directory: Path, streams: list[Stream], size: int) -> int:
     return events
 
 
+def write_kinesis(directory: Path, log_events: int) -> int:
+    """The generated corpus as saved Lambda Kinesis events, one file per event; returns the log events."""
+    corpus = build_corpus(log_events)
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, event in enumerate(corpus.kinesis_events):
+        (directory / f"kinesis-event-{index:05d}.json").write_bytes(orjson.dumps(event))
+    return corpus.truth["log_events"]
+
+
+_FLOOR = """
+import base64, pathlib, sys, zlib
+import orjson
+touched = 0
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    for record in orjson.loads(path.read_bytes())["Records"]:
+        data = base64.b64decode(record["kinesis"]["data"])
+        if data[:2] == b"\\x1f\\x8b":
+            for log_event in orjson.loads(zlib.decompress(data, 47))["logEvents"]:
+                touched += len(log_event["message"]) > 0
+"""
+_NAIVE = """
+import pathlib, sys
+import orjson
+sys.path.insert(0, "bench")
+from bench_pipeline import run_naive
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    run_naive([orjson.loads(path.read_bytes())])
+"""
+
+
+def baselines(directory: Path) -> dict[str, float]:
+    """Seconds of the floor's and the naive script's whole processes over saved Kinesis events."""
+    seconds = {}
+    for name, code in (("floor", _FLOOR), ("naive", _NAIVE)):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code, str(directory)], cwd=ROOT, check=True)
+        seconds[name] = time.perf_counter() - started
+    return seconds
+
+
 _LAUNCHER = (
     "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
@@ -118,7 +164,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--events", type=int, default=100_000, help="log events of the fleet before copies")
-    parser.add_argument("--formats", default="filter-log-events,export,firehose")
+    parser.add_argument("--formats", default="filter-log-events,export,firehose,kinesis")
+    parser.add_argument("--kinesis-events", type=int, default=300_000, help="log events of the kinesis input")
     parser.add_argument("--dir", help="where to write the inputs (default: a temporary directory in /tmp)")
     args = parser.parse_args()
     streams, _ = fleet(args.events)
@@ -132,6 +179,8 @@ def main() -> None:
                 written = write_filter_log_events(target, streams, size)
             elif name == "export":
                 written = write_export(target, streams, size)
+            elif name == "kinesis":
+                written = write_kinesis(target, args.kinesis_events)
             else:
                 written = write_firehose(target, streams, size)
             built = time.perf_counter() - started
@@ -144,6 +193,14 @@ def main() -> None:
                 f"peak RSS {result['peak_rss_mb']:,.0f} MB, exit {result['status']}",
                 flush=True,
             )
+            if name == "kinesis":
+                base = baselines(target)
+                print(
+                    f"{'':18} floor {base['floor']:.1f} s, naive {base['naive']:.1f} s: shipper run takes "
+                    f"{result['seconds'] / base['floor']:.2f}x the floor's time and is "
+                    f"{base['naive'] / result['seconds']:.2f}x faster than naive (whole processes)",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from shipper.config import add_delivery_arguments, build_router, config_from_arg
 from shipper.delivery import Router
 from shipper.errors import ConfigError
 from shipper.inputs import FORMATS, ReadOptions
+from shipper.pipeline import fewer_collections
 from shipper.report import PRICE_GB_SECOND_ARM64, PRICE_GB_SECOND_X86_64, PRICE_REQUEST, Prices
 from shipper.runner import (
     EXIT_INCOMPLETE,
@@ -93,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     port = metrics_port(args)
     if port is None and args.serve:
         raise ConfigError("--serve keeps serving metrics: it needs --metrics-port")
-    with stopped_by_signals(stop):
+    with stopped_by_signals(stop), fewer_collections():
         if port is None:
             return run(args.paths, router, options, stop=stop)
         return _run_serving_metrics(args, router, options, port, stop)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -251,6 +250,8 @@ def _env_layer(environ: Mapping[str, str]) -> _Layer:
 
 
 def _file_layer(path: str) -> _Layer:
+    import tomllib  # only --config reads TOML: kept off the handler's import path
+
     try:
         with open(path, "rb") as file:
             document = tomllib.load(file)

@@ -11,7 +11,6 @@ module raises for bad data.
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -251,6 +250,8 @@ def _deaggregate(record: RawRecord, decoded: Decoded) -> list[bytes] | None:
     A record is aggregated only when the magic is followed by a protobuf message and its MD5;
     with a wrong digest it is an ordinary record that happens to start with the magic.
     """
+    import hashlib  # OpenSSL's start-up, paid only by records that carry the KPL magic
+
     body = record.data[len(KPL_MAGIC) :]
     if len(body) <= _KPL_DIGEST_SIZE:
         return None

@@ -10,7 +10,9 @@ exactly which Kinesis records were not delivered.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import gc
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,25 @@ from shipper.decode import (
 )
 from shipper.names import Count, rejected_count
 from shipper.reject import Reject
+
+FEWER_COLLECTIONS = (50_000, 20, 100)
+"""Thresholds of the cyclic collector's generations while events stream through (CPython's: 700, 10, 10)."""
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the block with the garbage collector's young generation collected every 50,000 allocations.
+
+    Events are dicts freed by reference counting, yet each one counts as an allocation: with the default
+    threshold the collector ran about 1,400 times for 400,000 events and took some 5% of `shipper run`'s
+    time, finding next to nothing. The thresholds are put back when the block ends.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(*FEWER_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import socket
 
@@ -106,3 +107,24 @@ def test_config_file_routes_types_to_sinks(tmp_path, capsys):
     assert main(["run", str(source), "--config", str(config)]) == EXIT_OK
     assert [orjson.loads(line)["type"] for line in logs.read_bytes().splitlines()] == ["log"]
     assert [orjson.loads(line)["type"] for line in invocations.read_bytes().splitlines()] == ["invocation"]
+
+
+def test_run_leaves_the_young_generation_to_reference_counting_and_puts_the_collector_back(tmp_path, capsys):
+    """Events die by reference counting: `run` keeps the cyclic collector from rescanning them every 700
+    allocations (it took about 5% of a large run for nothing), and restores the thresholds it found."""
+    lines = [f"[INFO]\t2024-05-20T16:29:45.009Z\treq-{n}\tprocessed order {n}\n" for n in range(20_000)]
+    source = _write_event(tmp_path / "batch.json", [gz(cwl_document(lines))])
+    before = gc.get_threshold()
+    collections = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        assert main(["run", str(source), "--sink", f"jsonl:{tmp_path / 'out.ndjson'}", "--quiet"]) == EXIT_OK
+    finally:
+        gc.callbacks.remove(count)
+    assert len(collections) <= 5, f"{len(collections)} collections for 20,000 events"
+    assert gc.get_threshold() == before

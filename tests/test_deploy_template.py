@@ -284,6 +284,10 @@ def test_sam_build_runs_the_makefile_target_that_installs_the_function(
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert imported.stdout.startswith(str(artifacts))
+    # Lambda's code directory is read-only: every module ships compiled, or each cold start compiles it.
+    tag = sys.implementation.cache_tag
+    for module in (artifacts / "shipper").rglob("*.py"):
+        assert (module.parent / "__pycache__" / f"{module.stem}.{tag}.pyc").is_file(), module
     # Each backend sink builds from the directory alone: with the extras, or refused at start naming the extra.
     build = (
         f"import sys; sys.path[:0] = [{str(artifacts)!r}]\n"

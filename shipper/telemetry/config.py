@@ -12,7 +12,6 @@ rest of the configuration:
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from shipper.metric_rules import identifies_request
 from shipper.telemetry.naming import RESERVED_LABELS, label_name
 
 if TYPE_CHECKING:
+    import argparse
+
     from shipper.telemetry.server import MetricsServer
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]*")
