@@ -62,10 +62,10 @@ from typing import TYPE_CHECKING, Any
 from shipper.checkpoint import SHARD_END, Checkpoints, DynamoDBCheckpoints, FileCheckpoints
 from shipper.config import _number as parse_number
 from shipper.config import add_delivery_arguments, build_router, config_from_args
-from shipper.decode import RawRecord, records_from_get_records
+from shipper.decode import records_from_get_records
 from shipper.delivery import RetryPolicy, Router, Status
 from shipper.errors import INSTALL_AWS, ConfigError
-from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.pipeline import Pipeline
 from shipper.shipping import BatchStep
 from shipper.stopping import grace_deadline, interruptible_sleep, stop_on_signals
 from shipper.telemetry.config import add_telemetry_arguments, metrics_port, serve_metrics, telemetry_config_from_args
@@ -359,15 +359,26 @@ class Consumer:
     # --- delivery and checkpoints ----------------------------------------------------------------
 
     def _deliver(self, shard: ShardState, records: list[dict[str, Any]]) -> bool:
-        """Process and deliver one batch; checkpoint its delivered prefix. True when all of it was delivered."""
+        """Process and deliver one batch; checkpoint its delivered prefix. True when all of it was delivered.
+
+        Records go one at a time, each to the router before the next is decoded: what is held is one
+        record's events and the sinks' buffers, never the whole GetRecords batch decoded. With no dead
+        letter, a record with a reject cannot be delivered: the batch ends with it, so nothing after it is
+        sent while it holds the shard.
+        """
         step, shard_id = self._step, shard.shard_id
         batch = step.begin()
         raws = records_from_get_records(records, source=f"{self.stream}/{shard_id}")
-        outcomes = self._process(raws)
-        step.route(batch, [((shard_id, outcome.origin), outcome) for outcome in outcomes], self._deadline)
+        taken = 0
+        for raw in raws:
+            [outcome] = self.pipeline.process_records([raw])
+            step.route(batch, [((shard_id, outcome.origin), outcome)], self._deadline)
+            taken += 1
+            if outcome.rejects and self.router.dead_letter is None:
+                break
         step.flush(batch, self._deadline)
         done = None
-        for raw in raws[: len(outcomes)]:
+        for raw in raws[:taken]:
             origin = (shard_id, raw.sequence_number)
             if batch.status(origin) is Status.NOT_DELIVERED:
                 self._block(shard, raw.sequence_number, batch.reasons.get(origin, "not settled"))
@@ -378,18 +389,6 @@ class Consumer:
             self._checkpoint(shard, done)
         step.done(batch)
         return done == records[-1]["SequenceNumber"]
-
-    def _process(self, raws: list[RawRecord]) -> list[RecordOutcome]:
-        """The records' outcomes in order. With no dead letter, a record with a reject cannot be delivered:
-        the outcomes end with it, so nothing after it is sent while it holds the shard."""
-        if self.router.dead_letter is not None:
-            return self.pipeline.process_records(raws)
-        outcomes = []
-        for raw in raws:
-            outcomes += self.pipeline.process_records([raw])
-            if outcomes[-1].rejects:
-                break
-        return outcomes
 
     def _checkpoint(self, shard: ShardState, position: str) -> bool:
         """Write the shard's checkpoint. On failure keep it to write again after a backoff, before the shard

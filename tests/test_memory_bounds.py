@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import threading
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +23,13 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from shipper import classify
+from shipper.checkpoint import FileCheckpoints
 from shipper.classify import Classifier
 from shipper.config import build_router, load_config_from_env
+from shipper.consume import Consumer, ShardState
 from shipper.handler import KinesisHandler
 from shipper.inputs import ReadOptions
+from shipper.pipeline import Pipeline
 from shipper.report import MAX_FUNCTIONS, FleetReport, Prices, render
 from shipper.runner import RunOptions, run
 
@@ -198,4 +202,22 @@ def test_shipper_run_holds_one_record_of_a_compressible_batch_not_the_batch(tmp_
         return lambda: run([str(path)], router, RunOptions(read=ReadOptions(), quiet=True))
 
     small, large = peak_bytes(run_over(4)), peak_bytes(run_over(16))
+    assert large - small < 6 * MB, (small, large)
+
+
+def test_shipper_consume_holds_one_record_of_a_compressible_batch_not_the_batch(tmp_path: Path) -> None:
+    """A GetRecords batch is decoded a record at a time, as the handler's is."""
+
+    def deliver(records: int) -> Callable[[], Any]:
+        router = build_router(load_config_from_env({"SHIPPER_SINKS": "null"}))
+        checkpoints = FileCheckpoints(tmp_path / f"checkpoints-{records}", "logs")
+        consumer = Consumer(None, "logs", Pipeline(), router, checkpoints, threading.Event())
+        shard = ShardState("shardId-000000000000", (), False)
+        batch = [
+            {"Data": base64.b64decode(record["kinesis"]["data"]), "SequenceNumber": record["kinesis"]["sequenceNumber"]}
+            for record in bomb_records(records)
+        ]
+        return lambda: consumer._deliver(shard, batch)
+
+    small, large = peak_bytes(deliver(4)), peak_bytes(deliver(16))
     assert large - small < 6 * MB, (small, large)
