@@ -42,7 +42,7 @@ from shipper.config import build_router, resolve_config
 from shipper.delivery import Origin, Router, Status
 from shipper.errors import ConfigError, ShipperError
 from shipper.names import Count
-from shipper.pipeline import Pipeline, RecordOutcome
+from shipper.pipeline import Pipeline, RecordOutcome, fewer_collections
 from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.sinks.base import sending_within
 from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
@@ -129,7 +129,8 @@ class KinesisHandler:
     def __call__(self, event: Any, context: LambdaContext) -> PartialBatchResponse:
         token = _request_id.set(getattr(context, "aws_request_id", None))
         try:
-            with sending_within(context.get_remaining_time_in_millis() / 1000 - ANSWER_RESERVE_S):
+            remaining_s = context.get_remaining_time_in_millis() / 1000
+            with sending_within(remaining_s - ANSWER_RESERVE_S), fewer_collections():
                 return self._handle(event, context)
         finally:
             _request_id.reset(token)

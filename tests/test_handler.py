@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import subprocess
@@ -207,3 +208,27 @@ def test_importing_the_handler_does_not_load_boto3_protobuf_or_snappy() -> None:
     code = f"import sys, shipper.handler; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_an_invocation_leaves_the_young_generation_to_reference_counting_and_puts_the_collector_back(
+    tmp_path: Path,
+) -> None:
+    """As `shipper run` does: events die by reference counting, so the collector is not run every 700
+    allocations while a batch is handled, and the thresholds found are restored after it."""
+    handler = build(tmp_path)
+    lines = [f"[INFO]\t2024-05-20T16:29:45.009Z\treq-{n}\tprocessed order {n}\n" for n in range(20_000)]
+    event = kinesis_event([record(lines)])
+    before = gc.get_threshold()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        assert handler(event, Context()) == {"batchItemFailures": []}
+    finally:
+        gc.callbacks.remove(count)
+    assert len(collections) <= 5, f"{len(collections)} collections for 20,000 events"
+    assert gc.get_threshold() == before
