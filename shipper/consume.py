@@ -367,12 +367,13 @@ class Consumer:
         step.route(batch, [((shard_id, outcome.origin), outcome) for outcome in outcomes], self._deadline)
         step.flush(batch, self._deadline)
         done = None
-        for raw in raws[: len(outcomes)]:
-            origin = (shard_id, raw.sequence_number)
+        for record in records[: len(outcomes)]:  # the raws' own records, in order: Kinesis numbers every one
+            sequence_number: str = record["SequenceNumber"]
+            origin = (shard_id, sequence_number)
             if batch.status(origin) is Status.NOT_DELIVERED:
-                self._block(shard, raw.sequence_number, batch.reasons.get(origin, "not settled"))
+                self._block(shard, sequence_number, batch.reasons.get(origin, "not settled"))
                 break
-            done = raw.sequence_number
+            done = sequence_number
         if done is not None:
             shard.position = done
             self._checkpoint(shard, done)
