@@ -20,11 +20,13 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_pipeline.py
@@ -52,7 +54,7 @@ sample: $(BIN)/.installed
 	$(BIN)/python examples/exports.py examples/sample-text --sample-text
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 # Deployment (docs/deploy.md). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
 # both architectures, and reports their sizes; `make validate-template` transforms and lints deploy/template.yaml.

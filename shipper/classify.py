@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 
@@ -449,11 +449,18 @@ class _DocumentClassifier:
             self.classifier.count(Count.PLATFORM_LINE_UNPARSED)
             self._app_line(None, self.stream_state[1], message, timestamp, event_id)
             return
+        duration, billed, memory, max_memory, init, restore, billed_restore = numbers
         self._invocation(
             timestamp,
             request_id,
             event_id,
-            *numbers,
+            duration,
+            billed,
+            cast("int | None", memory),  # both memory fields are parsed by text_whole (_REPORT_NUMBERS)
+            cast("int | None", max_memory),
+            init,
+            restore,
+            billed_restore,
             fields.get("Status"),
             fields.get("Error Type"),
             _trace_id(xray) if xray_sep else None,

@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         # The usage of the command that was given (`shipper run ...`), not the top-level one.
-        getattr(args, "parser", parser).error(str(exc))
+        command_parser: argparse.ArgumentParser = getattr(args, "parser", parser)
+        command_parser.error(str(exc))
 
 
 def _run(args: argparse.Namespace) -> int:

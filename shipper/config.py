@@ -36,7 +36,7 @@ import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from shipper.contract import EVENT_TYPES
 from shipper.delivery import DEFAULT_MAX_WAIT_S, Delivery, RetryPolicy, Route, Router
@@ -299,6 +299,15 @@ def _config_layer(config: Config) -> _Layer:
     return _Layer(config.sinks, None, "", config.dead_letter, {field: getattr(config, field) for field in _NUMBERS})
 
 
+class _DeliverySettings(TypedDict):
+    """What every Delivery `build_router` makes shares: the retry policy, batch wait, sleep and clock."""
+
+    retry: RetryPolicy
+    max_wait_s: float
+    sleep: Callable[[float], object]
+    clock: Callable[[], float]
+
+
 def build_router(
     config: Config, *, sleep: Callable[[float], object] = time.sleep, clock: Callable[[], float] = time.monotonic
 ) -> Router:
@@ -307,7 +316,12 @@ def build_router(
     A sink that cannot be built (a bad option, an unwritable file) raises ConfigError naming where
     it was configured; sinks already built are closed first.
     """
-    settings = {"retry": config.retry, "max_wait_s": config.batch_max_wait_s, "sleep": sleep, "clock": clock}
+    settings: _DeliverySettings = {
+        "retry": config.retry,
+        "max_wait_s": config.batch_max_wait_s,
+        "sleep": sleep,
+        "clock": clock,
+    }
     built: list[Sink] = []
     try:
         dead_letter = None

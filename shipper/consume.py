@@ -378,12 +378,13 @@ class Consumer:
                 break
         step.flush(batch, self._deadline)
         done = None
-        for raw in raws[:taken]:
-            origin = (shard_id, raw.sequence_number)
+        for record in records[:taken]:  # the raws' own records, in order: Kinesis numbers every one
+            sequence_number: str = record["SequenceNumber"]
+            origin = (shard_id, sequence_number)
             if batch.status(origin) is Status.NOT_DELIVERED:
-                self._block(shard, raw.sequence_number, batch.reasons.get(origin, "not settled"))
+                self._block(shard, sequence_number, batch.reasons.get(origin, "not settled"))
                 break
-            done = raw.sequence_number
+            done = sequence_number
         if done is not None:
             shard.position = done
             self._checkpoint(shard, done)

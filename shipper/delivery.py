@@ -404,7 +404,8 @@ class Router:
         self.rejects = 0
         self.unrouted_events = 0
         every_type = tuple(route.delivery for route in self.routes if route.types is None)
-        self._targets = {
+        # Looked up with whatever an event's "type" holds (a hostile value included): any key, unknown ones missing.
+        self._targets: dict[object, tuple[Delivery, ...]] = {
             event_type: every_type + tuple(route.delivery for route in self.routes if event_type in (route.types or ()))
             for event_type in EVENT_TYPES
         }

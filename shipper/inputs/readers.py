@@ -213,12 +213,12 @@ class _Reader:
     def open(self) -> tuple[str | None, Rewound]:
         """Peel gzip layers and recognise the format; Firehose objects keep their gzip members."""
         forced = self.options.format
-        head, stream = sniffed(self.raw)  # type: ignore[arg-type]
+        head, stream = sniffed(self.raw)
         while head.startswith(GZIP_MAGIC):
             if forced == "firehose" or (forced is None and detect(first_member_head(head)) == "cwl-json"):
                 self.content = stream
                 return "firehose", stream
-            head, stream = sniffed(gunzipped(stream))  # type: ignore[arg-type]
+            head, stream = sniffed(gunzipped(stream))
             self.gzip_layers += 1
         self.content, self.head = stream, head
         return forced or detect(head), stream
@@ -272,7 +272,8 @@ class _Reader:
         elif isinstance(exc, csv.Error):
             code, what = RejectCode.NOT_CSV, f"malformed CSV: {exc}"
         else:
-            code, what = RejectCode.UNREADABLE_INPUT, f"read error: {exc.strerror or exc}"  # type: ignore[union-attr]
+            strerror = exc.strerror if isinstance(exc, OSError) else None
+            code, what = RejectCode.UNREADABLE_INPUT, f"read error: {strerror or exc}"
         reason = f"{self.name}: {what}{at}; the rest of this input is skipped"
         return self._batch("", rejects=[Reject(code, reason, b"", None, self.name)])
 

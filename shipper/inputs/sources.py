@@ -113,9 +113,9 @@ def _local_inputs(path: Path) -> Iterator[Input | Reject | Skipped]:
     if stat.S_ISDIR(mode):
         yield from _walk(path)
     elif stat.S_ISREG(mode):
-        yield Input(str(path), info.st_size, partial(open, path, "rb"))
+        yield Input(str(path), info.st_size, partial(_open_named, path))
     elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-        yield Input(str(path), None, partial(open, path, "rb"))
+        yield Input(str(path), None, partial(_open_named, path))
     else:
         yield _unreadable(path, f"{path}: {_kind(mode)}, not a file or directory")
 
@@ -161,6 +161,11 @@ def _listed(path: Path) -> Input | Reject:
     if not stat.S_ISREG(info.st_mode):
         return _unreadable(path, f"{path}: {_kind(info.st_mode)}, not a regular file; skipped")
     return Input(str(path), info.st_size, partial(_open_regular, path))
+
+
+def _open_named(path: Path) -> BinaryIO:
+    """Open a file named on the command line (a FIFO waits here for its writer, as `open` does)."""
+    return open(path, "rb")
 
 
 def _open_regular(path: Path) -> BinaryIO:

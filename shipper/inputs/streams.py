@@ -13,7 +13,7 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol
 
 from shipper.decode import GZIP_MAGIC, inflate_bounded
 from shipper.names import RejectCode
@@ -25,6 +25,12 @@ SNIFF_BYTES = 64 * 1024
 """How much of an input (and of each gzip layer) is read to recognise its format."""
 
 _GZIP_WBITS = zlib.MAX_WBITS | 16
+
+
+class ByteSource(Protocol):
+    """What the functions here read from: a file, an S3 body, a `Counting` or `Rewound` stream, a gzip layer."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
 
 
 class Meter:
@@ -67,7 +73,7 @@ class Rewound(io.RawIOBase):
     sniffing (a gzip stream that ends within the head) is raised once the head has been served.
     """
 
-    def __init__(self, head: bytes, rest: BinaryIO, error: Exception | None = None) -> None:
+    def __init__(self, head: bytes, rest: ByteSource, error: Exception | None = None) -> None:
         self._head = memoryview(head)
         self._read = getattr(rest, "read1", rest.read)  # one read at a time: data before an error is kept
         self._error = error
@@ -76,7 +82,7 @@ class Rewound(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int | None:  # type: ignore[override]
         if self._head:
             size = min(len(buffer), len(self._head))
             buffer[:size] = self._head[:size]
@@ -86,13 +92,15 @@ class Rewound(io.RawIOBase):
             raise error
         else:
             data = self._read(len(buffer))
+            if data is None:  # a non-blocking source with nothing to read yet: say so, as it did
+                return None
             size = len(data)
             buffer[:size] = data
         self.position += size
         return size
 
 
-def read_up_to(stream: BinaryIO, size: int) -> bytes:
+def read_up_to(stream: ByteSource, size: int) -> bytes:
     """`size` bytes, or fewer at the end of the stream (pipes and S3 bodies return short reads)."""
     parts = []
     wanted = size
@@ -105,7 +113,7 @@ def read_up_to(stream: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def sniffed(stream: BinaryIO) -> tuple[bytes, Rewound]:
+def sniffed(stream: ByteSource) -> tuple[bytes, Rewound]:
     """The first SNIFF_BYTES of `stream`, and a stream that reads it from the start again.
 
     A read error within them (a short gzip file cut off) is kept for after the head, so what came
@@ -125,9 +133,9 @@ def sniffed(stream: BinaryIO) -> tuple[bytes, Rewound]:
     return head, Rewound(head, stream, error)
 
 
-def gunzipped(stream: BinaryIO) -> gzip.GzipFile:
+def gunzipped(stream: io.RawIOBase) -> gzip.GzipFile:
     """The inflated content of a gzip stream (every member), read incrementally."""
-    return gzip.GzipFile(fileobj=io.BufferedReader(stream, CHUNK), mode="rb")  # type: ignore[arg-type]
+    return gzip.GzipFile(fileobj=io.BufferedReader(stream, CHUNK), mode="rb")
 
 
 def first_member_head(head: bytes) -> bytes:
@@ -159,7 +167,7 @@ class Unreadable(NamedTuple):
     raw: bytes
 
 
-def gzip_members(stream: BinaryIO, cap: int) -> Iterator[Member | Unreadable]:
+def gzip_members(stream: ByteSource, cap: int) -> Iterator[Member | Unreadable]:
     """Split concatenated gzip members and inflate each, never holding more than `cap` bytes of one.
 
     Inflating is the only way to find where a member ends, so each member is inflated once, here, and
@@ -188,7 +196,7 @@ def gzip_members(stream: BinaryIO, cap: int) -> Iterator[Member | Unreadable]:
 
 
 def _one_member(
-    stream: BinaryIO, buffer: bytes, position: int, offset: int, cap: int
+    stream: ByteSource, buffer: bytes, position: int, offset: int, cap: int
 ) -> tuple[Member | Unreadable, bytes, int]:
     """The member starting at `buffer[position]`, reading on from `stream`; then the buffer and where the next starts.
 

@@ -33,8 +33,8 @@ from shipper.telemetry.naming import label_name, label_value, metric_name
 MAX_TOTAL_SERIES = 100_000
 MAX_SET_MEMBERS = 10_000
 
-SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-SECONDS_BUCKETS += (120.0, 300.0, 600.0, 900.0)
+SECONDS_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SECONDS_BUCKETS += (30.0, 60.0, 120.0, 300.0, 600.0, 900.0)
 """Lambda-sized durations: 1 ms to the 15-minute timeout."""
 VALUE_BUCKETS = tuple(m * 10.0**e for e in range(-3, 7) for m in (1.0, 2.5, 5.0))
 """Any other histogram: 1-2.5-5 steps from 0.001 to 5,000,000."""

@@ -102,7 +102,7 @@ class LambdaTelemetry:
         seconds = result.seconds or 0.0
         if self.gateway is not None:
             try:
-                self._push(shard, report, pipeline, router, seconds, remaining_s)
+                self._push(self.gateway, shard, report, pipeline, router, seconds, remaining_s)
             except Exception as exc:  # telemetry never fails an invocation
                 self._failed("push", shard, exc)
         if self.emf_namespace is not None:
@@ -138,6 +138,7 @@ class LambdaTelemetry:
 
     def _push(
         self,
+        gateway: str,
         shard: str,
         report: DeliveryReport,
         pipeline: Mapping[str, float],
@@ -159,7 +160,7 @@ class LambdaTelemetry:
                 log.warning("pushgateway: no time left in the invocation to push shard %s", shard)
                 return
         push_to_gateway(
-            self.gateway,
+            gateway,
             job=self.job,
             registry=telemetry.registry,
             grouping_key=self.grouping_key(shard),

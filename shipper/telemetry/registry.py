@@ -15,7 +15,7 @@ metrics have the limits of TelemetryConfig, and what a limit refuses is counted 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -213,7 +213,8 @@ class Telemetry(BatchObserver):
         )
         self.custom = CustomMetrics(self.config, self._drop)
         r.register(self.custom)
-        self._handlers = {
+        # By event type; looked up with whatever an event's "type" holds, so any key.
+        self._handlers: dict[object, Callable[[dict[str, Any]], object]] = {
             "invocation": self._invocation,
             "cold_start": lambda event: self._cold_starts.inc(event["function"]),
             "timeout": lambda event: self._timeouts.inc(event["function"]),
