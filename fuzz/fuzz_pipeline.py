@@ -32,7 +32,7 @@ from rich.console import Console
 
 # The tests' helpers, for the check they share with the property tests.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from helpers import numbers_in
+from helpers import EXTREMES, numbers_in
 
 with atheris.instrument_imports():
     import orjson
@@ -44,30 +44,6 @@ with atheris.instrument_imports():
     from shipper.report import FleetReport, Prices, render
     from shipper.telemetry import Telemetry
 
-EXTREMES = (
-    "0",
-    "-0",
-    "-1",
-    "1e308",
-    "-1e308",
-    "1.7976931348623157e308",
-    "1e999",
-    "-1e999",
-    "1e-400",
-    "inf",
-    "-inf",
-    "nan",
-    "Infinity",
-    "100000000000000000000000000",
-    "1e30",
-    "18446744073709551616",
-    "9223372036854775808",
-    "9" * 4301,
-    "9" * 5000,
-    "0x1F",
-    "1_000",
-    "128",
-)
 _TIME = '{"time":"2024-05-20T16:29:45.120Z",'
 # Each `#` is replaced by a number.
 TEMPLATES = (

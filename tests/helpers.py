@@ -96,3 +96,46 @@ def numbers_in(data: Any) -> list[float]:
     if isinstance(data, list):
         return [number for value in data for number in numbers_in(value)]
     return [data] if isinstance(data, int | float) and not isinstance(data, bool) else []
+
+
+# Numbers as a log line may print them: huge, non-finite, negative zero, thousands of digits, exponent forms,
+# out of each field's range, and text that only looks like a number. The property tests and `make fuzz` draw them.
+EXTREMES = (
+    "0",
+    "-0",
+    "0.0",
+    "-1",
+    "1e308",
+    "-1e308",
+    "1.7976931348623157e308",
+    "1e999",
+    "-1e999",
+    "1e-400",
+    "4.9e-324",
+    "inf",
+    "-inf",
+    "nan",
+    "NaN",
+    "Infinity",
+    "100000000000000000000000000",
+    "1e30",
+    "18446744073709551615",
+    "18446744073709551616",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "9" * 4301,
+    "9" * 5000,
+    "1" + "0" * 400 + ".5",
+    "0x1F",
+    "1_000",
+    "١٢٨",
+    "+3",
+    ".5",
+    "5.",
+    "1e",
+    "--1",
+    "",
+    "128",
+    "86400001",
+    "1048577",
+)
