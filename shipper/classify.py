@@ -93,6 +93,8 @@ _EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
 # A request id as Lambda writes it: a UUID, 8-4-4-4-12 groups (letters allowed: AWS's samples write `xmpl` in them).
 _REQUEST_ID = r"[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}"
 _REQUEST_ID_SHAPE = re.compile(_REQUEST_ID)
+# START's request id: its third word (`\s` is the whitespace `str.split` splits at), when it has a request id's shape.
+_START_REQUEST_ID = re.compile(rf"START RequestId:\s+({_REQUEST_ID})(?!\S)")
 # `<ISO time> <request id> ` or log4j's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>[:<line>] - `.
 _REQUEST_PREFIX = re.compile(
     rf"(?:\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{{1,9}})?Z?[ \t]+)?(?P<id>{_REQUEST_ID})[ \t]+"
@@ -337,6 +339,7 @@ class _DocumentClassifier:
         max_chars = self.classifier.max_message_chars
         state = self.stream_state
         app_line = self._app_line
+        min_ms, max_ms = _MIN_EPOCH_MS, _MAX_EPOCH_MS
         for log_event in self.document["logEvents"]:
             try:
                 message = log_event["message"]
@@ -348,7 +351,7 @@ class _DocumentClassifier:
                     log_event, RejectCode.BAD_LOG_EVENT, "log event has no string message or integer timestamp"
                 )
                 continue
-            if not _MIN_EPOCH_MS <= timestamp <= _MAX_EPOCH_MS:
+            if timestamp < min_ms or timestamp > max_ms:
                 self._reject_event(
                     log_event, RejectCode.BAD_LOG_EVENT, "log event timestamp is not in the years 0001 to 9999"
                 )
@@ -371,8 +374,8 @@ class _DocumentClassifier:
             elif "0" <= first <= "9":
                 self._timestamped_line(message, timestamp, event_id)
             elif first == "S" and message.startswith("START RequestId: "):
-                words = message.split(None, 3)
-                state[1] = words[2] if len(words) > 2 and is_request_id(words[2]) else None
+                start = _START_REQUEST_ID.match(message)
+                state[1] = None if start is None else start.group(1)
             elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
                 if message[1] == "N":  # END closes the invocation; EXTENSION lines carry nothing
                     state[1] = None
@@ -860,11 +863,15 @@ class _DocumentClassifier:
         """
         legacy = raw_status is None and log_format == "text" and request_id is not None
         if legacy:
-            seen = self.classifier._signals_seen.get(hash((self.function, request_id))) or 0
-            if seen & _SIGNAL_BITS["timeout"]:
-                raw_status = "timeout"
-            elif seen & _SIGNAL_BITS["out_of_memory"]:
-                raw_status, error_type = "error", _OUT_OF_MEMORY
+            signals_seen = self.classifier._signals_seen
+            key = hash((self.function, request_id))
+            # Most requests showed no signal before their REPORT: test for the key before the call that refreshes it.
+            if key in signals_seen.young or key in signals_seen.old:
+                seen = signals_seen.get(key) or 0
+                if seen & _SIGNAL_BITS["timeout"]:
+                    raw_status = "timeout"
+                elif seen & _SIGNAL_BITS["out_of_memory"]:
+                    raw_status, error_type = "error", _OUT_OF_MEMORY
         if raw_status is None:
             status = "success"
         elif raw_status == "timeout":

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.classify import Classifier, function_from_log_source, platform_fields
+from shipper.classify import Classifier, function_from_log_source, is_request_id, platform_fields
 
 from helpers import REQUEST_ID, classify_messages, of_type
 
@@ -579,6 +579,29 @@ def test_platform_fields_reads_every_report_field():
 )
 def test_classifier_never_raises_and_every_event_meets_the_contract(messages, suffix):
     classify_messages([m + suffix for m in messages])
+
+
+_WHITESPACE = st.sampled_from([" ", "\t", "\n", "\r", "\x0b", "\x1c", "\x85", "\u2003", "\u3000"])
+_START_WORD = st.one_of(
+    st.just(REQUEST_ID),
+    st.text("0123456789abcdefXYZ-", min_size=30, max_size=40),
+    st.builds(lambda i, c: REQUEST_ID[:i] + c + REQUEST_ID[i + 1 :], st.integers(0, 35), st.characters()),
+    st.text(max_size=5),
+)
+
+
+@given(
+    gap=st.lists(_WHITESPACE, max_size=3).map("".join),
+    word=_START_WORD,
+    rest=st.lists(st.one_of(_WHITESPACE, st.text("Version: $LATEST", max_size=3)), max_size=4).map("".join),
+)
+@settings(max_examples=300, deadline=None)
+def test_start_opens_the_invocation_of_its_third_word_when_that_is_a_request_id(gap, word, rest):
+    line = "START RequestId: " + gap + word + rest
+    words = line.split(None, 3)
+    expected = words[2] if len(words) > 2 and is_request_id(words[2]) else None
+    [log] = classify_messages([line, "raw print() output\n"])
+    assert log["request_id"] == expected
 
 
 @pytest.mark.parametrize(
