@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from shipper.bounds import METRIC_VALUE, json_number
 from shipper.report import UNKNOWN_FUNCTION
 
 EARLIEST_MS = 1_388_534_400_000
@@ -117,10 +118,8 @@ class Timeline:
                 if column == 0 and event.get("cold_start"):
                     row[1] += 1
             elif kind == "metric":
-                name, value = event.get("name"), event.get("value")
-                if type(value) is int:
-                    value = float(value) if -1e300 < value < 1e300 else math.nan
-                if type(name) is not str or type(value) is not float or not -math.inf < value < math.inf:
+                name, value = event.get("name"), json_number(event.get("value"), METRIC_VALUE)
+                if type(name) is not str or value is None:
                     continue
                 buckets = metrics.names.get(name)
                 row = None if buckets is None else buckets.get(timestamp // metrics.width)
