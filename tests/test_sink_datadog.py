@@ -3,6 +3,7 @@ answers), metrics against Debian's real VictoriaMetrics, which takes the Datadog
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,32 @@ def test_bad_options_are_configuration_errors() -> None:
         build_sink("datadog", {"api_key": "env:X", "site": "evil.com/x"})
     with pytest.raises(ConfigError, match="secret reference"):
         build_sink("datadog", {"api_key": KEY})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.booleans(),
+        st.text(max_size=5),
+    )
+)
+def test_metric_values_out_of_float_range_are_left_out_by_datadog_and_otlp_never_raised(value: Any) -> None:
+    """The sinks re-shape metric events themselves: a value beyond float64 (an int of 400 digits, inf,
+    nan), or not a number, is left out of the series, never an OverflowError out of the batch."""
+    finite = type(value) in (int, float) and -sys.float_info.max <= value <= sys.float_info.max
+    events = [
+        metric(0, "orders.total", value, "count"),
+        {**invocation(1), "duration_ms": value, "max_memory_used_mb": value},
+    ]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DD_KEY", KEY)
+        datadog = build_sink("datadog", {"api_key": "env:DD_KEY"})
+    series = datadog.series(events)  # type: ignore[attr-defined]
+    assert any(s["metric"] == "orders.total" for s in series) is finite
+    otlp = build_sink("otlp:http://127.0.0.1:9", {})
+    names = {
+        m.name for rm in otlp.encode_metrics(events).resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }  # type: ignore[attr-defined]
+    assert ("orders.total" in names) is finite

@@ -30,7 +30,6 @@ again, so an invocation's or signal's log may arrive twice: at least once.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from shipper.bounds import METRIC_VALUE, json_number
 from shipper.errors import ConfigError
 from shipper.sinks.backend import oversized, positive, text, transport
 from shipper.sinks.http import HttpSink
@@ -221,8 +221,8 @@ class DatadogSink:
                 count(_ENHANCED_COUNTS[kind], tags, 1.0, ms)
             if kind == "invocation":
                 for field, name, scale in _ENHANCED_GAUGES:
-                    value = event.get(field)
-                    if isinstance(value, int | float) and math.isfinite(value):
+                    value = json_number(event.get(field), METRIC_VALUE)
+                    if value is not None:
                         gauge(name, tags, value * scale, ms)
             elif kind == "metric":
                 self._custom(event, tags, ms, count, gauge)
@@ -236,8 +236,8 @@ class DatadogSink:
 
     @staticmethod
     def _custom(event: dict[str, Any], tags: list[str], ms: int, count: _Count, gauge: _Gauge) -> None:
-        name, value = event.get("name"), event.get("value")
-        if not isinstance(name, str) or not isinstance(value, int | float) or not math.isfinite(value):
+        name, value = event.get("name"), json_number(event.get("value"), METRIC_VALUE)
+        if not isinstance(name, str) or value is None:
             return
         if event.get("namespace"):
             name = f"{event['namespace']}.{name}"

@@ -52,6 +52,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from shipper import __version__
+from shipper.bounds import METRIC_VALUE, json_number
 from shipper.errors import ConfigError
 from shipper.sinks.backend import text, transport
 from shipper.sinks.base import SinkError
@@ -253,8 +254,8 @@ class _Aggregate:
                 ("init_duration_ms", "faas.init_duration", 1e-3, SECONDS_BOUNDS, "s", "Init duration of cold starts."),
                 ("max_memory_used_mb", "faas.mem_usage", 1024.0 * 1024.0, BYTES_BOUNDS, "By", "Max memory used."),
             ):
-                value = event.get(field)
-                if isinstance(value, int | float) and math.isfinite(value):
+                value = json_number(event.get(field), METRIC_VALUE)
+                if value is not None:
                     self.observe(name, value * scale, bounds, unit, doc, ms, {})
         elif kind in _SIGNAL_COUNTERS:
             name, doc, attribute = _SIGNAL_COUNTERS[kind]
@@ -264,8 +265,8 @@ class _Aggregate:
             self.custom(event, ms)
 
     def custom(self, event: dict[str, Any], ms: int) -> None:
-        name, value, unit = event.get("name"), event.get("value"), event.get("unit") or ""
-        if not isinstance(name, str) or not isinstance(value, int | float) or not math.isfinite(value):
+        name, value, unit = event.get("name"), json_number(event.get("value"), METRIC_VALUE), event.get("unit") or ""
+        if not isinstance(name, str) or value is None:
             return
         if event.get("namespace"):
             name = f"{event['namespace']}.{name}"
