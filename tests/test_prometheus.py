@@ -267,6 +267,15 @@ def test_negative_counts_and_non_finite_values_are_dropped_and_counted():
         )
 
 
+def test_a_value_beyond_float64_or_not_a_number_is_dropped_as_not_finite_never_raised():
+    [count] = classify_messages(["orders.processed:1|c\n"])
+    telemetry = Telemetry()
+    telemetry.observe_events([count, *({**count, "value": value} for value in (10**400, -(10**400), "7", True))])
+    assert _sample(telemetry, "app_orders_processed_total", **FN) == 1
+    dropped = {"metric": "app_orders_processed_total", "reason": "not_finite"}
+    assert _sample(telemetry, "shipper_metric_samples_dropped_total", **dropped) == 4
+
+
 def _router(sink: ScriptedSink, dead: ScriptedSink, time_: FakeTime) -> Router:
     dead_letter = Delivery(dead, name="dead_letter", sleep=time_.sleep, clock=time_.clock)
     return Router([Route(delivery(sink, time_, attempts=2, dead_letter=dead_letter))], dead_letter)

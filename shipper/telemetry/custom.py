@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from shipper.bounds import METRIC_VALUE, json_number
 from shipper.telemetry.config import TelemetryConfig
 from shipper.telemetry.naming import label_name, label_value, metric_name
 
@@ -90,14 +91,14 @@ class CustomMetrics:
     def observe(self, event: dict[str, Any]) -> None:
         """Add one metric event to its series."""
         kind = _KINDS.get(event.get("metric_type", ""))
-        value = event.get("value")
+        value = json_number(event.get("value"), METRIC_VALUE)
         named = self._name(event.get("name"), event.get("unit"), kind)
         with self._lock:
             if kind is None or named is None:
                 self._drop("", "invalid_name" if kind else "unknown_type")
                 return
             name, factor = named
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if value is None:
                 self._drop(name if name in self._families else "", "not_finite")
                 return
             family = self._family(name, kind, event)
