@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from shipper.errors import ConfigError
 from shipper.metric_rules import UNITS
-from shipper.sinks.cloudwatch_metrics import _dimensions, _is_name, cloudwatch_unit
+from shipper.sinks.cloudwatch_metrics import _dimensions, _is_name, cloudwatch_unit, collect_metrics
+from shipper.sinks.packing import Outcome
 from shipper.telemetry.config import telemetry_config
 from shipper.telemetry.naming import RESERVED_LABELS, label_name, unit_suffix
 
@@ -91,3 +92,15 @@ def test_cloudwatch_and_prometheus_read_a_unit_the_same_way(word: str, tail: str
     if per:
         suffix = f"{suffix}_per_second" if suffix else "per_second"
     assert unit_suffix(unit) == (suffix, pytest.approx(factor)), unit
+
+
+@given(value=st.one_of(st.integers(min_value=-(10**400), max_value=10**400), st.floats()))
+def test_a_value_cloudwatch_cannot_store_fails_that_event_never_the_batch(value) -> None:
+    """Any int (400 digits too), inf or NaN: the event is refused for good or taken, never an OverflowError."""
+    now = 1_716_222_600.0
+    event = {"type": "metric", "timestamp": int(now * 1000), "name": "orders", "value": value, "metric_type": "gauge",
+             "unit": None, "namespace": None, "tags": {}, "function": "f", "request_id": None}  # fmt: skip
+    outcome = Outcome()
+    collect_metrics([event], "Shipper", now, outcome)
+    storable = value == 0 or (type(value) in (int, float) and 2**-360 <= abs(value) <= 2**360)
+    assert (0 not in outcome.failed) is storable

@@ -7,7 +7,6 @@ request and what a unit word means are shared with Prometheus (shipper.metric_ru
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeGuard
@@ -149,7 +148,8 @@ def _valid_value(value: Any) -> TypeGuard[int | float]:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
     magnitude = abs(value)
-    return magnitude == 0 or (math.isfinite(magnitude) and 1 / _VALUE_LIMIT <= magnitude <= _VALUE_LIMIT)
+    # Comparisons, not math.isfinite: they are exact for an int of any size, and NaN and inf fail them.
+    return magnitude == 0 or 1 / _VALUE_LIMIT <= magnitude <= _VALUE_LIMIT
 
 
 def collect_metrics(
