@@ -5,7 +5,7 @@ Imported only where boto3 is in use; botocore itself is imported when an error i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from shipper.httpio import retry_after_seconds
 
 #: Error codes, for a whole call or one record, that mean "not now" rather than "never".
 RETRYABLE_CODES = frozenset(
@@ -48,12 +48,10 @@ def classify(exc: Exception) -> tuple[bool, str, float | None]:
         status = metadata.get("HTTPStatusCode", 0)
         code = error.get("Code") or str(status)
         retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
-        return retryable, f"{code}: {error.get('Message', '')}", _retry_after(metadata.get("HTTPHeaders", {}))
+        retry_after = retry_after_seconds(metadata.get("HTTPHeaders", {}).get("retry-after"))
+        return (
+            retryable,
+            f"{code}: {error.get('Message', '')}",
+            retry_after,
+        )
     return isinstance(exc, HTTPClientError | BotocoreConnectionError), f"{type(exc).__name__}: {exc}", None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["retry-after"])
-    except (KeyError, ValueError):
-        return None

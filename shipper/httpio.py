@@ -19,11 +19,12 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 from shipper.secrets import redact
 
-__all__ = ["QUOTE_BYTES", "QUOTE_CHARS", "Answer", "Connection", "quote"]
+__all__ = ["QUOTE_BYTES", "QUOTE_CHARS", "Answer", "Connection", "quote", "retry_after_seconds"]
 
 QUOTE_BYTES = 16 * 1024
 """What is read of an answer that is only quoted (an error page): the rest is never read."""
@@ -199,3 +200,17 @@ class Connection:
         sock.settimeout(timeout)
         sock.budget = self._budget
         return sock
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delay-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None

@@ -686,3 +686,16 @@ def test_emf_is_built_without_aws_access(capsysbinary: pytest.CaptureFixture[byt
         "MaxMemoryUsed",
         "InitDuration",
     }
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("7", 7.0), ("nan", None), ("inf", None), ("-5", None), ("1e999", None)]
+)
+def test_an_aws_retry_after_is_read_as_http_sinks_read_it(header: str, expected: float | None) -> None:
+    """A throttled AWS answer's Retry-After goes through the one reader: never NaN, an infinity or negative."""
+    response = {
+        "Error": {"Code": "ThrottlingException", "Message": "slow down"},
+        "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {"retry-after": header}},
+    }
+    retryable, _, retry_after = classify(ClientError(response, "PutRecords"))
+    assert retryable and retry_after == expected

@@ -38,18 +38,16 @@ import http.client
 import math
 import re
 import ssl
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import orjson
 
 from shipper.errors import ConfigError
-from shipper.httpio import Answer, Connection, quote
+from shipper.httpio import Answer, Connection, quote, retry_after_seconds
 from shipper.secrets import REFERENCE_KINDS, SecretError, check_reference
 from shipper.sinks.base import SinkError, encode_ndjson, time_left
 
@@ -205,7 +203,7 @@ class HttpSink:
             headers[self._api_key_header] = self._api_key_prefix + secret
             secrets = [*secrets, secret]
         answer = self._post(body, headers, secrets)
-        retry_after = _retry_after(answer.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
         return Reply(answer.status, retry_after, answer.body, answer.truncated, tuple(secrets))
 
     def refusal(self, reply: Reply, retryable: bool | None = None) -> SinkError:
@@ -387,20 +385,6 @@ def _check_bulk(payload: bytes, count: int, secrets: Sequence[str]) -> None:
         kinds[f"{status} {quote(str(kind), secrets, chars=_BULK_KIND_CHARS)}"] += 1
     summary = quote(", ".join(f"{n} x {kind}" for kind, n in kinds.most_common()))
     raise SinkError(f"_bulk: {len(failed)} of {count} documents failed: {summary}", retryable=retryable, failed=failed)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delay-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
 
 
 _Converter = Callable[[str, Any], Any]
