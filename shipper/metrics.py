@@ -98,7 +98,7 @@ def parse_metric_text(body: str, timestamp_ms: int) -> list[dict[str, Any]] | Ma
     return _parse_statsd_line(body, timestamp_ms)
 
 
-def parse_metric_object(obj: dict[str, Any], timestamp_ms: int) -> list[dict[str, Any]] | MalformedMetric | None:
+def parse_metric_object(obj: object, timestamp_ms: int) -> list[dict[str, Any]] | MalformedMetric | None:
     """Metrics in a log line parsed as a JSON object: CloudWatch EMF (`_aws`) or Datadog `{"m", "v", "e", "t"}`.
 
     `timestamp_ms` is unused by both forms, which carry their own time; it is taken for symmetry with
