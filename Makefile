@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE := examples/sample
 
-.PHONY: run test lint bench bench-instructions fuzz soak sample clean
+.PHONY: run test lint native bench bench-instructions fuzz soak sample clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,27 +12,37 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(BIN)/.installed
+# The hot path compiled with mypyc from the same sources (docs/performance.md). Rebuilt when one of them
+# changes; without a C compiler (and no Zig from PyPI) shipper runs as pure Python and this says so.
+NATIVE_SOURCES := $(shell $(PYTHON) build_native.py sources)
+native: $(BIN)/.native
+$(BIN)/.native: $(BIN)/.installed build_native.py $(NATIVE_SOURCES)
+	$(BIN)/python build_native.py build
+	touch $@
+
+run: $(BIN)/.native
 	@mkdir -p out && rm -f out/events.ndjson
 	$(BIN)/shipper run $(SAMPLE) --sink jsonl:out/events.ndjson --report out/report.json --report out/report.html
 	@echo "structured events written to out/events.ndjson, the report as JSON to out/report.json and as a page"
 	@echo "with charts to out/report.html (open it in a browser; docs/run.md explains them)"
 
-test: $(BIN)/.installed
+# The suite runs twice: on the compiled hot path, then on the same modules as pure Python.
+test: $(BIN)/.native
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	SHIPPER_PURE_PYTHON=1 $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.native
 	$(BIN)/python bench/bench_pipeline.py
 
 # The same implementations counted in CPU instructions under valgrind: noise-free, for comparing changes.
-bench-instructions: $(BIN)/.installed
+bench-instructions: $(BIN)/.native
 	$(BIN)/python bench/bench_instructions.py
 
 # Coverage-guided fuzzing of the whole handler path (decode, classify, router, local sinks, report, registry)
@@ -54,6 +64,7 @@ sample: $(BIN)/.installed
 	$(BIN)/python examples/exports.py examples/sample-text --sample-text
 
 clean:
+	$(PYTHON) build_native.py clean
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 # Deployment (docs/deploy.md). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of

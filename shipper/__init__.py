@@ -15,7 +15,8 @@ The names most programs need, importable from here:
                                    the exceptions (see shipper.errors)
 
 They resolve lazily (PEP 562): `import shipper` imports nothing else, so the Lambda handler's cold
-start pays only for what it uses. Test doubles are in shipper.testing.
+start pays only for what it uses. Test doubles are in shipper.testing. The hot path runs compiled
+when it was built (see shipper.native), else as pure Python.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from shipper import native
+
 __version__ = "0.1.0"
+
+native.activate()
 
 _EXPORTS = {
     "Classifier": "shipper.classify",

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shipper import __version__
+from shipper import __version__, native
 from shipper.config import add_delivery_arguments, build_router, config_from_args
 from shipper.delivery import Router
 from shipper.errors import ConfigError
@@ -55,7 +55,11 @@ _COMMAND_MODULES: tuple[str, ...] = ("shipper.subscribe", "shipper.consume")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shipper", description="Log pipeline for AWS Lambda fleets.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (lambda-shipper)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__} (lambda-shipper; hot path {native.implementation()})",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_command(commands)
     for module in _COMMAND_MODULES:

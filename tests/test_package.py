@@ -91,4 +91,5 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.strip() == f"shipper {shipper.__version__} (lambda-shipper)"
+    expected = f"shipper {shipper.__version__} (lambda-shipper; hot path {shipper.native.implementation()})"
+    assert " ".join(capsys.readouterr().out.split()) == expected
