@@ -28,12 +28,10 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 from shipper.contract import EVENT_TYPES
 from shipper.names import RejectCode
 from shipper.reject import Reject
-from shipper.sinks.base import Sink, SinkError, waiting_with
+from shipper.sinks.base import Sink, SinkError, encode_line, ndjson_lines, waiting_with
 from shipper.terminal import plural
 
 __all__ = [
@@ -62,8 +60,6 @@ Deadline = Callable[[], float]
 
 Items = Iterable[tuple[Origin, Iterable[dict[str, Any] | Reject]]]
 """What a Router takes: per origin, its events and rejects."""
-_Buffered = tuple[Origin, dict[str, Any], int]
-"""A buffered event: its origin, the event, its encoded size in bytes."""
 
 
 class Status(StrEnum):
@@ -88,7 +84,59 @@ def worse(status: Status, than: Status) -> bool:
 
 def event_size(event: dict[str, Any]) -> int:
     """Bytes the event takes as one NDJSON line: what batch limits are measured in."""
-    return len(orjson.dumps(event)) + 1
+    return len(encode_line(event))
+
+
+class _Batch:
+    """Events buffered for one sink, each with its NDJSON line, and their origins as runs of (origin, count)."""
+
+    __slots__ = ("events", "lines", "runs", "size")
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.lines: list[bytes] = []
+        self.runs: list[tuple[Origin, int]] = []
+        self.size = 0
+        """Bytes of the lines."""
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def take(self, origin: Origin, events: Sequence[dict[str, Any]], lines: Sequence[bytes], size: int) -> None:
+        """Append events of one origin with their lines, which take `size` bytes."""
+        if not events:
+            return
+        self.events += events
+        self.lines += lines
+        self.size += size
+        runs = self.runs
+        if runs and runs[-1][0] == origin:
+            runs[-1] = (origin, runs[-1][1] + len(events))
+        else:
+            runs.append((origin, len(events)))
+
+    def split(self, failed: Sequence[int] | None) -> tuple[_Batch, _Batch]:
+        """(delivered, failed) parts of a send whose SinkError named `failed` indices."""
+        if failed is None:
+            return _Batch(), self
+        bad = set(failed)
+        if not all(isinstance(index, int) and 0 <= index < len(self) for index in bad):
+            return _Batch(), self  # indices outside the batch: trust none of them, nothing is lost by resending
+        delivered, refused = _Batch(), _Batch()
+        index = 0
+        for origin, count in self.runs:
+            for i in range(index, index + count):
+                line = self.lines[i]
+                (refused if i in bad else delivered).take(origin, [self.events[i]], [line], len(line))
+            index += count
+        return delivered, refused
+
+    def per_origin(self) -> dict[Origin, int]:
+        """Events per origin, in the order the origins came."""
+        counts: dict[Origin, int] = {}
+        for origin, count in self.runs:
+            counts[origin] = counts.get(origin, 0) + count
+        return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +213,9 @@ class Delivery:
         self._rng = rng or random.Random()
         self._max_events = sink.max_batch_events
         self._max_bytes = sink.max_batch_bytes
-        self._buffer: list[_Buffered] = []
-        self._buffer_bytes = 0
+        self._send_lines: Callable[[Sequence[bytes]], None] | None = getattr(sink, "send_lines", None)
+        """The sink's LineSink.send_lines, when it writes the lines as they are."""
+        self._buffer = _Batch()
         self._oldest = 0.0
 
     def __repr__(self) -> str:
@@ -176,67 +225,92 @@ class Delivery:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def add(
-        self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None, size: int | None = None
-    ) -> list[Settled]:
-        """Buffer one event; send the buffer if it is full or old. `size` defaults to `event_size(event)`."""
-        return self.add_many(origin, [event], deadline, None if size is None else [size])
+    def add(self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None) -> list[Settled]:
+        """Buffer one event; send the buffer if it is full or old."""
+        return self.add_many(origin, [event], deadline)
 
     def add_many(
         self,
         origin: Origin,
         events: Sequence[dict[str, Any]],
         deadline: Deadline | None = None,
-        sizes: Sequence[int] | None = None,
+        lines: Sequence[bytes] | None = None,
     ) -> list[Settled]:
         """Buffer events of one origin, in order, sending the buffer whenever it fills, and at the end if it is old.
 
-        `sizes` are the events' `event_size`s, when the caller has measured them. Returns what the sends settled.
+        `lines` are the events' `encode_line`s, when the caller has encoded them. Returns what the sends settled.
         """
-        if sizes is None:
-            sizes = [event_size(event) for event in events]
+        if lines is None:
+            lines = ndjson_lines(events)
+        elif len(lines) != len(events):
+            raise ValueError(f"{len(events)} events and {len(lines)} lines")
         self.counters.received_events += len(events)
         settled: list[Settled] = []
-        max_events, max_bytes = self._max_events, self._max_bytes
         now = self._clock()
-        buffer, buffered_bytes = self._buffer, self._buffer_bytes
-        for event, size in zip(events, sizes, strict=True):
-            if buffer and buffered_bytes + size > max_bytes:
-                self._buffer_bytes = buffered_bytes
-                settled += self._send_buffer(deadline)
-                buffer, buffered_bytes = self._buffer, 0
-            if not buffer:
+        buffer = self._buffer
+        size = sum(map(len, lines))
+        if len(buffer) + len(events) < self._max_events and buffer.size + size < self._max_bytes:
+            if events and not buffer.events:
                 self._oldest = now
-            buffer.append((origin, event, size))
-            buffered_bytes += size
-            if len(buffer) >= max_events or buffered_bytes >= max_bytes:
-                self._buffer_bytes = buffered_bytes
-                settled += self._send_buffer(deadline)
-                buffer, buffered_bytes = self._buffer, 0
-        self._buffer_bytes = buffered_bytes
-        if buffer and now - self._oldest >= self.max_wait_s:
+            buffer.take(origin, events, lines, size)  # fills nothing: the usual case, no event looked at
+        else:
+            settled = self._fill(origin, events, lines, now, deadline)
+        if self._buffer.events and now - self._oldest >= self.max_wait_s:
             settled += self._send_buffer(deadline)
+        return settled
+
+    def _fill(
+        self,
+        origin: Origin,
+        events: Sequence[dict[str, Any]],
+        lines: Sequence[bytes],
+        now: float,
+        deadline: Deadline | None,
+    ) -> list[Settled]:
+        """`add_many` for events that fill the buffer: send it before an event that would take it past
+        max_batch_bytes, and once it holds max_batch_events or max_batch_bytes."""
+        settled: list[Settled] = []
+        max_events, max_bytes = self._max_events, self._max_bytes
+        start = 0  # events[start:i] are buffered after the buffer's own
+        held, held_bytes = len(self._buffer), self._buffer.size
+        for i, line in enumerate(lines):
+            size = len(line)
+            if held and held_bytes + size > max_bytes:
+                self._buffer.take(origin, events[start:i], lines[start:i], held_bytes - self._buffer.size)
+                settled += self._send_buffer(deadline)
+                start, held, held_bytes = i, 0, 0
+            if not held:
+                self._oldest = now
+            held += 1
+            held_bytes += size
+            if held >= max_events or held_bytes >= max_bytes:
+                self._buffer.take(origin, events[start : i + 1], lines[start : i + 1], held_bytes - self._buffer.size)
+                settled += self._send_buffer(deadline)
+                start, held, held_bytes = i + 1, 0, 0
+        self._buffer.take(origin, events[start:], lines[start:], held_bytes - self._buffer.size)
         return settled
 
     def flush(self, deadline: Deadline | None = None, *, force: bool = True) -> list[Settled]:
         """Send the buffer: always when `force`, else only once its oldest event is `max_wait_s` old."""
-        if self._buffer and (force or self._clock() - self._oldest >= self.max_wait_s):
+        if self._buffer.events and (force or self._clock() - self._oldest >= self.max_wait_s):
             return self._send_buffer(deadline)
         return []
 
     def write_now(self, entry: dict[str, Any], deadline: Deadline | None = None) -> str | None:
         """Send one entry at once, outside the buffer; None when written, else why not (for dead letters)."""
         self.counters.received_events += 1
-        (settled,) = self._send([(None, entry, event_size(entry))], deadline)
+        batch = _Batch()
+        line = encode_line(entry)
+        batch.take(None, [entry], [line], len(line))
+        (settled,) = self._send(batch, deadline)
         return None if settled.status is Status.DELIVERED else settled.reason
 
     def _send_buffer(self, deadline: Deadline | None) -> list[Settled]:
         batch = self._buffer
-        self._buffer = []
-        self._buffer_bytes = 0
+        self._buffer = _Batch()
         return self._send(batch, deadline)
 
-    def _send(self, batch: list[_Buffered], deadline: Deadline | None) -> list[Settled]:
+    def _send(self, batch: _Batch, deadline: Deadline | None) -> list[Settled]:
         """Send one batch with retries; every item of it comes back settled."""
         settled: list[Settled] = []
         pending = batch
@@ -253,11 +327,11 @@ class Delivery:
                 cut_short = self._sleep(wait) is False
                 if cut_short or (deadline is not None and deadline() <= 0):
                     return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
-            error = self._attempt([item[1] for item in pending])
+            error = self._attempt(pending)
             if error is None:
                 return settled + self._settle(pending, Status.DELIVERED)
             self.counters.errors += 1
-            delivered, pending = _split(pending, error.failed)
+            delivered, pending = pending.split(error.failed)
             settled += self._settle(delivered, Status.DELIVERED)
             if not pending:
                 return settled
@@ -280,10 +354,13 @@ class Delivery:
             pending, f"{error} (after {plural(self.retry.max_attempts, 'attempt')})", deadline
         )
 
-    def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
+    def _attempt(self, batch: _Batch) -> SinkError | None:
         try:
             with waiting_with(self._sleep, self._clock):  # a sink's own waits end on a stop, as ours do
-                self.sink.send(events)
+                if self._send_lines is not None:
+                    self._send_lines(batch.lines)
+                else:
+                    self.sink.send(batch.events)
         except SinkError as exc:
             return exc
         except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient
@@ -291,7 +368,7 @@ class Delivery:
             return SinkError(f"unexpected {type(exc).__name__} from sink {self.name}", retryable=True)
         return None
 
-    def _refuse(self, items: list[_Buffered], reason: str, deadline: Deadline | None) -> list[Settled]:
+    def _refuse(self, items: _Batch, reason: str, deadline: Deadline | None) -> list[Settled]:
         """Events the sink will not take: to the dead letter, or NOT_DELIVERED when that cannot be done."""
         if self.dead_letter is None:
             log.warning(
@@ -305,7 +382,7 @@ class Delivery:
             "code": RejectCode.SINK_REFUSED,
             "sink": self.name,
             "reason": reason,
-            "events": [item[1] for item in items],
+            "events": items.events,
         }
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
@@ -319,7 +396,7 @@ class Delivery:
         log.warning("sink %s: %s dead-lettered: %s", self.name, plural(len(items), "event"), reason)
         return self._settle(items, Status.DEAD_LETTERED, reason)
 
-    def _settle(self, items: list[_Buffered], status: Status, reason: str | None = None) -> list[Settled]:
+    def _settle(self, items: _Batch, status: Status, reason: str | None = None) -> list[Settled]:
         counters = self.counters
         if status is Status.DELIVERED:
             counters.sent_events += len(items)
@@ -327,18 +404,7 @@ class Delivery:
             counters.dead_lettered_events += len(items)
         else:
             counters.not_delivered_events += len(items)
-        per_origin = Counter(item[0] for item in items)
-        return [Settled(origin, status, count, reason) for origin, count in per_origin.items()]
-
-
-def _split(items: list[_Buffered], failed: Sequence[int] | None) -> tuple[list[_Buffered], list[_Buffered]]:
-    """(delivered, failed) items of a send whose SinkError named `failed` indices."""
-    if failed is None:
-        return [], items
-    bad = set(failed)
-    if not all(isinstance(index, int) and 0 <= index < len(items) for index in bad):
-        return [], items  # indices outside the batch: trust none of them, nothing is lost by resending
-    return [item for i, item in enumerate(items) if i not in bad], [item for i, item in enumerate(items) if i in bad]
+        return [Settled(origin, status, count, reason) for origin, count in items.per_origin().items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,21 +524,21 @@ class Router:
             tally = ledger.get(origin)
             if tally is None:
                 tally = ledger[origin] = _Tally()
-            # Each sink takes the origin's events in one call, in order, measured once for all sinks.
-            events: list[dict[str, Any]] = []
-            for record in records:
-                if isinstance(record, Reject):
-                    self._reject(tally, origin, record, deadline)
-                else:
-                    events.append(record)
+            # Each sink takes the origin's events in one call, in order, encoded once for all sinks.
+            records = records if isinstance(records, list) else list(records)
+            events: list[dict[str, Any]] = [record for record in records if not isinstance(record, Reject)]
+            if len(events) < len(records):
+                for record in records:
+                    if isinstance(record, Reject):
+                        self._reject(tally, origin, record, deadline)
             if self._same_targets is not None:
-                sizes = [event_size(event) for event in events]
-                per_delivery = {delivery: (events, sizes) for delivery in self._same_targets}
+                lines = ndjson_lines(events)
+                per_delivery = {delivery: (events, lines) for delivery in self._same_targets}
                 tally.outstanding += len(events) * len(self._same_targets)
             else:
                 per_delivery = self._route(events, tally)
-            for delivery, (routed, routed_sizes) in per_delivery.items():
-                settled = delivery.add_many(origin, routed, deadline, routed_sizes)
+            for delivery, (routed, routed_lines) in per_delivery.items():
+                settled = delivery.add_many(origin, routed, deadline, routed_lines)
                 if settled:
                     self._record(settled, dead_letter=False)
             if tally.outstanding == 0:  # nothing to send: no events, or none routed
@@ -480,24 +546,24 @@ class Router:
 
     def _route(
         self, events: list[dict[str, Any]], tally: _Tally
-    ) -> dict[Delivery, tuple[list[dict[str, Any]], list[int]]]:
-        """The events (and their sizes) each sink takes, by the events' types; unrouted events are counted."""
+    ) -> dict[Delivery, tuple[list[dict[str, Any]], list[bytes]]]:
+        """The events (and their lines) each sink takes, by the events' types; unrouted events are counted."""
         targets_for = self._targets.get
         unknown = self._unknown_type_targets
-        per_delivery: dict[Delivery, tuple[list[dict[str, Any]], list[int]]] = {}
+        per_delivery: dict[Delivery, tuple[list[dict[str, Any]], list[bytes]]] = {}
         for event in events:
             targets = targets_for(event.get("type"), unknown)
             if not targets:
                 self.unrouted_events += 1
                 continue
-            size = event_size(event)
+            line = encode_line(event)
             tally.outstanding += len(targets)
             for delivery in targets:
                 pending = per_delivery.get(delivery)
                 if pending is None:
                     pending = per_delivery[delivery] = ([], [])
                 pending[0].append(event)
-                pending[1].append(size)
+                pending[1].append(line)
         return per_delivery
 
     def _reject(self, tally: _Tally, origin: Origin, reject: Reject, deadline: Deadline | None) -> None:
