@@ -26,7 +26,9 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from shipper.contract import EVENT_TYPES
 from shipper.names import RejectCode
@@ -39,6 +41,7 @@ __all__ = [
     "Deadline",
     "Delivery",
     "DeliveryReport",
+    "Encoded",
     "Items",
     "Origin",
     "RetryPolicy",
@@ -47,6 +50,7 @@ __all__ = [
     "Settled",
     "SinkCounters",
     "Status",
+    "encode",
     "event_size",
     "worse",
 ]
@@ -73,6 +77,8 @@ class Status(StrEnum):
 
 DEFAULT_MAX_WAIT_S = 1.0
 """How long an event may wait in a buffer for its batch to fill, by default."""
+ENCODE_RUN = 64
+"""Events encoded before their lines are joined and freed (see `encode`)."""
 
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
 
@@ -87,47 +93,104 @@ def event_size(event: dict[str, Any]) -> int:
     return len(encode_line(event))
 
 
+class Encoded(NamedTuple):
+    """Events as NDJSON: `data` holds one line per event, `sizes` each line's bytes (its newline included)."""
+
+    data: bytes
+    sizes: list[int]
+
+
+def encode(events: Sequence[dict[str, Any]]) -> Encoded:
+    """The events' NDJSON, encoded once for every sink: measured by batch limits, written by line sinks.
+
+    Lines are joined ENCODE_RUN at a time: what stays is one right-sized object per run of events, and
+    few lines are alive at once (each of orjson's takes a few KB of heap until it is shrunk and freed).
+    """
+    if len(events) <= ENCODE_RUN:
+        lines = ndjson_lines(events)
+        return Encoded(b"".join(lines), list(map(len, lines)))
+    parts: list[bytes] = []
+    sizes: list[int] = []
+    for start in range(0, len(events), ENCODE_RUN):
+        lines = ndjson_lines(events[start : start + ENCODE_RUN])
+        parts.append(b"".join(lines))
+        sizes += map(len, lines)
+    return Encoded(b"".join(parts), sizes)
+
+
 class _Batch:
-    """Events buffered for one sink, each with its NDJSON line, and their origins as runs of (origin, count)."""
+    """Events buffered for one sink, their line sizes, and their origins as runs of (origin, count).
 
-    __slots__ = ("events", "lines", "runs", "size")
+    A sink that takes events (`keep_events`) has them kept; a line sink has their NDJSON kept instead,
+    in `chunks` of whole lines, and events it refuses are decoded again from their lines for the dead letter.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("chunks", "events", "keep_events", "runs", "size", "sizes")
+
+    def __init__(self, keep_events: bool) -> None:
+        self.keep_events = keep_events
         self.events: list[dict[str, Any]] = []
-        self.lines: list[bytes] = []
+        self.chunks: list[bytes] = []
+        self.sizes: list[int] = []
         self.runs: list[tuple[Origin, int]] = []
         self.size = 0
         """Bytes of the lines."""
 
     def __len__(self) -> int:
-        return len(self.events)
+        return len(self.sizes)
 
-    def take(self, origin: Origin, events: Sequence[dict[str, Any]], lines: Sequence[bytes], size: int) -> None:
-        """Append events of one origin with their lines, which take `size` bytes."""
-        if not events:
+    def take(self, origin: Origin, events: Sequence[dict[str, Any]], encoded: Encoded, size: int) -> None:
+        """Append events of one origin with their NDJSON, which takes `size` bytes."""
+        count = len(encoded.sizes)
+        if not count:
             return
-        self.events += events
-        self.lines += lines
+        if self.keep_events:
+            self.events += events
+        else:
+            self.chunks.append(encoded.data)
+        self.sizes += encoded.sizes
         self.size += size
         runs = self.runs
         if runs and runs[-1][0] == origin:
-            runs[-1] = (origin, runs[-1][1] + len(events))
+            runs[-1] = (origin, runs[-1][1] + count)
         else:
-            runs.append((origin, len(events)))
+            runs.append((origin, count))
+
+    def ndjson(self) -> bytes:
+        """The lines of a line sink's batch, as one NDJSON document."""
+        return b"".join(self.chunks)
+
+    def lines(self) -> list[bytes]:
+        """Each event's line, from a line sink's batch."""
+        data = self.ndjson()
+        lines = []
+        offset = 0
+        for size in self.sizes:
+            lines.append(data[offset : offset + size])
+            offset += size
+        return lines
+
+    def event_dicts(self) -> list[dict[str, Any]]:
+        """The events, decoded from their lines when they were not kept."""
+        return self.events if self.keep_events else [orjson.loads(line) for line in self.lines()]
 
     def split(self, failed: Sequence[int] | None) -> tuple[_Batch, _Batch]:
         """(delivered, failed) parts of a send whose SinkError named `failed` indices."""
         if failed is None:
-            return _Batch(), self
+            return _Batch(self.keep_events), self
         bad = set(failed)
         if not all(isinstance(index, int) and 0 <= index < len(self) for index in bad):
-            return _Batch(), self  # indices outside the batch: trust none of them, nothing is lost by resending
-        delivered, refused = _Batch(), _Batch()
+            # indices outside the batch: trust none of them, nothing is lost by resending
+            return _Batch(self.keep_events), self
+        delivered, refused = _Batch(self.keep_events), _Batch(self.keep_events)
+        lines = None if self.keep_events else self.lines()
         index = 0
         for origin, count in self.runs:
             for i in range(index, index + count):
-                line = self.lines[i]
-                (refused if i in bad else delivered).take(origin, [self.events[i]], [line], len(line))
+                size = self.sizes[i]
+                events = [self.events[i]] if lines is None else []
+                encoded = Encoded(b"" if lines is None else lines[i], [size])
+                (refused if i in bad else delivered).take(origin, events, encoded, size)
             index += count
         return delivered, refused
 
@@ -213,9 +276,9 @@ class Delivery:
         self._rng = rng or random.Random()
         self._max_events = sink.max_batch_events
         self._max_bytes = sink.max_batch_bytes
-        self._send_lines: Callable[[Sequence[bytes]], None] | None = getattr(sink, "send_lines", None)
-        """The sink's LineSink.send_lines, when it writes the lines as they are."""
-        self._buffer = _Batch()
+        self._send_ndjson: Callable[[bytes, int], None] | None = getattr(sink, "send_ndjson", None)
+        """The sink's LineSink.send_ndjson, when it writes the lines as they are."""
+        self._buffer = self._new_batch()
         self._oldest = 0.0
 
     def __repr__(self) -> str:
@@ -234,81 +297,100 @@ class Delivery:
         origin: Origin,
         events: Sequence[dict[str, Any]],
         deadline: Deadline | None = None,
-        lines: Sequence[bytes] | None = None,
+        encoded: Encoded | None = None,
     ) -> list[Settled]:
         """Buffer events of one origin, in order, sending the buffer whenever it fills, and at the end if it is old.
 
-        `lines` are the events' `encode_line`s, when the caller has encoded them. Returns what the sends settled.
+        `encoded` is `encode(events)`, when the caller has encoded them. Returns what the sends settled.
         """
-        if lines is None:
-            lines = ndjson_lines(events)
-        elif len(lines) != len(events):
-            raise ValueError(f"{len(events)} events and {len(lines)} lines")
+        if encoded is None:
+            encoded = encode(events)
+        elif len(encoded.sizes) != len(events):
+            raise ValueError(f"{len(events)} events and {len(encoded.sizes)} lines")
         self.counters.received_events += len(events)
         settled: list[Settled] = []
         now = self._clock()
         buffer = self._buffer
-        size = sum(map(len, lines))
+        size = len(encoded.data)
         if len(buffer) + len(events) < self._max_events and buffer.size + size < self._max_bytes:
-            if events and not buffer.events:
+            if events and not buffer.sizes:
                 self._oldest = now
-            buffer.take(origin, events, lines, size)  # fills nothing: the usual case, no event looked at
+            buffer.take(origin, events, encoded, size)  # fills nothing: the usual case, no event looked at
         else:
-            settled = self._fill(origin, events, lines, now, deadline)
-        if self._buffer.events and now - self._oldest >= self.max_wait_s:
+            settled = self._fill(origin, events, encoded, now, deadline)
+        if self._buffer.sizes and now - self._oldest >= self.max_wait_s:
             settled += self._send_buffer(deadline)
         return settled
 
     def _fill(
-        self,
-        origin: Origin,
-        events: Sequence[dict[str, Any]],
-        lines: Sequence[bytes],
-        now: float,
-        deadline: Deadline | None,
+        self, origin: Origin, events: Sequence[dict[str, Any]], encoded: Encoded, now: float, deadline: Deadline | None
     ) -> list[Settled]:
         """`add_many` for events that fill the buffer: send it before an event that would take it past
         max_batch_bytes, and once it holds max_batch_events or max_batch_bytes."""
-        settled: list[Settled] = []
         max_events, max_bytes = self._max_events, self._max_bytes
-        start = 0  # events[start:i] are buffered after the buffer's own
+        cuts = []
+        """Indices of the events before which the buffer is sent."""
         held, held_bytes = len(self._buffer), self._buffer.size
-        for i, line in enumerate(lines):
-            size = len(line)
+        for i, size in enumerate(encoded.sizes):
             if held and held_bytes + size > max_bytes:
-                self._buffer.take(origin, events[start:i], lines[start:i], held_bytes - self._buffer.size)
-                settled += self._send_buffer(deadline)
-                start, held, held_bytes = i, 0, 0
-            if not held:
-                self._oldest = now
+                cuts.append(i)
+                held = held_bytes = 0
             held += 1
             held_bytes += size
             if held >= max_events or held_bytes >= max_bytes:
-                self._buffer.take(origin, events[start : i + 1], lines[start : i + 1], held_bytes - self._buffer.size)
-                settled += self._send_buffer(deadline)
-                start, held, held_bytes = i + 1, 0, 0
-        self._buffer.take(origin, events[start:], lines[start:], held_bytes - self._buffer.size)
+                cuts.append(i + 1)
+                held = held_bytes = 0
+        settled: list[Settled] = []
+        start = offset = 0
+        for cut in cuts:
+            offset = self._take(origin, events, encoded, start, cut, offset, now)
+            settled += self._send_buffer(deadline)
+            start = cut
+        self._take(origin, events, encoded, start, len(events), offset, now)
         return settled
+
+    def _take(
+        self,
+        origin: Origin,
+        events: Sequence[dict[str, Any]],
+        encoded: Encoded,
+        start: int,
+        end: int,
+        offset: int,
+        now: float,
+    ) -> int:
+        """Buffer events[start:end], whose lines start at `offset` in `encoded.data`; returns where they end."""
+        if start == end:
+            return offset
+        sizes = encoded.sizes[start:end]
+        size = sum(sizes)
+        if not self._buffer.sizes:
+            self._oldest = now
+        self._buffer.take(origin, events[start:end], Encoded(encoded.data[offset : offset + size], sizes), size)
+        return offset + size
 
     def flush(self, deadline: Deadline | None = None, *, force: bool = True) -> list[Settled]:
         """Send the buffer: always when `force`, else only once its oldest event is `max_wait_s` old."""
-        if self._buffer.events and (force or self._clock() - self._oldest >= self.max_wait_s):
+        if self._buffer.sizes and (force or self._clock() - self._oldest >= self.max_wait_s):
             return self._send_buffer(deadline)
         return []
 
     def write_now(self, entry: dict[str, Any], deadline: Deadline | None = None) -> str | None:
         """Send one entry at once, outside the buffer; None when written, else why not (for dead letters)."""
         self.counters.received_events += 1
-        batch = _Batch()
-        line = encode_line(entry)
-        batch.take(None, [entry], [line], len(line))
+        batch = self._new_batch()
+        encoded = encode([entry])
+        batch.take(None, [entry], encoded, len(encoded.data))
         (settled,) = self._send(batch, deadline)
         return None if settled.status is Status.DELIVERED else settled.reason
 
     def _send_buffer(self, deadline: Deadline | None) -> list[Settled]:
         batch = self._buffer
-        self._buffer = _Batch()
+        self._buffer = self._new_batch()
         return self._send(batch, deadline)
+
+    def _new_batch(self) -> _Batch:
+        return _Batch(keep_events=self._send_ndjson is None)
 
     def _send(self, batch: _Batch, deadline: Deadline | None) -> list[Settled]:
         """Send one batch with retries; every item of it comes back settled."""
@@ -357,8 +439,8 @@ class Delivery:
     def _attempt(self, batch: _Batch) -> SinkError | None:
         try:
             with waiting_with(self._sleep, self._clock):  # a sink's own waits end on a stop, as ours do
-                if self._send_lines is not None:
-                    self._send_lines(batch.lines)
+                if self._send_ndjson is not None:
+                    self._send_ndjson(batch.ndjson(), len(batch))
                 else:
                     self.sink.send(batch.events)
         except SinkError as exc:
@@ -382,7 +464,7 @@ class Delivery:
             "code": RejectCode.SINK_REFUSED,
             "sink": self.name,
             "reason": reason,
-            "events": items.events,
+            "events": items.event_dicts(),
         }
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
@@ -532,39 +614,35 @@ class Router:
                     if isinstance(record, Reject):
                         self._reject(tally, origin, record, deadline)
             if self._same_targets is not None:
-                lines = ndjson_lines(events)
-                per_delivery = {delivery: (events, lines) for delivery in self._same_targets}
+                encoded = encode(events)
+                per_delivery = {delivery: (events, encoded) for delivery in self._same_targets}
                 tally.outstanding += len(events) * len(self._same_targets)
-            else:
-                per_delivery = self._route(events, tally)
-            for delivery, (routed, routed_lines) in per_delivery.items():
-                settled = delivery.add_many(origin, routed, deadline, routed_lines)
+            else:  # a sink that takes only some types encodes its own (still at most once per event and sink)
+                per_delivery = {delivery: (routed, encode(routed)) for delivery, routed in self._route(events, tally)}
+            for delivery, (routed, routed_encoded) in per_delivery.items():
+                settled = delivery.add_many(origin, routed, deadline, routed_encoded)
                 if settled:
                     self._record(settled, dead_letter=False)
             if tally.outstanding == 0:  # nothing to send: no events, or none routed
                 self._maybe_settled.add(origin)
 
-    def _route(
-        self, events: list[dict[str, Any]], tally: _Tally
-    ) -> dict[Delivery, tuple[list[dict[str, Any]], list[bytes]]]:
-        """The events (and their lines) each sink takes, by the events' types; unrouted events are counted."""
+    def _route(self, events: list[dict[str, Any]], tally: _Tally) -> Iterable[tuple[Delivery, list[dict[str, Any]]]]:
+        """The events each sink takes, by the events' types; unrouted events are counted."""
         targets_for = self._targets.get
         unknown = self._unknown_type_targets
-        per_delivery: dict[Delivery, tuple[list[dict[str, Any]], list[bytes]]] = {}
+        per_delivery: dict[Delivery, list[dict[str, Any]]] = {}
         for event in events:
             targets = targets_for(event.get("type"), unknown)
             if not targets:
                 self.unrouted_events += 1
                 continue
-            line = encode_line(event)
             tally.outstanding += len(targets)
             for delivery in targets:
                 pending = per_delivery.get(delivery)
                 if pending is None:
-                    pending = per_delivery[delivery] = ([], [])
-                pending[0].append(event)
-                pending[1].append(line)
-        return per_delivery
+                    pending = per_delivery[delivery] = []
+                pending.append(event)
+        return per_delivery.items()
 
     def _reject(self, tally: _Tally, origin: Origin, reject: Reject, deadline: Deadline | None) -> None:
         self.rejects += 1

@@ -286,21 +286,29 @@ def test_property_every_event_is_delivered_once_or_dead_lettered_and_origins_tak
 
 
 class LineRecorder:
-    """A LineSink that records the lines of each send, failing the first send for the indices in `fail_first`."""
+    """A LineSink that records the lines of each send, failing the first send for the indices in `fail_first`,
+    or refusing every send for good."""
 
     name = "lines"
 
-    def __init__(self, max_batch_events: int, max_batch_bytes: int, fail_first: Sequence[int] = ()) -> None:
+    def __init__(
+        self, max_batch_events: int, max_batch_bytes: int, fail_first: Sequence[int] = (), refuse: bool = False
+    ) -> None:
         self.max_batch_events = max_batch_events
         self.max_batch_bytes = max_batch_bytes
         self.fail_first = fail_first
+        self.refuse = refuse
         self.sends: list[list[bytes]] = []
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         raise AssertionError("a line sink is handed lines, not events")
 
-    def send_lines(self, lines: Sequence[bytes]) -> None:
-        self.sends.append(list(lines))
+    def send_ndjson(self, data: bytes, count: int) -> None:
+        lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
+        assert len(lines) == count
+        self.sends.append(lines)
+        if self.refuse:
+            raise SinkError("refused", retryable=False)
         if len(self.sends) == 1 and self.fail_first:
             raise SinkError("some failed", retryable=True, failed=[i for i in self.fail_first if i < len(lines)])
 
@@ -369,3 +377,17 @@ def test_property_sinks_get_the_batches_of_the_one_event_rule_lines_encoded_once
     assert next(sends, None) is None
     assert sum(settled.values()) == 2 * len(batch)
     assert [target.counters.sent_events for target in targets] == [len(batch)] * 2
+
+
+def test_events_a_line_sink_refuses_reach_the_dead_letter_as_they_were_given() -> None:
+    """A line sink's buffer keeps only lines: what it refuses for good is decoded again, equal to the events."""
+    time_ = FakeTime()
+    given = [{"type": "log", "event_id": "e0", "message": "é\u2028\x00", "tags": {"a": [1, 2.5, None, True]}}]
+    given.append({"type": "metric", "event_id": "e1", "value": 1e308, "sample_rate": 0.1, "name": "x" * 300})
+    refusing = LineRecorder(10, 1 << 20, refuse=True)
+    dead = ScriptedSink()
+    target = delivery(refusing, time_, dead_letter=delivery(dead, time_))  # type: ignore[arg-type]
+    settled = target.add_many("o", given) + target.flush()
+    assert [(s.status, s.count) for s in settled] == [(Status.DEAD_LETTERED, 2)]
+    (entry,) = dead.taken
+    assert entry["events"] == given

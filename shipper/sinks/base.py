@@ -60,7 +60,7 @@ class SinkError(ShipperError):
 
 
 class Sink(Protocol):
-    """A destination. One that writes events as NDJSON lines unchanged may also have `send_lines` (LineSink):
+    """A destination. One that writes events as NDJSON lines unchanged may also have `send_ndjson` (LineSink):
     the delivery layer then hands it the lines it encoded to measure batches, so each event is encoded once."""
 
     name: str
@@ -77,8 +77,9 @@ class Sink(Protocol):
 
 
 class LineSink(Protocol):
-    def send_lines(self, lines: Sequence[bytes]) -> None:
-        """Deliver all of `lines` (each one event's `encode_line`) or raise SinkError naming what was not delivered."""
+    def send_ndjson(self, data: bytes, count: int) -> None:
+        """Deliver all of `data`, the `encode_ndjson` of `count` events, or raise SinkError naming what was not
+        delivered (indices of its lines)."""
 
 
 def encode_line(event: dict[str, Any]) -> bytes:

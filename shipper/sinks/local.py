@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from shipper.files import PartialWrite, unbuffered_write, write_all, write_durably
-from shipper.sinks.base import SinkError, ndjson_lines, not_written
+from shipper.sinks.base import SinkError, encode_ndjson, not_written
 from shipper.terminal import printable_json
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ class StdoutSink:
         self._stream = stream if stream is not None else sys.stdout.buffer
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_lines(ndjson_lines(events))
+        self.send_ndjson(encode_ndjson(events), len(events))
 
-    def send_lines(self, lines: Sequence[bytes]) -> None:
-        data = printable_json(b"".join(lines))
+    def send_ndjson(self, data: bytes, count: int) -> None:
+        data = printable_json(data)
         try:
             write_all(unbuffered_write(self._stream), data)
         except PartialWrite as exc:
-            raise not_written("standard output", exc, data.count(b"\n", 0, exc.written), len(lines)) from exc
+            raise not_written("standard output", exc, data.count(b"\n", 0, exc.written), count) from exc
 
     def close(self) -> None:
         return None
@@ -67,7 +67,7 @@ class NullSink:
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         return None
 
-    def send_lines(self, lines: Sequence[bytes]) -> None:
+    def send_ndjson(self, data: bytes, count: int) -> None:
         return None
 
     def close(self) -> None:
@@ -133,10 +133,9 @@ class JsonLinesFileSink:
             os.fsync(self._fd)
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_lines(ndjson_lines(events))
+        self.send_ndjson(encode_ndjson(events), len(events))
 
-    def send_lines(self, lines: Sequence[bytes]) -> None:
-        data = b"".join(lines)
+    def send_ndjson(self, data: bytes, count: int) -> None:
         if self._gzip:
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
         try:
@@ -150,7 +149,7 @@ class JsonLinesFileSink:
                 os.fsync(self._fd)
         except OSError as exc:
             written = exc.written if isinstance(exc, PartialWrite) else len(data)
-            raise not_written(self.path, exc, self._cut(data, written), len(lines)) from exc
+            raise not_written(self.path, exc, self._cut(data, written), count) from exc
 
     def _cut(self, data: bytes, written: int) -> int:
         """After a failed write of `written` bytes of `data`: cut them off; returns the events kept (written whole)."""
@@ -193,14 +192,14 @@ class DirectorySink:
             raise SinkError(f"cannot create directory {path}: {exc.strerror}", retryable=False) from exc
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_lines(ndjson_lines(events))
+        self.send_ndjson(encode_ndjson(events), len(events))
 
-    def send_lines(self, lines: Sequence[bytes]) -> None:
+    def send_ndjson(self, data: bytes, count: int) -> None:
         file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
         try:
-            write_durably(os.path.join(self.path, file_name), b"".join(lines))
+            write_durably(os.path.join(self.path, file_name), data)
         except OSError as exc:  # a full disk, not the events' fault: they are sent again later
-            raise not_written(f"a file in {self.path}", exc, 0, len(lines)) from exc
+            raise not_written(f"a file in {self.path}", exc, 0, count) from exc
 
     def close(self) -> None:
         return None
