@@ -156,13 +156,9 @@ class _Batch:
         else:
             runs.append((origin, count))
 
-    def ndjson(self) -> bytes:
-        """The lines of a line sink's batch, as one NDJSON document."""
-        return b"".join(self.chunks)
-
     def lines(self) -> list[bytes]:
         """Each event's line, from a line sink's batch."""
-        data = self.ndjson()
+        data = b"".join(self.chunks)
         lines = []
         offset = 0
         for size in self.sizes:
@@ -276,7 +272,7 @@ class Delivery:
         self._rng = rng or random.Random()
         self._max_events = sink.max_batch_events
         self._max_bytes = sink.max_batch_bytes
-        self._send_ndjson: Callable[[bytes, int], None] | None = getattr(sink, "send_ndjson", None)
+        self._send_ndjson: Callable[[Sequence[bytes], int], None] | None = getattr(sink, "send_ndjson", None)
         """The sink's LineSink.send_ndjson, when it writes the lines as they are."""
         self._buffer = self._new_batch()
         self._oldest = 0.0
@@ -440,7 +436,7 @@ class Delivery:
         try:
             with waiting_with(self._sleep, self._clock):  # a sink's own waits end on a stop, as ours do
                 if self._send_ndjson is not None:
-                    self._send_ndjson(batch.ndjson(), len(batch))
+                    self._send_ndjson(batch.chunks, len(batch))
                 else:
                     self.sink.send(batch.events)
         except SinkError as exc:

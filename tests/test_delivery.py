@@ -303,8 +303,8 @@ class LineRecorder:
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         raise AssertionError("a line sink is handed lines, not events")
 
-    def send_ndjson(self, data: bytes, count: int) -> None:
-        lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        lines = [line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]]
         assert len(lines) == count
         self.sends.append(lines)
         if self.refuse:

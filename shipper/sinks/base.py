@@ -77,9 +77,9 @@ class Sink(Protocol):
 
 
 class LineSink(Protocol):
-    def send_ndjson(self, data: bytes, count: int) -> None:
-        """Deliver all of `data`, the `encode_ndjson` of `count` events, or raise SinkError naming what was not
-        delivered (indices of its lines)."""
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        """Deliver the `encode_ndjson` of `count` events, given as chunks of whole lines to join, or raise
+        SinkError naming what was not delivered (indices of its lines)."""
 
 
 def encode_line(event: dict[str, Any]) -> bytes:

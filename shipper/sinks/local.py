@@ -44,10 +44,10 @@ class StdoutSink:
         self._stream = stream if stream is not None else sys.stdout.buffer
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_ndjson(encode_ndjson(events), len(events))
+        self.send_ndjson([encode_ndjson(events)], len(events))
 
-    def send_ndjson(self, data: bytes, count: int) -> None:
-        data = printable_json(data)
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        data = printable_json(b"".join(chunks))
         try:
             write_all(unbuffered_write(self._stream), data)
         except PartialWrite as exc:
@@ -67,7 +67,7 @@ class NullSink:
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         return None
 
-    def send_ndjson(self, data: bytes, count: int) -> None:
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
         return None
 
     def close(self) -> None:
@@ -133,9 +133,10 @@ class JsonLinesFileSink:
             os.fsync(self._fd)
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_ndjson(encode_ndjson(events), len(events))
+        self.send_ndjson([encode_ndjson(events)], len(events))
 
-    def send_ndjson(self, data: bytes, count: int) -> None:
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        data = b"".join(chunks)
         if self._gzip:
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
         try:
@@ -192,12 +193,12 @@ class DirectorySink:
             raise SinkError(f"cannot create directory {path}: {exc.strerror}", retryable=False) from exc
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        self.send_ndjson(encode_ndjson(events), len(events))
+        self.send_ndjson([encode_ndjson(events)], len(events))
 
-    def send_ndjson(self, data: bytes, count: int) -> None:
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
         file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
         try:
-            write_durably(os.path.join(self.path, file_name), data)
+            write_durably(os.path.join(self.path, file_name), b"".join(chunks))
         except OSError as exc:  # a full disk, not the events' fault: they are sent again later
             raise not_written(f"a file in {self.path}", exc, 0, count) from exc
 
