@@ -441,9 +441,10 @@ class Delivery:
                     self.sink.send(batch.events)
         except SinkError as exc:
             return exc
-        except Exception as exc:  # a sink broke its contract: keep the events, treat it as transient
-            log.error("sink %s raised %s instead of SinkError", self.name, type(exc).__name__, exc_info=True)
-            return SinkError(f"unexpected {type(exc).__name__} from sink {self.name}", retryable=True)
+        except Exception as broken:  # a sink broke its contract: keep the events, treat it as transient
+            # (its own name: compiled, one name is one type, and `exc` above is a SinkError)
+            log.error("sink %s raised %s instead of SinkError", self.name, type(broken).__name__, exc_info=True)
+            return SinkError(f"unexpected {type(broken).__name__} from sink {self.name}", retryable=True)
         return None
 
     def _refuse(self, items: _Batch, reason: str, deadline: Deadline | None) -> list[Settled]:
