@@ -26,14 +26,14 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from shipper.contract import EVENT_TYPES
 from shipper.names import RejectCode
 from shipper.reject import Reject
-from shipper.sinks.base import Sink, SinkError, waiting_with
+from shipper.sinks.base import Sink, SinkError, encode_line, ndjson_lines, waiting_with
 from shipper.terminal import plural
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Deadline",
     "Delivery",
     "DeliveryReport",
+    "Encoded",
     "Items",
     "Origin",
     "RetryPolicy",
@@ -49,6 +50,7 @@ __all__ = [
     "Settled",
     "SinkCounters",
     "Status",
+    "encode",
     "event_size",
     "worse",
 ]
@@ -62,8 +64,6 @@ Deadline = Callable[[], float]
 
 Items = Iterable[tuple[Origin, Iterable[dict[str, Any] | Reject]]]
 """What a Router takes: per origin, its events and rejects."""
-_Buffered = tuple[Origin, dict[str, Any], int]
-"""A buffered event: its origin, the event, its encoded size in bytes."""
 
 
 class Status(StrEnum):
@@ -77,6 +77,8 @@ class Status(StrEnum):
 
 DEFAULT_MAX_WAIT_S = 1.0
 """How long an event may wait in a buffer for its batch to fill, by default."""
+ENCODE_RUN = 64
+"""Events encoded before their lines are joined and freed (see `encode`)."""
 
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
 
@@ -88,7 +90,112 @@ def worse(status: Status, than: Status) -> bool:
 
 def event_size(event: dict[str, Any]) -> int:
     """Bytes the event takes as one NDJSON line: what batch limits are measured in."""
-    return len(orjson.dumps(event)) + 1
+    return len(encode_line(event))
+
+
+class Encoded(NamedTuple):
+    """Events as NDJSON: `data` holds one line per event, `sizes` each line's bytes (its newline included)."""
+
+    data: bytes
+    sizes: list[int]
+
+
+def encode(events: Sequence[dict[str, Any]]) -> Encoded:
+    """The events' NDJSON, encoded once for every sink: measured by batch limits, written by line sinks.
+
+    Lines are joined ENCODE_RUN at a time: what stays is one right-sized object per run of events, and
+    few lines are alive at once (each of orjson's takes a few KB of heap until it is shrunk and freed).
+    """
+    if len(events) <= ENCODE_RUN:
+        lines = ndjson_lines(events)
+        return Encoded(b"".join(lines), list(map(len, lines)))
+    parts: list[bytes] = []
+    sizes: list[int] = []
+    for start in range(0, len(events), ENCODE_RUN):
+        lines = ndjson_lines(events[start : start + ENCODE_RUN])
+        parts.append(b"".join(lines))
+        sizes += map(len, lines)
+    return Encoded(b"".join(parts), sizes)
+
+
+class _Batch:
+    """Events buffered for one sink, their line sizes, and their origins as runs of (origin, count).
+
+    A sink that takes events (`keep_events`) has them kept; a line sink has their NDJSON kept instead,
+    in `chunks` of whole lines, and events it refuses are decoded again from their lines for the dead letter.
+    """
+
+    __slots__ = ("chunks", "events", "keep_events", "runs", "size", "sizes")
+
+    def __init__(self, keep_events: bool) -> None:
+        self.keep_events = keep_events
+        self.events: list[dict[str, Any]] = []
+        self.chunks: list[bytes] = []
+        self.sizes: list[int] = []
+        self.runs: list[tuple[Origin, int]] = []
+        self.size = 0
+        """Bytes of the lines."""
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def take(self, origin: Origin, events: Sequence[dict[str, Any]], encoded: Encoded, size: int) -> None:
+        """Append events of one origin with their NDJSON, which takes `size` bytes."""
+        count = len(encoded.sizes)
+        if not count:
+            return
+        if self.keep_events:
+            self.events += events
+        else:
+            self.chunks.append(encoded.data)
+        self.sizes += encoded.sizes
+        self.size += size
+        runs = self.runs
+        if runs and runs[-1][0] == origin:
+            runs[-1] = (origin, runs[-1][1] + count)
+        else:
+            runs.append((origin, count))
+
+    def lines(self) -> list[bytes]:
+        """Each event's line, from a line sink's batch."""
+        data = b"".join(self.chunks)
+        lines = []
+        offset = 0
+        for size in self.sizes:
+            lines.append(data[offset : offset + size])
+            offset += size
+        return lines
+
+    def event_dicts(self) -> list[dict[str, Any]]:
+        """The events, decoded from their lines when they were not kept."""
+        return self.events if self.keep_events else [orjson.loads(line) for line in self.lines()]
+
+    def split(self, failed: Sequence[int] | None) -> tuple[_Batch, _Batch]:
+        """(delivered, failed) parts of a send whose SinkError named `failed` indices."""
+        if failed is None:
+            return _Batch(self.keep_events), self
+        bad = set(failed)
+        if not all(isinstance(index, int) and 0 <= index < len(self) for index in bad):
+            # indices outside the batch: trust none of them, nothing is lost by resending
+            return _Batch(self.keep_events), self
+        delivered, refused = _Batch(self.keep_events), _Batch(self.keep_events)
+        lines = None if self.keep_events else self.lines()
+        index = 0
+        for origin, count in self.runs:
+            for i in range(index, index + count):
+                size = self.sizes[i]
+                events = [self.events[i]] if lines is None else []
+                encoded = Encoded(b"" if lines is None else lines[i], [size])
+                (refused if i in bad else delivered).take(origin, events, encoded, size)
+            index += count
+        return delivered, refused
+
+    def per_origin(self) -> dict[Origin, int]:
+        """Events per origin, in the order the origins came."""
+        counts: dict[Origin, int] = {}
+        for origin, count in self.runs:
+            counts[origin] = counts.get(origin, 0) + count
+        return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +272,9 @@ class Delivery:
         self._rng = rng or random.Random()
         self._max_events = sink.max_batch_events
         self._max_bytes = sink.max_batch_bytes
-        self._buffer: list[_Buffered] = []
-        self._buffer_bytes = 0
+        self._send_ndjson: Callable[[Sequence[bytes], int], None] | None = getattr(sink, "send_ndjson", None)
+        """The sink's LineSink.send_ndjson, when it writes the lines as they are."""
+        self._buffer = self._new_batch()
         self._oldest = 0.0
 
     def __repr__(self) -> str:
@@ -176,67 +284,111 @@ class Delivery:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def add(
-        self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None, size: int | None = None
-    ) -> list[Settled]:
-        """Buffer one event; send the buffer if it is full or old. `size` defaults to `event_size(event)`."""
-        return self.add_many(origin, [event], deadline, None if size is None else [size])
+    def add(self, event: dict[str, Any], origin: Origin = None, deadline: Deadline | None = None) -> list[Settled]:
+        """Buffer one event; send the buffer if it is full or old."""
+        return self.add_many(origin, [event], deadline)
 
     def add_many(
         self,
         origin: Origin,
         events: Sequence[dict[str, Any]],
         deadline: Deadline | None = None,
-        sizes: Sequence[int] | None = None,
+        encoded: Encoded | None = None,
     ) -> list[Settled]:
         """Buffer events of one origin, in order, sending the buffer whenever it fills, and at the end if it is old.
 
-        `sizes` are the events' `event_size`s, when the caller has measured them. Returns what the sends settled.
+        `encoded` is `encode(events)`, when the caller has encoded them. Returns what the sends settled.
         """
-        if sizes is None:
-            sizes = [event_size(event) for event in events]
+        if encoded is None:
+            encoded = encode(events)
+        elif len(encoded.sizes) != len(events):
+            raise ValueError(f"{len(events)} events and {len(encoded.sizes)} lines")
         self.counters.received_events += len(events)
         settled: list[Settled] = []
-        max_events, max_bytes = self._max_events, self._max_bytes
         now = self._clock()
-        buffer, buffered_bytes = self._buffer, self._buffer_bytes
-        for event, size in zip(events, sizes, strict=True):
-            if buffer and buffered_bytes + size > max_bytes:
-                self._buffer_bytes = buffered_bytes
-                settled += self._send_buffer(deadline)
-                buffer, buffered_bytes = self._buffer, 0
-            if not buffer:
+        buffer = self._buffer
+        size = len(encoded.data)
+        if len(buffer) + len(events) < self._max_events and buffer.size + size < self._max_bytes:
+            if events and not buffer.sizes:
                 self._oldest = now
-            buffer.append((origin, event, size))
-            buffered_bytes += size
-            if len(buffer) >= max_events or buffered_bytes >= max_bytes:
-                self._buffer_bytes = buffered_bytes
-                settled += self._send_buffer(deadline)
-                buffer, buffered_bytes = self._buffer, 0
-        self._buffer_bytes = buffered_bytes
-        if buffer and now - self._oldest >= self.max_wait_s:
+            buffer.take(origin, events, encoded, size)  # fills nothing: the usual case, no event looked at
+        else:
+            settled = self._fill(origin, events, encoded, now, deadline)
+        if self._buffer.sizes and now - self._oldest >= self.max_wait_s:
             settled += self._send_buffer(deadline)
         return settled
 
+    def _fill(
+        self, origin: Origin, events: Sequence[dict[str, Any]], encoded: Encoded, now: float, deadline: Deadline | None
+    ) -> list[Settled]:
+        """`add_many` for events that fill the buffer: send it before an event that would take it past
+        max_batch_bytes, and once it holds max_batch_events or max_batch_bytes."""
+        max_events, max_bytes = self._max_events, self._max_bytes
+        cuts = []
+        """Indices of the events before which the buffer is sent."""
+        held, held_bytes = len(self._buffer), self._buffer.size
+        for i, size in enumerate(encoded.sizes):
+            if held and held_bytes + size > max_bytes:
+                cuts.append(i)
+                held = held_bytes = 0
+            held += 1
+            held_bytes += size
+            if held >= max_events or held_bytes >= max_bytes:
+                cuts.append(i + 1)
+                held = held_bytes = 0
+        settled: list[Settled] = []
+        start = offset = 0
+        for cut in cuts:
+            offset = self._take(origin, events, encoded, start, cut, offset, now)
+            settled += self._send_buffer(deadline)
+            start = cut
+        self._take(origin, events, encoded, start, len(events), offset, now)
+        return settled
+
+    def _take(
+        self,
+        origin: Origin,
+        events: Sequence[dict[str, Any]],
+        encoded: Encoded,
+        start: int,
+        end: int,
+        offset: int,
+        now: float,
+    ) -> int:
+        """Buffer events[start:end], whose lines start at `offset` in `encoded.data`; returns where they end."""
+        if start == end:
+            return offset
+        sizes = encoded.sizes[start:end]
+        size = sum(sizes)
+        if not self._buffer.sizes:
+            self._oldest = now
+        self._buffer.take(origin, events[start:end], Encoded(encoded.data[offset : offset + size], sizes), size)
+        return offset + size
+
     def flush(self, deadline: Deadline | None = None, *, force: bool = True) -> list[Settled]:
         """Send the buffer: always when `force`, else only once its oldest event is `max_wait_s` old."""
-        if self._buffer and (force or self._clock() - self._oldest >= self.max_wait_s):
+        if self._buffer.sizes and (force or self._clock() - self._oldest >= self.max_wait_s):
             return self._send_buffer(deadline)
         return []
 
     def write_now(self, entry: dict[str, Any], deadline: Deadline | None = None) -> str | None:
         """Send one entry at once, outside the buffer; None when written, else why not (for dead letters)."""
         self.counters.received_events += 1
-        (settled,) = self._send([(None, entry, event_size(entry))], deadline)
+        batch = self._new_batch()
+        encoded = encode([entry])
+        batch.take(None, [entry], encoded, len(encoded.data))
+        (settled,) = self._send(batch, deadline)
         return None if settled.status is Status.DELIVERED else settled.reason
 
     def _send_buffer(self, deadline: Deadline | None) -> list[Settled]:
         batch = self._buffer
-        self._buffer = []
-        self._buffer_bytes = 0
+        self._buffer = self._new_batch()
         return self._send(batch, deadline)
 
-    def _send(self, batch: list[_Buffered], deadline: Deadline | None) -> list[Settled]:
+    def _new_batch(self) -> _Batch:
+        return _Batch(keep_events=self._send_ndjson is None)
+
+    def _send(self, batch: _Batch, deadline: Deadline | None) -> list[Settled]:
         """Send one batch with retries; every item of it comes back settled."""
         settled: list[Settled] = []
         pending = batch
@@ -253,11 +405,11 @@ class Delivery:
                 cut_short = self._sleep(wait) is False
                 if cut_short or (deadline is not None and deadline() <= 0):
                     return settled + self._settle(pending, Status.NOT_DELIVERED, f"{error}; stopped before retrying")
-            error = self._attempt([item[1] for item in pending])
+            error = self._attempt(pending)
             if error is None:
                 return settled + self._settle(pending, Status.DELIVERED)
             self.counters.errors += 1
-            delivered, pending = _split(pending, error.failed)
+            delivered, pending = pending.split(error.failed)
             settled += self._settle(delivered, Status.DELIVERED)
             if not pending:
                 return settled
@@ -280,10 +432,13 @@ class Delivery:
             pending, f"{error} (after {plural(self.retry.max_attempts, 'attempt')})", deadline
         )
 
-    def _attempt(self, events: list[dict[str, Any]]) -> SinkError | None:
+    def _attempt(self, batch: _Batch) -> SinkError | None:
         try:
             with waiting_with(self._sleep, self._clock):  # a sink's own waits end on a stop, as ours do
-                self.sink.send(events)
+                if self._send_ndjson is not None:
+                    self._send_ndjson(batch.chunks, len(batch))
+                else:
+                    self.sink.send(batch.events)
         except SinkError as exc:
             return exc
         except Exception as broken:  # a sink broke its contract: keep the events, treat it as transient
@@ -292,7 +447,7 @@ class Delivery:
             return SinkError(f"unexpected {type(broken).__name__} from sink {self.name}", retryable=True)
         return None
 
-    def _refuse(self, items: list[_Buffered], reason: str, deadline: Deadline | None) -> list[Settled]:
+    def _refuse(self, items: _Batch, reason: str, deadline: Deadline | None) -> list[Settled]:
         """Events the sink will not take: to the dead letter, or NOT_DELIVERED when that cannot be done."""
         if self.dead_letter is None:
             log.warning(
@@ -306,7 +461,7 @@ class Delivery:
             "code": RejectCode.SINK_REFUSED,
             "sink": self.name,
             "reason": reason,
-            "events": [item[1] for item in items],
+            "events": items.event_dicts(),
         }
         failure = self.dead_letter.write_now(entry, deadline)
         if failure is not None:
@@ -320,7 +475,7 @@ class Delivery:
         log.warning("sink %s: %s dead-lettered: %s", self.name, plural(len(items), "event"), reason)
         return self._settle(items, Status.DEAD_LETTERED, reason)
 
-    def _settle(self, items: list[_Buffered], status: Status, reason: str | None = None) -> list[Settled]:
+    def _settle(self, items: _Batch, status: Status, reason: str | None = None) -> list[Settled]:
         counters = self.counters
         if status is Status.DELIVERED:
             counters.sent_events += len(items)
@@ -328,18 +483,7 @@ class Delivery:
             counters.dead_lettered_events += len(items)
         else:
             counters.not_delivered_events += len(items)
-        per_origin = Counter(item[0] for item in items)
-        return [Settled(origin, status, count, reason) for origin, count in per_origin.items()]
-
-
-def _split(items: list[_Buffered], failed: Sequence[int] | None) -> tuple[list[_Buffered], list[_Buffered]]:
-    """(delivered, failed) items of a send whose SinkError named `failed` indices."""
-    if failed is None:
-        return [], items
-    bad = set(failed)
-    if not all(isinstance(index, int) and 0 <= index < len(items) for index in bad):
-        return [], items  # indices outside the batch: trust none of them, nothing is lost by resending
-    return [item for i, item in enumerate(items) if i not in bad], [item for i, item in enumerate(items) if i in bad]
+        return [Settled(origin, status, count, reason) for origin, count in items.per_origin().items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,47 +603,43 @@ class Router:
             tally = ledger.get(origin)
             if tally is None:
                 tally = ledger[origin] = _Tally()
-            # Each sink takes the origin's events in one call, in order, measured once for all sinks.
-            events: list[dict[str, Any]] = []
-            for record in records:
-                if isinstance(record, Reject):
-                    self._reject(tally, origin, record, deadline)
-                else:
-                    events.append(record)
+            # Each sink takes the origin's events in one call, in order, encoded once for all sinks.
+            records = records if isinstance(records, list) else list(records)
+            events: list[dict[str, Any]] = [record for record in records if not isinstance(record, Reject)]
+            if len(events) < len(records):
+                for record in records:
+                    if isinstance(record, Reject):
+                        self._reject(tally, origin, record, deadline)
             if self._same_targets is not None:
-                sizes = [event_size(event) for event in events]
-                per_delivery = {delivery: (events, sizes) for delivery in self._same_targets}
+                encoded = encode(events)
+                per_delivery = {delivery: (events, encoded) for delivery in self._same_targets}
                 tally.outstanding += len(events) * len(self._same_targets)
-            else:
-                per_delivery = self._route(events, tally)
-            for delivery, (routed, routed_sizes) in per_delivery.items():
-                settled = delivery.add_many(origin, routed, deadline, routed_sizes)
+            else:  # a sink that takes only some types encodes its own (still at most once per event and sink)
+                per_delivery = {delivery: (routed, encode(routed)) for delivery, routed in self._route(events, tally)}
+            for delivery, (routed, routed_encoded) in per_delivery.items():
+                settled = delivery.add_many(origin, routed, deadline, routed_encoded)
                 if settled:
                     self._record(settled, dead_letter=False)
             if tally.outstanding == 0:  # nothing to send: no events, or none routed
                 self._maybe_settled.add(origin)
 
-    def _route(
-        self, events: list[dict[str, Any]], tally: _Tally
-    ) -> dict[Delivery, tuple[list[dict[str, Any]], list[int]]]:
-        """The events (and their sizes) each sink takes, by the events' types; unrouted events are counted."""
+    def _route(self, events: list[dict[str, Any]], tally: _Tally) -> Iterable[tuple[Delivery, list[dict[str, Any]]]]:
+        """The events each sink takes, by the events' types; unrouted events are counted."""
         targets_for = self._targets.get
         unknown = self._unknown_type_targets
-        per_delivery: dict[Delivery, tuple[list[dict[str, Any]], list[int]]] = {}
+        per_delivery: dict[Delivery, list[dict[str, Any]]] = {}
         for event in events:
             targets = targets_for(event.get("type"), unknown)
             if not targets:
                 self.unrouted_events += 1
                 continue
-            size = event_size(event)
             tally.outstanding += len(targets)
             for delivery in targets:
                 pending = per_delivery.get(delivery)
                 if pending is None:
-                    pending = per_delivery[delivery] = ([], [])
-                pending[0].append(event)
-                pending[1].append(size)
-        return per_delivery
+                    pending = per_delivery[delivery] = []
+                pending.append(event)
+        return per_delivery.items()
 
     def _reject(self, tally: _Tally, origin: Origin, reject: Reject, deadline: Deadline | None) -> None:
         self.rejects += 1

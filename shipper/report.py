@@ -19,6 +19,7 @@ and projected to 30 days from the time window of the events (first to last).
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ _MAX_VERSIONS = 20
 """Versions kept per function; the rest count as `(other)`."""
 _MAX_TIMESTAMP_MS = 10**14
 """Timestamps at or past this (the year 5138) are not taken into the time window."""
+_TIMESTAMP = operator.methodcaller("get", "timestamp")
 _VERSION = re.compile(r"\[([^\]]{1,64})\]")
 """The version in a Lambda log stream name: `2024/05/20/[$LATEST]abc`, `2024/05/20/[12]abc`."""
 _MONTH_S = 30 * 86_400
@@ -84,8 +86,10 @@ class Quantiles:
         if not -math.inf < value < math.inf:
             return
         self.count += 1
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
         if value > 0:
             key = math.ceil(math.log(value) / _LOG_GAMMA)
             self.buckets[key] = self.buckets.get(key, 0) + 1
@@ -148,6 +152,8 @@ class _Function:
         "memory_used",
         "out_of_memory",
         "runtimes",
+        "stream",
+        "stream_version",
         "throttles",
         "timeouts",
         "unbilled",
@@ -167,10 +173,20 @@ class _Function:
         self.init_errors: Counter[str] = Counter()
         self.runtimes: Counter[str] = Counter()
         self.versions: dict[str, _Version] = {}
+        self.stream: Any = None
+        """The log stream last looked up, and its version's counters: events come in runs of one stream."""
+        self.stream_version: _Version | None = None
 
     def version(self, event: dict[str, Any]) -> _Version | None:
         """The counters of the version named by the event's log stream, if it names one."""
         stream = event.get("log_stream")
+        if type(stream) is str and stream == self.stream:
+            return self.stream_version
+        version = self._version(stream)
+        self.stream, self.stream_version = stream, version
+        return version
+
+    def _version(self, stream: Any) -> _Version | None:
         match = _VERSION.search(stream) if type(stream) is str else None
         if match is None:
             return None
@@ -327,13 +343,15 @@ class _Metric:
         self.high = -math.inf
         self.functions: set[str] = set()
 
-    def add(self, value: float, function: str | None) -> None:
+    def add(self, value: float, function: Any) -> None:
         self.count += 1
         self.total += value
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
-        if function and len(self.functions) < 20:
-            self.functions.add(function)
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
+        if function and function not in self.functions and len(self.functions) < 20:
+            self.functions.add(bounded_name(function))
 
 
 class FleetReport:
@@ -365,6 +383,9 @@ class FleetReport:
         return self.other
 
     def _bump(self, counter: Counter[str], key: Any) -> None:
+        if type(key) is str and key in counter:  # a name seen before: kept as it is ("" and long ones never are)
+            counter[key] += 1
+            return
         key = bounded_name(key) if type(key) is str and key else "(no type)"
         if key not in counter and (len(counter) >= _MAX_KEYS or self._breakdown_keys >= MAX_BREAKDOWN_KEYS):
             key = "(other)"
@@ -373,14 +394,9 @@ class FleetReport:
         counter[key] += 1
 
     def add(self, events: list[dict[str, Any]]) -> None:
+        self._window(list(map(_TIMESTAMP, events)))
         for event in events:
             kind = event["type"]
-            timestamp = event.get("timestamp")
-            if type(timestamp) is int and 0 <= timestamp < _MAX_TIMESTAMP_MS:
-                if self.first_ms is None or timestamp < self.first_ms:
-                    self.first_ms = timestamp
-                if self.last_ms is None or timestamp > self.last_ms:
-                    self.last_ms = timestamp
             if kind == "log":
                 continue
             if kind == "metric":
@@ -410,6 +426,23 @@ class FleetReport:
             elif kind == "init_error":
                 self._bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
 
+    def _window(self, timestamps: list[Any]) -> None:
+        """Widen the time window to the timestamps that are whole numbers of ms in range."""
+        if set(map(type, timestamps)) != {int}:  # rare: keep the ints only (a bool is no timestamp)
+            timestamps = [stamp for stamp in timestamps if type(stamp) is int]
+            if not timestamps:
+                return
+        low, high = min(timestamps), max(timestamps)
+        if low < 0 or high >= _MAX_TIMESTAMP_MS:
+            timestamps = [stamp for stamp in timestamps if 0 <= stamp < _MAX_TIMESTAMP_MS]
+            if not timestamps:
+                return
+            low, high = min(timestamps), max(timestamps)
+        if self.first_ms is None or low < self.first_ms:
+            self.first_ms = low
+        if self.last_ms is None or high > self.last_ms:
+            self.last_ms = high
+
     def _metric(self, event: dict[str, Any]) -> None:
         name = event.get("name")
         value = json_number(event.get("value"), METRIC_VALUE)
@@ -430,7 +463,7 @@ class FleetReport:
             if type(rate) is float and 0.0 < rate < 1.0:
                 value /= rate
         if math.isfinite(value):
-            metric.add(value, bounded_name(event.get("function")))
+            metric.add(value, event.get("function"))
 
     def to_dict(self, prices: Prices, top_metrics: int = 10) -> dict[str, Any]:
         """The report as plain JSON-ready data: functions by estimated cost, totals, top metrics by values."""

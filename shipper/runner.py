@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import operator
 import os
 import sys
 import threading
@@ -65,6 +66,8 @@ SHOWN_PER_CODE = 20
 """Rejects explained one by one per code; past that they are counted, and summed up at the end."""
 UNKNOWN_FUNCTION_INPUTS_KEPT = 20
 """Inputs named in the warning about events of no known function; past that they are counted."""
+
+_FUNCTION = operator.itemgetter("function")
 
 
 @dataclass(frozen=True)
@@ -305,9 +308,10 @@ class _Run(BatchObserver):
 
     def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
         """Report and timeline take the events; the input's delivery is tracked; rejects are explained."""
-        unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
-        if unknown:
-            self._unknown_function(unknown)
+        if None in map(_FUNCTION, outcome.events):
+            unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
+            if unknown:
+                self._unknown_function(unknown)
         self.report.add(outcome.events)
         if self.timeline is not None:
             self.timeline.add(outcome.events)

@@ -14,6 +14,7 @@ and per-input tally) is a `BatchObserver`.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,8 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.reject import Reject
 
 __all__ = ["BatchObserver", "BatchResult", "BatchStep"]
+
+_TYPE = operator.itemgetter("type")
 
 
 @dataclass(slots=True)
@@ -107,7 +110,7 @@ class BatchStep:
             events = outcome.events
             batch.events += len(events)
             batch.rejects += len(outcome.rejects)
-            batch.types.update(event["type"] for event in events)
+            batch.types.update(map(_TYPE, events))
             for observer in observers:
                 observer.outcome(origin, outcome)
             items.append((origin, [*events, *outcome.rejects]))

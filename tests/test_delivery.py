@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status, event_size
+from shipper.sinks.base import SinkError, encode_line
 from shipper.testing import FakeTime, ScriptedSink, Step, fail, fail_where, ok
 
 
@@ -282,3 +283,111 @@ def test_property_every_event_is_delivered_once_or_dead_lettered_and_origins_tak
         assert report.statuses[origin] is expected
     counters = router.stats()["sinks"]["scripted"]
     assert counters["received_events"] == counters["sent_events"] + counters["dead_lettered_events"] == start
+
+
+class LineRecorder:
+    """A LineSink that records the lines of each send, failing the first send for the indices in `fail_first`,
+    or refusing every send for good."""
+
+    name = "lines"
+
+    def __init__(
+        self, max_batch_events: int, max_batch_bytes: int, fail_first: Sequence[int] = (), refuse: bool = False
+    ) -> None:
+        self.max_batch_events = max_batch_events
+        self.max_batch_bytes = max_batch_bytes
+        self.fail_first = fail_first
+        self.refuse = refuse
+        self.sends: list[list[bytes]] = []
+
+    def send(self, events: Sequence[dict[str, Any]]) -> None:
+        raise AssertionError("a line sink is handed lines, not events")
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        lines = [line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]]
+        assert len(lines) == count
+        self.sends.append(lines)
+        if self.refuse:
+            raise SinkError("refused", retryable=False)
+        if len(self.sends) == 1 and self.fail_first:
+            raise SinkError("some failed", retryable=True, failed=[i for i in self.fail_first if i < len(lines)])
+
+    def close(self) -> None:
+        return None
+
+
+def _reference_batches(sizes: list[int], max_events: int, max_bytes: int) -> list[list[int]]:
+    """Event indices per batch, by the rule taken one event at a time: a batch is sent before an event that would
+    take it past max_bytes, and once it holds max_events or max_bytes."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    held = 0
+    for index, size in enumerate(sizes):
+        if current and held + size > max_bytes:
+            batches.append(current)
+            current, held = [], 0
+        current.append(index)
+        held += size
+        if len(current) >= max_events or held >= max_bytes:
+            batches.append(current)
+            current, held = [], 0
+    return [*batches, current] if current else batches
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=0, max_size=40),
+    chunks=st.lists(st.integers(1, 9), min_size=1, max_size=40),
+    max_events=st.integers(1, 12),
+    max_bytes=st.integers(1, 400),
+    fail_first=st.lists(st.integers(0, 11), max_size=4),
+)
+def test_property_sinks_get_the_batches_of_the_one_event_rule_lines_encoded_once(
+    lengths: list[int], chunks: list[int], max_events: int, max_bytes: int, fail_first: list[int]
+) -> None:
+    """Events given in runs of any length fill batches exactly as one at a time would; a line sink gets each event's
+    NDJSON line, the same bytes an event sink's events encode to, and a retry resends exactly the failed lines."""
+    batch = [{"type": "log", "event_id": f"e{i}", "message": "é" * length} for i, length in enumerate(lengths)]
+    lines = [encode_line(event) for event in batch]
+    expected = _reference_batches([len(line) for line in lines], max_events, max_bytes)
+    time_ = FakeTime()
+    line_sink = LineRecorder(max_events, max_bytes, fail_first)
+    event_sink = ScriptedSink(max_batch_events=max_events, max_batch_bytes=max_bytes)
+    targets = [delivery(line_sink, time_), delivery(event_sink, time_)]  # type: ignore[arg-type]
+    start = origin = 0
+    settled: Counter[Any] = Counter()
+    for size in [*chunks, len(batch)]:
+        for target in targets:
+            for done in target.add_many(origin, batch[start : start + size]):
+                settled[done.origin] += done.count
+        start, origin = start + size, origin + 1
+        if start >= len(batch):
+            break
+    for target in targets:
+        for done in target.flush():
+            settled[done.origin] += done.count
+
+    assert event_sink.batches == [[f"e{i}" for i in indices] for indices in expected]
+    sends = iter(line_sink.sends)
+    for number, indices in enumerate(expected):
+        assert next(sends) == [lines[i] for i in indices]
+        failed = sorted({i for i in fail_first if i < len(indices)}) if number == 0 else []
+        if failed:
+            assert next(sends) == [lines[indices[i]] for i in failed]
+    assert next(sends, None) is None
+    assert sum(settled.values()) == 2 * len(batch)
+    assert [target.counters.sent_events for target in targets] == [len(batch)] * 2
+
+
+def test_events_a_line_sink_refuses_reach_the_dead_letter_as_they_were_given() -> None:
+    """A line sink's buffer keeps only lines: what it refuses for good is decoded again, equal to the events."""
+    time_ = FakeTime()
+    given = [{"type": "log", "event_id": "e0", "message": "é\u2028\x00", "tags": {"a": [1, 2.5, None, True]}}]
+    given.append({"type": "metric", "event_id": "e1", "value": 1e308, "sample_rate": 0.1, "name": "x" * 300})
+    refusing = LineRecorder(10, 1 << 20, refuse=True)
+    dead = ScriptedSink()
+    target = delivery(refusing, time_, dead_letter=delivery(dead, time_))  # type: ignore[arg-type]
+    settled = target.add_many("o", given) + target.flush()
+    assert [(s.status, s.count) for s in settled] == [(Status.DEAD_LETTERED, 2)]
+    (entry,) = dead.taken
+    assert entry["events"] == given

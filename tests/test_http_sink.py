@@ -33,7 +33,7 @@ from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status
 from shipper.errors import ConfigError
 from shipper.httpio import retry_after_seconds
 from shipper.sinks import DirectorySink, build_sink
-from shipper.sinks.base import SinkError
+from shipper.sinks.base import SinkError, encode_ndjson
 from shipper.sinks.http import HttpSink, _no_proxy_covers
 from shipper.testing import FakeTime
 
@@ -248,6 +248,29 @@ def test_every_event_arrives_exactly_once_through_errors_throttling_drops_and_ha
     assert time_.sleeps[1] >= 3.0  # Retry-After: 3
     assert time_.sleeps[4] >= 2.0  # Retry-After: an HTTP date about 4 s ahead
     assert dead_letters(tmp_path) == []
+    router.close()
+
+
+@pytest.mark.parametrize("gzip_body", [False, True])
+def test_plain_ndjson_is_posted_as_delivery_encoded_it(
+    server: tuple[Endpoint, str], tmp_path: Path, gzip_body: bool
+) -> None:
+    """The NDJSON sink takes the lines delivery measured (each event encoded once); every batch's body is the
+    events' NDJSON, within max_batch_bytes; other formats still take events."""
+    endpoint, url = server
+    sink = build_sink(f"http:{url}/ingest", {"max_batch_bytes": 700, "gzip": gzip_body})
+    assert sink.send_ndjson is not None  # type: ignore[attr-defined]
+    assert build_sink(f"http:{url}/hook", {"preset": "webhook"}).send_ndjson is None  # type: ignore[attr-defined]
+    given = [dict(event, message="é\u2028" * i) for i, event in enumerate(events(12))]
+    router = route(sink, FakeTime(), tmp_path)
+
+    report = router.deliver([("a", given[:5]), ("b", given[5:])])
+
+    assert report.statuses == {"a": Status.DELIVERED, "b": Status.DELIVERED}
+    bodies = [gzip.decompress(body) if gzip_body else body for _, _, body in endpoint.requests]
+    assert b"".join(bodies) == encode_ndjson(given)
+    assert len(bodies) > 1 and all(len(body) <= 700 for body in bodies)
+    assert all(body.endswith(b"\n") for body in bodies)
     router.close()
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import re
 import sys
 from collections import Counter
 
@@ -223,3 +225,63 @@ def test_metric_events_of_any_json_name_and_value_are_counted_or_set_aside(pairs
     assert sum(m["values"] for m in summary["metrics"]) == sum(
         ok for (name, _), ok in zip(pairs, finite, strict=True) if type(name) is str
     )
+
+
+_VERSION_NAMES = [f"v{i}" for i in range(25)]
+_STAMPS = st.one_of(
+    st.integers(-(10**15), 2 * 10**14),
+    st.just(10**14 - 1),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.text(),
+)
+_STREAMS = st.one_of(
+    st.sampled_from(_VERSION_NAMES).map(lambda name: f"2024/05/20/[{name}]abc"),
+    st.sampled_from(["no version", "[]", "a[" + "x" * 65 + "]"]),
+    st.none(),
+    st.integers(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["log", "invocation", "error", "timeout", "out_of_memory", "metric"]),
+                "timestamp": _STAMPS,
+                "log_stream": _STREAMS,
+            }
+        ),
+        max_size=60,
+    ),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+)
+def test_property_window_and_versions_are_those_of_each_event_in_turn(events, cuts):
+    """However events are batched, the time window spans exactly their int timestamps in [0, 1e14), and each
+    invocation and failure counts for the version its own log stream names (the first 20 names, then (other))."""
+    for event in events:
+        event.update(function="f", name="m", value=1)
+    report = FleetReport()
+    bounds = [0, *sorted(cuts), len(events)]
+    for start, end in itertools.pairwise(bounds):
+        report.add(events[start:end])
+    data = report.to_dict(Prices())
+
+    stamps = [e["timestamp"] for e in events if type(e["timestamp"]) is int and 0 <= e["timestamp"] < 10**14]
+    expected_window = (min(stamps), max(stamps)) if stamps else (None, None)
+    assert (report.first_ms, report.last_ms) == expected_window
+    versions: dict[str, list[int]] = {}
+    for event in events:
+        if event["type"] in ("log", "metric") or type(event["log_stream"]) is not str:
+            continue
+        if (found := re.search(r"\[([^\]]{1,64})\]", event["log_stream"])) is None:
+            continue
+        name = found.group(1) if found.group(1) in versions or len(versions) < 20 else "(other)"
+        counts = versions.setdefault(name, [0, 0])
+        counts[0 if event["type"] == "invocation" else 1] += 1
+    rows = data["functions"][0]["versions"] if data["functions"] else []
+    assert {row["version"]: [row["invocations"], row["failed_invocations"]] for row in rows} == {
+        name: [invocations, min(failures, invocations)] for name, (invocations, failures) in versions.items()
+    }

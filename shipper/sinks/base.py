@@ -60,6 +60,9 @@ class SinkError(ShipperError):
 
 
 class Sink(Protocol):
+    """A destination. One that writes events as NDJSON lines unchanged may also have `send_ndjson` (LineSink):
+    the delivery layer then hands it the lines it encoded to measure batches, so each event is encoded once."""
+
     name: str
     max_batch_events: int
     """The most events the destination takes in one send."""
@@ -73,10 +76,26 @@ class Sink(Protocol):
         """Flush and release what the sink holds."""
 
 
+class LineSink(Protocol):
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        """Deliver the `encode_ndjson` of `count` events, given as chunks of whole lines to join, or raise
+        SinkError naming what was not delivered (indices of its lines)."""
+
+
+def encode_line(event: dict[str, Any]) -> bytes:
+    """One event as one NDJSON line, its newline included: what batch limits are measured in."""
+    return orjson.dumps(event, option=_NDJSON)
+
+
+def ndjson_lines(events: Sequence[dict[str, Any]]) -> list[bytes]:
+    """Each event's `encode_line`."""
+    dumps = orjson.dumps
+    return [dumps(event, option=_NDJSON) for event in events]
+
+
 def encode_ndjson(events: Sequence[dict[str, Any]]) -> bytes:
     """One JSON object per line, each line ending in a newline."""
-    dumps = orjson.dumps
-    return b"".join([dumps(event, option=_NDJSON) for event in events])
+    return b"".join(ndjson_lines(events))
 
 
 @contextmanager

@@ -145,6 +145,8 @@ class HttpSink:
         path, query = parts.path or "/", parts.query
         self._check: Callable[[bytes, int, Sequence[str]], None] | None = None
         self._max_answer = _MAX_OTHER_ANSWER_BYTES
+        self.send_ndjson: Callable[[Sequence[bytes], int], None] | None = None
+        """Plain NDJSON is posted as delivery encoded it (shipper.sinks.base.LineSink); other formats take events."""
         if preset in _BULK_PRESETS:
             if index is None and path.rstrip("/") in ("", "/_bulk"):
                 raise ConfigError(f"{preset} sink needs index=NAME or a URL ending in /INDEX/_bulk")
@@ -163,6 +165,7 @@ class HttpSink:
             self._encode, self._content_type = _encode_json_array, "application/json"
         else:
             self._encode, self._content_type = encode_ndjson, "application/x-ndjson"
+            self.send_ndjson = self._send_chunks
         self._target = f"{path}?{query}" if query else path
         if self._proxy is not None and parts.scheme == "http":
             # A plain-HTTP proxy is sent the whole URL; the credentials for it go with every request.
@@ -175,7 +178,14 @@ class HttpSink:
         return f"HttpSink({self.url!r}, preset={self.preset!r}{via})"
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        reply = self.post(self._encode(events), self._content_type)
+        self._send_body(self._encode(events), len(events))
+
+    def _send_chunks(self, chunks: Sequence[bytes], count: int) -> None:
+        self._send_body(b"".join(chunks), count)
+
+    def _send_body(self, body: bytes, count: int) -> None:
+        """POST the encoded batch of `count` events; raise SinkError for what the destination did not take."""
+        reply = self.post(body, self._content_type)
         if not reply.ok:
             raise self.refusal(reply)
         if self._check is None:
@@ -186,7 +196,7 @@ class HttpSink:
                 "failed cannot be told, so the batch is sent again",
                 retryable=True,
             )
-        self._check(reply.body, len(events), reply.secrets)
+        self._check(reply.body, count, reply.secrets)
 
     def post(self, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> Reply:
         """POST `body` to the URL with the sink's headers, API key and gzip, plus `headers`; any status is

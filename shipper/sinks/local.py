@@ -44,11 +44,14 @@ class StdoutSink:
         self._stream = stream if stream is not None else sys.stdout.buffer
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        data = printable_json(encode_ndjson(events))
+        self.send_ndjson([encode_ndjson(events)], len(events))
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        data = printable_json(b"".join(chunks))
         try:
             write_all(unbuffered_write(self._stream), data)
         except PartialWrite as exc:
-            raise not_written("standard output", exc, data.count(b"\n", 0, exc.written), len(events)) from exc
+            raise not_written("standard output", exc, data.count(b"\n", 0, exc.written), count) from exc
 
     def close(self) -> None:
         return None
@@ -62,6 +65,9 @@ class NullSink:
     max_batch_bytes = 8 * 1024 * 1024
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
+        return None
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
         return None
 
     def close(self) -> None:
@@ -127,7 +133,10 @@ class JsonLinesFileSink:
             os.fsync(self._fd)
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
-        data = encode_ndjson(events)
+        self.send_ndjson([encode_ndjson(events)], len(events))
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        data = b"".join(chunks)
         if self._gzip:
             data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
         try:
@@ -141,7 +150,7 @@ class JsonLinesFileSink:
                 os.fsync(self._fd)
         except OSError as exc:
             written = exc.written if isinstance(exc, PartialWrite) else len(data)
-            raise not_written(self.path, exc, self._cut(data, written), len(events)) from exc
+            raise not_written(self.path, exc, self._cut(data, written), count) from exc
 
     def _cut(self, data: bytes, written: int) -> int:
         """After a failed write of `written` bytes of `data`: cut them off; returns the events kept (written whole)."""
@@ -184,11 +193,14 @@ class DirectorySink:
             raise SinkError(f"cannot create directory {path}: {exc.strerror}", retryable=False) from exc
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
+        self.send_ndjson([encode_ndjson(events)], len(events))
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
         file_name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:12]}.ndjson"
         try:
-            write_durably(os.path.join(self.path, file_name), encode_ndjson(events))
+            write_durably(os.path.join(self.path, file_name), b"".join(chunks))
         except OSError as exc:  # a full disk, not the events' fault: they are sent again later
-            raise not_written(f"a file in {self.path}", exc, 0, len(events)) from exc
+            raise not_written(f"a file in {self.path}", exc, 0, count) from exc
 
     def close(self) -> None:
         return None
