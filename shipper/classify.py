@@ -378,7 +378,7 @@ class _DocumentClassifier:
     def _python_text_line(self, message: str, timestamp: int, event_id: str | None) -> None:
         """`[LEVEL]\t<time>\t<request id>\t<text>`, `[LEVEL] text`, or the unhandled `[ERROR] Type: message`."""
         request_id = self.stream.request_id
-        unhandled = python_unhandled(message)
+        unhandled = python_unhandled(message) if message.startswith("[ERROR] ") else None
         if unhandled is not None:
             self._app_line("ERROR", request_id, message[8:], timestamp, event_id, oom_scan=False)
             self._failure(unhandled, request_id, timestamp, event_id)

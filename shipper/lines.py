@@ -447,9 +447,9 @@ def python_unhandled(message: str) -> Failure | None:
     Its `message` is the whole first line for a MemoryError, the text after the type for other errors
     (None when there is none). `request_id` is None: the line names none.
     """
-    body = message[8:] if message.startswith("[ERROR] ") else None
-    if body is None:
+    if not message.startswith("[ERROR] "):
         return None
+    body = message[8:]
     first_line = body.split("\n", 1)[0].rstrip("\r")
     error_type, sep, error_message = first_line.partition(": ")
     if not _EXCEPTION_TYPE.fullmatch(error_type):
