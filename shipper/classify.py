@@ -23,22 +23,32 @@ Lines are dispatched on their first character and cheap prefix tests before any 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
-from shipper.bounds import (
-    DURATION_MS,
-    EPOCH_MS,
-    MEMORY_MB,
-    TIMEOUT_S,
-    Range,
-    json_number,
-    json_whole,
-    text_number,
-    text_whole,
-    text_whole_or_number,
+from shipper.bounds import EPOCH_MS
+from shipper.lines import (
+    NODE_UNHANDLED,
+    XRAY_PREFIX,
+    Failure,
+    InitFailure,
+    Report,
+    init_report_line,
+    node_line,
+    node_unhandled,
+    platform_fields,
+    platform_init_failure,
+    platform_report,
+    prefixed_line,
+    python_line,
+    python_unhandled,
+    report_line,
+    runtime_exit,
+    runtime_version,
+    start_request_id,
+    task_timeout,
+    trace_id,
 )
 from shipper.metrics import MalformedMetric, parse_metric_object, parse_metric_text
 from shipper.names import Count, RejectCode
@@ -55,107 +65,39 @@ def message_bytes(message: str) -> int:
     return len(message) if message.isascii() else len(message.encode("utf-8", "surrogatepass"))
 
 
-_MAX_MALFORMED_REASONS = 20
+_MAX_MALFORMED_REASONS: Final = 20
 """Distinct reasons kept for metric lines that could not be read; the rest are only counted."""
-_MAX_TRACKED_STREAMS = 50_000
-_MAX_RUNTIME_CHARS = 64
-_MAX_TRACKED_REQUESTS = 200_000
-_MAX_HELD_CHARS = 256
+_MAX_TRACKED_STREAMS: Final = 50_000
+_MAX_TRACKED_REQUESTS: Final = 200_000
+_MAX_HELD_CHARS: Final = 256
 """The longest function name or request id a log stream's state keeps from one document to the next."""
-_SIGNAL_BITS = {"cold_start": 1, "timeout": 2, "out_of_memory": 4, "error": 8}
-_ERROR_BIT = _SIGNAL_BITS["error"]
-_FAILURE_BITS = _SIGNAL_BITS["timeout"] | _SIGNAL_BITS["out_of_memory"] | _ERROR_BIT
+_SIGNAL_BITS: Final = {"cold_start": 1, "timeout": 2, "out_of_memory": 4, "error": 8}
+_TIMEOUT_BIT: Final = 2
+_OUT_OF_MEMORY_BIT: Final = 4
+_ERROR_BIT: Final = 8
+_FAILURE_BITS: Final = _TIMEOUT_BIT | _OUT_OF_MEMORY_BIT | _ERROR_BIT
 """An error is not reported for an invocation that already failed otherwise."""
 
-_LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
+_LAMBDA_LOG_GROUP_PREFIX: Final = "/aws/lambda/"
 # Custom log groups (advanced logging controls): "2024/05/20/<function>[$LATEST]<instance id>".
-_STREAM_FUNCTION = re.compile(r"\d{4}/\d\d/\d\d/([^\[/]+)\[")
-
-_PYTHON_LEVELS = {
-    "[DEBUG]": "DEBUG",
-    "[INFO]": "INFO",
-    "[WARNING]": "WARNING",
-    "[ERROR]": "ERROR",
-    "[CRITICAL]": "CRITICAL",
-}
-_NODE_LEVELS = frozenset(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
-# `[ERROR] text`: a Python logger's level without time or request id; PowerShell's `[Information] - text`.
-_BRACKET_LEVELS = {
-    **_PYTHON_LEVELS,
-    "[Information]": "INFO",
-    "[Warning]": "WARNING",
-    "[Error]": "ERROR",
-    "[Verbose]": "DEBUG",
-    "[Debug]": "DEBUG",
-}
-_NODE_UNHANDLED = ("Invoke Error", "Uncaught Exception", "Unhandled Promise Rejection")
-_EXCEPTION_TYPE = re.compile(r"[A-Za-z_][\w.]*")
-# A request id as Lambda writes it: a UUID, 8-4-4-4-12 groups (letters allowed: AWS's samples write `xmpl` in them).
-_REQUEST_ID = r"[0-9A-Za-z]{8}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{4}-[0-9A-Za-z]{12}"
-_REQUEST_ID_SHAPE = re.compile(_REQUEST_ID)
-# START's request id: its third word (`\s` is the whitespace `str.split` splits at), when it has a request id's shape.
-_START_REQUEST_ID = re.compile(rf"START RequestId:\s+({_REQUEST_ID})(?!\S)")
-# `<ISO time> <request id> ` or log4j's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>[:<line>] - `.
-_REQUEST_PREFIX = re.compile(
-    rf"(?:\d{{4}}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{{1,9}})?Z?[ \t]+)?(?P<id>{_REQUEST_ID})[ \t]+"
-    r"(?:(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)[ \t]+(?=\S+ - ))?"
-)
-# Ruby's Logger as the Lambda guide shows it: `I, [2019-10-26T10:04:01.689856 #8]  INFO <request id> -- : text`.
-_RUBY_LOGGER = re.compile(
-    r"[DIWEFAU], \[[^\]\n]{1,64}\] +(DEBUG|INFO|WARN|ERROR|FATAL|ANY|UNKNOWN)"
-    rf"(?: (?P<id>{_REQUEST_ID}))? -- [^:\n]{{0,256}}: "
-)
-_TASK_TIMED_OUT = re.compile(
-    rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z\s+({_REQUEST_ID})\s+Task timed out after (\d+(?:\.\d+)?) seconds"
-)
-# Platform lines whose tabs were turned into spaces (consoles, blog copies): known keys only.
-_SPACED_PLATFORM_FIELD = re.compile(
-    r"(RequestId|Billed Restore Duration|Restore Duration|Billed Duration|Init Duration|Duration|"
-    r"Memory Size|Max Memory Used|Status|Error Type|Phase): (\S+)"
-)
-# Canonical REPORT line (tabs, no Status/Restore fields): one regex instead of the generic field parser.
-# What may follow it is checked with string operations: nothing, or the X-Ray trailer on its second line.
-# Its numbers are short enough for int() and float() to be cheap; a line with longer ones, or with
-# values outside their ranges (shipper.bounds), goes to the generic parser, which keeps it as a log line.
-_REPORT = re.compile(
-    rf"REPORT RequestId: ({_REQUEST_ID})"
-    r"\tDuration: (\d{1,9}(?:\.\d{1,6})?) ms\tBilled Duration: (\d{1,9}) ms\t"
-    r"Memory Size: (\d{1,7}) MB\tMax Memory Used: (\d{1,7}) MB\t(?:Init Duration: (\d{1,9}(?:\.\d{1,6})?) ms\t)?"
-)
-_MAX_DURATION_MS = DURATION_MS.high
-_MAX_MEMORY_MB = MEMORY_MB.high
-_MIN_EPOCH_MS, _MAX_EPOCH_MS = EPOCH_MS
-# The numeric fields of a REPORT line read by the generic parser, in `_invocation`'s order.
-_REPORT_NUMBERS: tuple[tuple[str, Callable[[str, Range], int | float | None], Range], ...] = (
-    ("Duration", text_number, DURATION_MS),
-    ("Billed Duration", text_whole_or_number, DURATION_MS),
-    ("Memory Size", text_whole, MEMORY_MB),
-    ("Max Memory Used", text_whole, MEMORY_MB),
-    ("Init Duration", text_number, DURATION_MS),
-    ("Restore Duration", text_number, DURATION_MS),
-    ("Billed Restore Duration", text_whole_or_number, DURATION_MS),
-)
-_XRAY_TRAILER = "\nXRAY TraceId: "
-# The X-Ray fields of a REPORT: on its second line (as Lambda writes it), after a tab or spaces on the same line
-# (copies that lost the newline), or as a log event of their own right after it (copies split by line).
-_XRAY_PREFIX = "XRAY TraceId: "
+_STREAM_FUNCTION: Final = re.compile(r"\d{4}/\d\d/\d\d/([^\[/]+)\[")
+_MIN_EPOCH_MS: Final = EPOCH_MS.low
+_MAX_EPOCH_MS: Final = EPOCH_MS.high
 # Runtime failures (exceptions, OOM strings, SDK throttling errors) are written at WARN or above, or with no
 # level at all (print, stderr, tracebacks): lines at these levels are not scanned for signals.
-_QUIET_LEVELS = frozenset(("TRACE", "DEBUG", "INFO"))
-_FAILURES = frozenset(("timeout", "out_of_memory", "error"))
-_OUT_OF_MEMORY = "Runtime.OutOfMemory"
+_QUIET_LEVELS: Final = frozenset(("TRACE", "DEBUG", "INFO"))
+_OUT_OF_MEMORY: Final = "Runtime.OutOfMemory"
 """The error type of an invocation Lambda stopped for running out of memory, as REPORT's `Error Type` says it."""
 # Lambda writes platform records as {"time":"<24-char ISO time>","type":"platform.<name>","record":{...}}.
 # Most of them open or close an invocation and produce no event: read those without parsing the JSON.
-_PLATFORM_PREFIX = '{"time":"'
-_PLATFORM_TYPE_AT = len(_PLATFORM_PREFIX) + 24 + len('",')
-_PLATFORM_TYPE_KEY = '"type":"platform.'
-_SILENT_PLATFORM_TYPES = frozenset(
+_PLATFORM_PREFIX: Final = '{"time":"'
+_PLATFORM_TYPE_AT: Final = len(_PLATFORM_PREFIX) + 24 + len('",')
+_PLATFORM_TYPE_KEY: Final = '"type":"platform.'
+_SILENT_PLATFORM_TYPES: Final = frozenset(
     ("runtimeDone", "initRuntimeDone", "restoreStart", "restoreRuntimeDone", "extension", "telemetrySubscription")
 )
-_LOADS = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
-_N = TypeVar("_N", bound=float)
+_LOADS: Final = orjson.loads
+_JSONDecodeError: Final = orjson.JSONDecodeError
 
 
 _V = TypeVar("_V")
@@ -201,39 +143,18 @@ def function_from_log_source(log_group: str, log_stream: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _runtime(value: Any) -> str | None:
-    """A runtime version as INIT_START names it (`python:3.12.v27`): short printable ASCII, else None."""
-    if type(value) is str and 0 < len(value) <= _MAX_RUNTIME_CHARS and value.isascii() and value.isprintable():
-        return value
-    return None
+class _StreamState:
+    """What a log stream's earlier documents said that its later lines need."""
 
+    __slots__ = ("function", "request_id", "runtime")
 
-def is_request_id(text: str) -> bool:
-    """Whether `text` has the shape of a Lambda request id."""
-    return len(text) == 36 and _REQUEST_ID_SHAPE.fullmatch(text) is not None
-
-
-def platform_fields(line: str) -> dict[str, str]:
-    """`Key: value[ unit]` fields of a TEXT platform line (REPORT, INIT_REPORT, RESTORE_REPORT).
-
-    Parsed generically so fields Lambda adds later do not break it; the unit is dropped. Known fields are
-    also found where spaces stand for the tabs, all of them or some (`Billed Duration: 100 ms Memory Size:
-    128 MB`, as copies of the line show).
-    """
-    fields: dict[str, str] = {}
-    spaced = True
-    if "\t" in line:
-        spaced = False
-        # Drop the line's own name ("REPORT ", "INIT_REPORT ", ...) so the first field reads like the rest.
-        for part in line.partition(" ")[2].split("\t"):
-            key, sep, value = part.partition(": ")
-            if sep:
-                fields[key] = value.split(" ", 1)[0].strip()
-                spaced = spaced or ": " in value  # another field after a space, not a TAB
-    if spaced:
-        for key, value in _SPACED_PLATFORM_FIELD.findall(line):
-            fields.setdefault(key, value)
-    return fields
+    def __init__(self) -> None:
+        self.function: str | None = None
+        """The function a platform record named (when the log group and stream do not)."""
+        self.request_id: str | None = None
+        """The request in progress: between its START (or platform.start) and its END or REPORT."""
+        self.runtime: str | None = None
+        """The runtime version INIT_START named."""
 
 
 class Classifier:
@@ -241,9 +162,8 @@ class Classifier:
 
     def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
         self.max_message_chars = max_message_chars
-        # hash((log group, log stream)) -> [function named by a platform record, request in progress,
-        #                                  runtime version named by INIT_START]
-        self._streams: _Recent[list[str | None]] = _Recent(_MAX_TRACKED_STREAMS)
+        # hash((log group, log stream)) -> that stream's state
+        self._streams: _Recent[_StreamState] = _Recent(_MAX_TRACKED_STREAMS)
         # hash((function, request id)) -> bits (_SIGNAL_BITS) of the signals already emitted for that invocation
         self._signals_seen: _Recent[int] = _Recent(_MAX_TRACKED_REQUESTS)
         self.counts: dict[str, int] = {}
@@ -266,11 +186,11 @@ class Classifier:
         """Append the events of one DATA_MESSAGE to `events`, its unusable log events to `rejects`."""
         _DocumentClassifier(self, document, events, rejects, source).run()
 
-    def _stream_state(self, log_group: str, log_stream: str) -> list[str | None]:
+    def _stream_state(self, log_group: str, log_stream: str) -> _StreamState:
         key = hash((log_group, log_stream))
         state = self._streams.get(key)
         if state is None:
-            state = [None, None, None]
+            state = _StreamState()
             self._streams.put(key, state)
         return state
 
@@ -289,7 +209,8 @@ class Classifier:
 
 
 class _DocumentClassifier:
-    """Classifies the log events of one document; holds what all its events share."""
+    """Classifies the log events of one document: dispatches each line to its parser (shipper.lines), builds
+    the events, and emits each signal once per invocation."""
 
     __slots__ = (
         "account",
@@ -305,7 +226,7 @@ class _DocumentClassifier:
         "pending_signals",
         "rejects",
         "source",
-        "stream_state",
+        "stream",
     )
 
     def __init__(
@@ -325,8 +246,8 @@ class _DocumentClassifier:
         self.log_stream: str = document["logStream"]
         owner = document.get("owner")
         self.account = owner if type(owner) is str else None
-        self.stream_state = classifier._stream_state(self.log_group, self.log_stream)
-        self.function = function_from_log_source(self.log_group, self.log_stream) or self.stream_state[0]
+        self.stream = classifier._stream_state(self.log_group, self.log_stream)
+        self.function = function_from_log_source(self.log_group, self.log_stream) or self.stream.function
         self.common = self._common_fields()
         # (request id, signal type) -> the event emitted from this document, to be completed by later lines
         self.pending_signals: dict[tuple[str, str], dict[str, Any]] = {}
@@ -337,7 +258,7 @@ class _DocumentClassifier:
 
     def run(self) -> None:
         max_chars = self.classifier.max_message_chars
-        state = self.stream_state
+        state = self.stream
         app_line = self._app_line
         min_ms, max_ms = _MIN_EPOCH_MS, _MAX_EPOCH_MS
         for log_event in self.document["logEvents"]:
@@ -374,266 +295,125 @@ class _DocumentClassifier:
             elif "0" <= first <= "9":
                 self._timestamped_line(message, timestamp, event_id)
             elif first == "S" and message.startswith("START RequestId: "):
-                start = _START_REQUEST_ID.match(message)
-                state[1] = None if start is None else start.group(1)
+                state.request_id = start_request_id(message)
             elif first == "E" and message.startswith(("END RequestId: ", "EXTENSION\t")):
                 if message[1] == "N":  # END closes the invocation; EXTENSION lines carry nothing
-                    state[1] = None
+                    state.request_id = None
             elif first == "R" and message.startswith("REPORT RequestId: "):
                 self._report_line(message, timestamp, event_id)
             elif first in "IRTLX" and self._other_platform_line(message, timestamp, event_id):
                 pass
             elif not self._prefixed_line(message, timestamp, event_id):
-                app_line(None, state[1], message, timestamp, event_id)
-        for index, held in enumerate(state):
-            if held is not None and len(held) > _MAX_HELD_CHARS:
-                state[index] = None
+                app_line(None, state.request_id, message, timestamp, event_id)
+        if state.function is not None and len(state.function) > _MAX_HELD_CHARS:
+            state.function = None
+        if state.request_id is not None and len(state.request_id) > _MAX_HELD_CHARS:
+            state.request_id = None
 
-    # --- TEXT platform lines ------------------------------------------------------------------------
+    # --- platform lines and records -----------------------------------------------------------------
 
     def _report_line(self, message: str, timestamp: int, event_id: str | None) -> None:
-        match = _REPORT.match(message)
-        if match is not None:
-            rest = message[match.end() :]
-            if rest.startswith(_XRAY_TRAILER):
-                xray = _trace_id(rest[len(_XRAY_TRAILER) :])
-            elif rest.startswith(_XRAY_PREFIX):
-                xray = _trace_id(rest[len(_XRAY_PREFIX) :])
-            elif rest in ("", "\n"):
-                xray = None
-            else:
-                match = None
-        if match is not None:
-            request_id, duration, billed, memory, max_memory, init = match.groups()
-            duration_ms, billed_ms = float(duration), int(billed)
-            memory_mb, max_memory_mb = int(memory), int(max_memory)
-            init_duration = None if init is None else float(init)
-            if (
-                duration_ms <= _MAX_DURATION_MS
-                and billed_ms <= _MAX_DURATION_MS
-                and memory_mb <= _MAX_MEMORY_MB
-                and max_memory_mb <= _MAX_MEMORY_MB
-                and (init_duration is None or init_duration <= _MAX_DURATION_MS)
-            ):
-                self._invocation(
-                    timestamp,
-                    request_id,
-                    event_id,
-                    duration_ms,
-                    billed_ms,
-                    memory_mb,
-                    max_memory_mb,
-                    init_duration,
-                    None,
-                    None,
-                    None,
-                    None,
-                    xray,
-                    "text",
-                )
-                return
-        text = message
-        if "\t" not in text and "\\t" in text:
-            # Copied through one JSON encoding too many: `\t` written out. Read as the TAB it stood for.
-            text = text.replace("\\t", "\t").replace("\\n", "\n")
-        head, xray_sep, xray = text.partition(_XRAY_PREFIX)
-        fields = platform_fields(head)
-        request_id = fields.get("RequestId")
-        numbers: list[int | float | None] = []
-        for key, parse, bounds in _REPORT_NUMBERS:
-            raw = fields.get(key)
-            value = None if raw is None else parse(raw, bounds)
-            if value is None and raw is not None:
-                break
-            numbers.append(value)
-        if len(numbers) < len(_REPORT_NUMBERS) or request_id is None or not is_request_id(request_id):
+        report = report_line(message)
+        if report is None:
             # A REPORT line with a number that is not one, or out of its range, or without a request id of
             # Lambda's shape, is kept as a log line.
             self.classifier.count(Count.PLATFORM_LINE_UNPARSED)
-            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
-            return
-        duration, billed, memory, max_memory, init, restore, billed_restore = numbers
-        self._invocation(
-            timestamp,
-            request_id,
-            event_id,
-            duration,
-            billed,
-            cast("int | None", memory),  # both memory fields are parsed by text_whole (_REPORT_NUMBERS)
-            cast("int | None", max_memory),
-            init,
-            restore,
-            billed_restore,
-            fields.get("Status"),
-            fields.get("Error Type"),
-            _trace_id(xray) if xray_sep else None,
-            "text",
-        )
-
-    def _number(self, raw: Any, parse: Callable[[Any, Range], _N | None], bounds: Range) -> _N | None:
-        """`parse(raw, bounds)`; a field that is there but unreadable or out of range is null, and counted."""
-        if raw is None:
-            return None
-        value = parse(raw, bounds)
-        if value is None:
-            self.classifier.count(Count.NUMBER_OUT_OF_RANGE)
-        return value
+            self._app_line(None, self.stream.request_id, message, timestamp, event_id)
+        else:
+            self._invocation(timestamp, event_id, report)
 
     def _other_platform_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
         """Handle INIT_*, RESTORE_*, TELEMETRY, LOGS, XRAY and runtime-exit lines; False if not one."""
-        if message.startswith(_XRAY_PREFIX):
+        if message.startswith(XRAY_PREFIX):
             self._xray_line(message)
             return True
         if message.startswith("INIT_START "):
-            self.stream_state[2] = _runtime(platform_fields(message).get("Runtime Version"))
+            self.stream.runtime = runtime_version(platform_fields(message).get("Runtime Version"))
             return True
         if message.startswith(("RESTORE_START ", "TELEMETRY\t", "LOGS\t")):
             return True
         if message.startswith(("INIT_REPORT ", "RESTORE_REPORT ")):
-            fields = platform_fields(message)
-            status = fields.get("Status")
-            if status is not None and status != "success":
-                phase = "restore" if message[0] == "R" else fields.get("Phase")
-                duration = fields.get("Init Duration", fields.get("Restore Duration"))
-                init_duration_ms = self._number(duration, text_number, DURATION_MS)
-                self._init_error(timestamp, event_id, fields.get("Error Type"), phase, status, init_duration_ms)
+            failure = init_report_line(message)
+            if failure is not None:
+                self._init_error(timestamp, event_id, failure)
             return True
         if message.startswith("RequestId: ") and " Error: Runtime exited" in message:
-            return self._runtime_exit(message, timestamp, event_id)
+            exit = runtime_exit(message)
+            if exit is None:
+                return False
+            self._failure(exit, exit.request_id, timestamp, event_id)
+            return True
         return False
 
     def _xray_line(self, message: str) -> None:
         """`XRAY TraceId: ...` as a log event of its own: the trace of the REPORT just before it, if that had none."""
         report = self.last_report
         if report is not None and report["xray_trace_id"] is None and self.last_report_end == len(self.events):
-            report["xray_trace_id"] = _trace_id(message[len(_XRAY_PREFIX) :])
+            report["xray_trace_id"] = trace_id(message[len(XRAY_PREFIX) :])
 
-    def _init_error(
-        self,
-        timestamp: int,
-        event_id: str | None,
-        error_type: Any,
-        phase: Any,
-        status: str,
-        init_duration_ms: float | None,
-    ) -> None:
-        event = self._base("init_error", timestamp, None, event_id)
-        event["error_type"] = error_type if type(error_type) is str else None
-        event["phase"] = phase if type(phase) is str else None
-        event["status"] = status
-        event["init_duration_ms"] = init_duration_ms
-        self.events.append(event)
-
-    def _runtime_exit(self, message: str, timestamp: int, event_id: str | None) -> bool:
-        """`RequestId: <id> Error: Runtime exited with error: signal: killed\\nRuntime.ExitError`; False if no id."""
-        request_id = message.split(None, 2)[1]
-        if not is_request_id(request_id):
-            return False
-        first_line, _, rest = message.partition("\n")
-        reason = first_line.partition(" Error: ")[2].strip()
-        error_type = rest.strip().split("\n", 1)[0].strip() or "Runtime.ExitError"
-        if reason.endswith("signal: killed"):
-            self._signal("out_of_memory", timestamp, request_id, event_id, _oom_fields(None, None, error_type, reason))
-        else:
-            self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": reason})
-        return True
+    def _platform_record(self, record_type: str, record: dict[str, Any], timestamp: int, event_id: str | None) -> None:
+        if record_type == "platform.report":
+            report = platform_report(record)
+            if report.unreadable:
+                self.classifier.count(Count.NUMBER_OUT_OF_RANGE, report.unreadable)
+            self._invocation(timestamp, event_id, report)
+        elif record_type in ("platform.initReport", "platform.restoreReport"):
+            failure = platform_init_failure(record_type, record)
+            if failure is not None:
+                self._init_error(timestamp, event_id, failure)
+        elif record_type == "platform.start":
+            request_id = record.get("requestId")
+            self.stream.request_id = request_id if type(request_id) is str else None
+        elif record_type == "platform.initStart":
+            self.stream.runtime = runtime_version(record.get("runtimeVersion"))
+            name = record.get("functionName")
+            if type(name) is str and name:
+                self.stream.function = name
+                if self.function is None:
+                    self.function = name
+                    self.common = self._common_fields()
 
     # --- application lines --------------------------------------------------------------------------
 
     def _python_text_line(self, message: str, timestamp: int, event_id: str | None) -> None:
-        """`[LEVEL]\\t<time>\\t<request id>\\t<text>` or the unhandled `[ERROR] Type: message`."""
-        if message.startswith("[ERROR] "):
-            body = message[8:]
-            first_line = body.split("\n", 1)[0].rstrip("\r")
-            error_type, sep, error_message = first_line.partition(": ")
-            if _EXCEPTION_TYPE.fullmatch(error_type):
-                request_id = self.stream_state[1]
-                self._app_line("ERROR", request_id, body, timestamp, event_id, oom_scan=False)
-                if error_type == "MemoryError":
-                    fields = _oom_fields(None, None, error_type, first_line)
-                    self._signal("out_of_memory", timestamp, request_id, event_id, fields)
-                else:
-                    fields = {"error_type": error_type, "message": error_message if sep else None}
-                    self._signal("error", timestamp, request_id, event_id, fields)
-                return
-        parts = message.split("\t", 3)
-        level = _PYTHON_LEVELS.get(parts[0]) if len(parts) == 4 else None
-        if level is not None:
-            self._app_line(level, parts[2] or self.stream_state[1], parts[3], timestamp, event_id)
+        """`[LEVEL]\t<time>\t<request id>\t<text>`, `[LEVEL] text`, or the unhandled `[ERROR] Type: message`."""
+        request_id = self.stream.request_id
+        unhandled = python_unhandled(message) if message.startswith("[ERROR] ") else None
+        if unhandled is not None:
+            self._app_line("ERROR", request_id, message[8:], timestamp, event_id, oom_scan=False)
+            self._failure(unhandled, request_id, timestamp, event_id)
             return
-        # `[ERROR] message` (a logger's format without time and request id) or PowerShell's `[Information] - text`
-        tag, _, body = message.partition("]")
-        level = _BRACKET_LEVELS.get(tag + "]") if body[:1] in (" ", "\t") else None
-        if level is None:
-            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
-            return
-        body = body[1:]
-        self._app_line(level, self.stream_state[1], body[2:] if body.startswith("- ") else body, timestamp, event_id)
+        line = python_line(message)
+        self._app_line(line.level, line.request_id or request_id, line.body, timestamp, event_id)
 
     def _timestamped_line(self, message: str, timestamp: int, event_id: str | None) -> None:
-        """Node `<ISO time>\\t<request id>\\t<LEVEL>\\t<text>`, or Lambda's `Task timed out` line."""
-        if message[24:25] == "\t":
-            parts = message.split("\t", 3)
-            if len(parts) == 4 and parts[2] in _NODE_LEVELS:
-                request_id: str | None = parts[1]
-                if request_id == "undefined" or not request_id:
-                    request_id = self.stream_state[1]
-                body = parts[3]
-                self._app_line(parts[2], request_id, body, timestamp, event_id)
-                if parts[2] == "ERROR" and body.startswith(_NODE_UNHANDLED):
-                    self._node_unhandled(body, request_id, timestamp, event_id)
-                return
-        elif " Task timed out after " in message:
-            match = _TASK_TIMED_OUT.match(message)
-            if match is not None:
-                timeout_s = self._number(match.group(2), text_number, TIMEOUT_S)
-                fields: dict[str, Any] = {"timeout_s": timeout_s, "duration_ms": None}
-                self._signal("timeout", timestamp, match.group(1), event_id, fields)
+        """Node `<ISO time>\t<request id>\t<LEVEL>\t<text>`, Lambda's `Task timed out` line, or a prefixed line."""
+        line = node_line(message)
+        if line is not None:
+            request_id = line.request_id or self.stream.request_id
+            body = line.body
+            self._app_line(line.level, request_id, body, timestamp, event_id)
+            if line.level == "ERROR" and body.startswith(NODE_UNHANDLED):
+                self._failure(node_unhandled(body), request_id, timestamp, event_id)
+            return
+        if message[24:25] != "\t" and " Task timed out after " in message:
+            timeout = task_timeout(message)
+            if timeout is not None:
+                if timeout.unreadable:
+                    self.classifier.count(Count.NUMBER_OUT_OF_RANGE, timeout.unreadable)
+                fields: dict[str, Any] = {"timeout_s": timeout.timeout_s, "duration_ms": None}
+                self._signal("timeout", timestamp, timeout.request_id, event_id, fields)
                 return
         if not self._prefixed_line(message, timestamp, event_id):
-            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+            self._app_line(None, self.stream.request_id, message, timestamp, event_id)
 
     def _prefixed_line(self, message: str, timestamp: int, event_id: str | None) -> bool:
-        """A line whose prefix names its request id (and often its level); False if it has no such prefix.
-
-        `<ISO time> <request id> <text>` (what the Node.js runtime prints on a fatal error), log4j with the
-        Lambda appender's `[<yyyy-MM-dd HH:mm:ss>] <request id> <LEVEL> <Class>:<line> - <text>`, and Ruby's
-        Logger `I, [<time> #<pid>]  INFO <request id> -- : <text>`.
-        """
-        if message[1:4] == ", [":
-            match = _RUBY_LOGGER.match(message)
-            level = None if match is None else match.group(1)
-        elif message[8:9] == "-" or message[28:29] == "-" or message[33:34] == "-":
-            match = _REQUEST_PREFIX.match(message)
-            level = None if match is None else match.group(2)
-        else:
+        """A line whose prefix names its request id (shipper.lines.prefixed_line); False if it has none."""
+        line = prefixed_line(message)
+        if line is None:
             return False
-        if match is None:
-            return False
-        request_id = match.group("id") or self.stream_state[1]
-        body = message[match.end() :]
-        if level is None:
-            word = body.split(None, 1)[0] if body.strip() else ""
-            level = word if word in _NODE_LEVELS else None
-        self._app_line(level, request_id, body, timestamp, event_id)
+        self._app_line(line.level, line.request_id or self.stream.request_id, line.body, timestamp, event_id)
         return True
-
-    def _node_unhandled(self, body: str, request_id: str | None, timestamp: int, event_id: str | None) -> None:
-        """`Invoke Error \\t{"errorType": ..., "errorMessage": ...}` and its kin."""
-        blob = body.partition("\t")[2]
-        try:
-            error = _LOADS(blob)
-        except _JSONDecodeError:
-            error = None
-        if type(error) is not dict:
-            error = {}
-        error_type = error.get("errorType")
-        error_message = error.get("errorMessage")
-        fields = {
-            "error_type": error_type if type(error_type) is str else None,
-            "message": error_message if type(error_message) is str else body.partition("\t")[0].strip(),
-        }
-        self._signal("error", timestamp, request_id, event_id, fields)
 
     def _json_line(self, message: str, timestamp: int, event_id: str | None) -> None:
         if message.startswith(_PLATFORM_TYPE_KEY, _PLATFORM_TYPE_AT) and message.startswith(_PLATFORM_PREFIX):
@@ -644,14 +424,14 @@ class _DocumentClassifier:
             if name == "start":
                 id_start = message.find('"requestId":"', name_start) + len('"requestId":"')
                 if id_start > name_start:
-                    self.stream_state[1] = message[id_start : message.find('"', id_start)] or None
+                    self.stream.request_id = message[id_start : message.find('"', id_start)] or None
                     return
         try:
             record = _LOADS(message)
         except _JSONDecodeError:
             record = None
         if type(record) is not dict:
-            self._app_line(None, self.stream_state[1], message, timestamp, event_id)
+            self._app_line(None, self.stream.request_id, message, timestamp, event_id)
             return
         record_type = record.get("type")
         if type(record_type) is str and record_type.startswith("platform."):
@@ -660,7 +440,7 @@ class _DocumentClassifier:
                 self._platform_record(record_type, body, timestamp, event_id)
                 return
         if ("_aws" in record or "m" in record) and self._metrics(
-            parse_metric_object(record, timestamp), self.stream_state[1], event_id
+            parse_metric_object(record, timestamp), self.stream.request_id, event_id
         ):
             return
         self._json_app_log(record, message, timestamp, event_id)
@@ -675,9 +455,9 @@ class _DocumentClassifier:
         if type(request_id) is not str or not request_id:
             request_id = record.get("AWSRequestId") or record.get("function_request_id")
             if type(request_id) is not str or not request_id:
-                request_id = self.stream_state[1]
+                request_id = self.stream.request_id
         text = record.get("message")
-        event = self._base("log", timestamp, request_id, event_id)
+        event = self._event("log", timestamp, request_id, event_id)
         event["level"] = level
         event["fields"] = record
         self.events.append(event)
@@ -700,7 +480,7 @@ class _DocumentClassifier:
         event["message"] = text
         # The runtime's own unhandled-error records: Python's `log_level` shape, Node's "Invoke Error ..." text.
         unhandled = type(error_type) is str and (
-            ("log_level" in record and "level" not in record) or text.startswith(_NODE_UNHANDLED)
+            ("log_level" in record and "level" not in record) or text.startswith(NODE_UNHANDLED)
         )
         oom_found = unhandled and error_type == "MemoryError"
         if oom_found:
@@ -743,11 +523,7 @@ class _DocumentClassifier:
             self._app_line("WARNING", request_id, warning, timestamp, event_id)
             self._json_line("{" + error_json, timestamp, event_id)
             return
-        event = self.common.copy()
-        event["type"] = "log"
-        event["timestamp"] = timestamp
-        event["request_id"] = request_id
-        event["event_id"] = event_id
+        event = self._event("log", timestamp, request_id, event_id)
         event["level"] = level
         event["message"] = body.rstrip("\r\n")
         event["fields"] = fields
@@ -760,7 +536,7 @@ class _DocumentClassifier:
     ) -> None:
         throttle = find_throttle(text)
         if throttle is not None:
-            event = self._base("throttle", timestamp, request_id, event_id)
+            event = self._event("throttle", timestamp, request_id, event_id)
             event["error_code"], event["message"] = throttle
             self.events.append(event)
         if oom_scan:
@@ -778,7 +554,7 @@ class _DocumentClassifier:
         if isinstance(parsed, MalformedMetric):
             self.classifier.malformed_metric(parsed.reason)
             return False
-        common = self._base("metric", 0, request_id, event_id)
+        common = self._event("metric", 0, request_id, event_id)
         for metric in parsed:
             event = common | metric
             if event["request_id"] is None:
@@ -786,91 +562,29 @@ class _DocumentClassifier:
             self.events.append(event)
         return True
 
-    # --- JSON platform records ----------------------------------------------------------------------
+    # --- events -------------------------------------------------------------------------------------
 
-    def _platform_record(self, record_type: str, record: dict[str, Any], timestamp: int, event_id: str | None) -> None:
-        if record_type == "platform.report":
-            metrics = record.get("metrics")
-            if type(metrics) is not dict:
-                metrics = {}
-            tracing = record.get("tracing")
-            trace_value = tracing.get("value") if type(tracing) is dict else None
-            request_id = record.get("requestId")
-            status = record.get("status")
-            error_type = record.get("errorType")
-            number = self._number
-            self._invocation(
-                timestamp,
-                request_id if type(request_id) is str else None,
-                event_id,
-                number(metrics.get("durationMs"), json_number, DURATION_MS),
-                number(metrics.get("billedDurationMs"), json_number, DURATION_MS),
-                number(metrics.get("memorySizeMB"), json_whole, MEMORY_MB),
-                number(metrics.get("maxMemoryUsedMB"), json_whole, MEMORY_MB),
-                number(metrics.get("initDurationMs"), json_number, DURATION_MS),
-                number(metrics.get("restoreDurationMs"), json_number, DURATION_MS),
-                number(metrics.get("billedRestoreDurationMs"), json_number, DURATION_MS),
-                None if status == "success" or type(status) is not str else status,
-                error_type if type(error_type) is str else None,
-                _xray_root(trace_value) if type(trace_value) is str else None,
-                "json",
-            )
-        elif record_type in ("platform.initReport", "platform.restoreReport"):
-            status = record.get("status")
-            if type(status) is str and status != "success":
-                metrics = record.get("metrics")
-                duration = None
-                if type(metrics) is dict:
-                    duration = self._number(metrics.get("durationMs"), json_number, DURATION_MS)
-                phase = "restore" if record_type == "platform.restoreReport" else record.get("phase")
-                self._init_error(timestamp, event_id, record.get("errorType"), phase, status, duration)
-        elif record_type == "platform.start":
-            request_id = record.get("requestId")
-            self.stream_state[1] = request_id if type(request_id) is str else None
-        elif record_type == "platform.initStart":
-            self.stream_state[2] = _runtime(record.get("runtimeVersion"))
-            name = record.get("functionName")
-            if type(name) is str and name:
-                self.stream_state[0] = name
-                if self.function is None:
-                    self.function = name
-                    self.common = self._common_fields()
-
-    # --- event construction -------------------------------------------------------------------------
-
-    def _invocation(
-        self,
-        timestamp: int,
-        request_id: str | None,
-        event_id: str | None,
-        duration_ms: float | None,
-        billed_duration_ms: float | None,
-        memory_size_mb: int | None,
-        max_memory_used_mb: int | None,
-        init_duration_ms: float | None,
-        restore_duration_ms: float | None,
-        billed_restore_duration_ms: float | None,
-        raw_status: str | None,
-        error_type: str | None,
-        xray_trace_id: str | None,
-        log_format: str,
-    ) -> None:
+    def _invocation(self, timestamp: int, event_id: str | None, report: Report) -> None:
         """One `invocation` event, plus the cold_start / timeout / out_of_memory / error it implies.
 
-        `raw_status` is the status the line wrote, None for success. A text REPORT without a status (all of
-        them before Lambda added `Status:`) takes it from a timeout or out-of-memory line of the same request
-        seen before it in the run; one seen after it, in the same document, corrects it (`_signal`).
+        A text REPORT without a status (all of them before Lambda added `Status:`) takes it from a timeout or
+        out-of-memory line of the same request seen before it in the run; one seen after it, in the same
+        document, corrects it (`_signal`).
         """
-        legacy = raw_status is None and log_format == "text" and request_id is not None
+        request_id = report.request_id
+        raw_status = report.status
+        error_type = report.error_type
+        text = report.log_format == "text"
+        legacy = raw_status is None and text and request_id is not None
         if legacy:
             signals_seen = self.classifier._signals_seen
             key = hash((self.function, request_id))
             # Most requests showed no signal before their REPORT: test for the key before the call that refreshes it.
             if key in signals_seen.young or key in signals_seen.old:
                 seen = signals_seen.get(key) or 0
-                if seen & _SIGNAL_BITS["timeout"]:
+                if seen & _TIMEOUT_BIT:
                     raw_status = "timeout"
-                elif seen & _SIGNAL_BITS["out_of_memory"]:
+                elif seen & _OUT_OF_MEMORY_BIT:
                     raw_status, error_type = "error", _OUT_OF_MEMORY
         if raw_status is None:
             status = "success"
@@ -878,47 +592,60 @@ class _DocumentClassifier:
             status = "timeout"
         else:
             status = "error"
+        init_duration_ms = report.init_duration_ms
+        restore_duration_ms = report.restore_duration_ms
         cold_start = init_duration_ms is not None or restore_duration_ms is not None
-        invocation = {
-            "type": "invocation",
-            "timestamp": timestamp,
-            "function": self.function,
-            "log_group": self.log_group,
-            "log_stream": self.log_stream,
-            "account": self.account,
-            "request_id": request_id,
-            "event_id": event_id,
-            "duration_ms": duration_ms,
-            "billed_duration_ms": billed_duration_ms,
-            "memory_size_mb": memory_size_mb,
-            "max_memory_used_mb": max_memory_used_mb,
-            "init_duration_ms": init_duration_ms,
-            "restore_duration_ms": restore_duration_ms,
-            "billed_restore_duration_ms": billed_restore_duration_ms,
-            "cold_start": cold_start,
-            "status": status,
-            "error_type": error_type,
-            "xray_trace_id": xray_trace_id,
-            "log_format": log_format,
-            "runtime": self.stream_state[2],
-        }
+        invocation = self._event("invocation", timestamp, request_id, event_id)
+        invocation["duration_ms"] = report.duration_ms
+        invocation["billed_duration_ms"] = report.billed_duration_ms
+        invocation["memory_size_mb"] = report.memory_size_mb
+        invocation["max_memory_used_mb"] = report.max_memory_used_mb
+        invocation["init_duration_ms"] = init_duration_ms
+        invocation["restore_duration_ms"] = restore_duration_ms
+        invocation["billed_restore_duration_ms"] = report.billed_restore_duration_ms
+        invocation["cold_start"] = cold_start
+        invocation["status"] = status
+        invocation["error_type"] = error_type
+        invocation["xray_trace_id"] = report.xray_trace_id
+        invocation["log_format"] = report.log_format
+        invocation["runtime"] = self.stream.runtime
         self.events.append(invocation)
         if legacy and status == "success":
             self.pending_signals[(request_id, "invocation")] = invocation  # type: ignore[index]
-        if self.stream_state[1] == request_id:
-            self.stream_state[1] = None
+        if self.stream.request_id == request_id:
+            self.stream.request_id = None
         if cold_start:
             fields = {"init_duration_ms": init_duration_ms, "restore_duration_ms": restore_duration_ms}
             self._signal("cold_start", timestamp, request_id, event_id, fields)
         if status == "timeout":
-            self._signal("timeout", timestamp, request_id, event_id, {"timeout_s": None, "duration_ms": duration_ms})
+            fields = {"timeout_s": None, "duration_ms": report.duration_ms}
+            self._signal("timeout", timestamp, request_id, event_id, fields)
         elif error_type == _OUT_OF_MEMORY:
-            fields = _oom_fields(memory_size_mb, max_memory_used_mb, error_type, None)
+            fields = _oom_fields(report.memory_size_mb, report.max_memory_used_mb, error_type, None)
             self._signal("out_of_memory", timestamp, request_id, event_id, fields)
         elif status == "error":
             self._signal("error", timestamp, request_id, event_id, {"error_type": error_type, "message": None})
-        if log_format == "text":
+        if text:
             self.last_report, self.last_report_end = invocation, len(self.events)
+
+    def _init_error(self, timestamp: int, event_id: str | None, failure: InitFailure) -> None:
+        if failure.unreadable:
+            self.classifier.count(Count.NUMBER_OUT_OF_RANGE, failure.unreadable)
+        event = self._event("init_error", timestamp, None, event_id)
+        event["error_type"] = failure.error_type
+        event["phase"] = failure.phase
+        event["status"] = failure.status
+        event["init_duration_ms"] = failure.duration_ms
+        self.events.append(event)
+
+    def _failure(self, failure: Failure, request_id: str | None, timestamp: int, event_id: str | None) -> None:
+        """The out_of_memory or error signal of an unhandled error or a runtime exit."""
+        if failure.out_of_memory:
+            fields = _oom_fields(None, None, failure.error_type, failure.message)
+            self._signal("out_of_memory", timestamp, request_id, event_id, fields)
+        else:
+            fields = {"error_type": failure.error_type, "message": failure.message}
+            self._signal("error", timestamp, request_id, event_id, fields)
 
     def _signal(
         self, signal: str, timestamp: int, request_id: str | None, event_id: str | None, fields: dict[str, Any]
@@ -939,7 +666,7 @@ class _DocumentClassifier:
                         earlier[name] = value
             self.classifier.count(Count.SIGNAL_DUPLICATE_SUPPRESSED)
             return
-        event = self._base(signal, timestamp, request_id, event_id)
+        event = self._event(signal, timestamp, request_id, event_id)
         event.update(fields)
         self.events.append(event)
         if request_id is not None:
@@ -962,7 +689,8 @@ class _DocumentClassifier:
             "event_id": None,
         }
 
-    def _base(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
+    def _event(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
+        """A new event: the fields every event has, in the contract's order; the caller adds its type's own."""
         event = self.common.copy()
         event["type"] = event_type
         event["timestamp"] = timestamp
@@ -1002,17 +730,3 @@ def _oom_fields(
         "error_type": error_type,
         "message": message,
     }
-
-
-def _trace_id(xray_trailer: str) -> str | None:
-    """The trace id at the start of `1-...\tSegmentId: ...` (tabs or spaces)."""
-    words = xray_trailer.split(None, 1)
-    return words[0] if words else None
-
-
-def _xray_root(trace_header: str) -> str | None:
-    """`Root=1-...;Parent=...;Sampled=1` -> `1-...`."""
-    for part in trace_header.split(";"):
-        if part.startswith("Root="):
-            return part[5:]
-    return None

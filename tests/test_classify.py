@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.classify import Classifier, function_from_log_source, is_request_id, platform_fields
+from shipper.classify import Classifier, function_from_log_source
+from shipper.lines import is_request_id, platform_fields
 
 from helpers import REQUEST_ID, classify_messages, of_type
 

@@ -85,7 +85,8 @@ def test_stream_state_is_bounded_by_count() -> None:
 
     def streams() -> None:
         for n in range(300_000):
-            classifier._stream_state("/aws/lambda/orders-api", f"2024/05/20/[$LATEST]{n:032x}")[1] = UUID.format(0, n)
+            state = classifier._stream_state("/aws/lambda/orders-api", f"2024/05/20/[$LATEST]{n:032x}")
+            state.request_id = UUID.format(0, n)
 
     assert peak_bytes(streams) < 16 * MB
 
