@@ -25,6 +25,7 @@ COMPILED = (
     "shipper.contract",
     "shipper.decode",
     "shipper.delivery",
+    "shipper.lines",
     "shipper.metrics",
     "shipper.pipeline",
     "shipper.report",
@@ -32,7 +33,7 @@ COMPILED = (
     "shipper.sinks.base",
     "shipper.sinks.local",
 )
-"""Modules compiled with mypyc: the hot path of decode -> classify -> route -> encode -> report."""
+"""Modules compiled with mypyc: the hot path of decode -> classify (lines) -> route -> encode -> report."""
 
 PURE_PYTHON_VARIABLE = "SHIPPER_PURE_PYTHON"
 GROUP = "shipper_native"
