@@ -36,7 +36,7 @@ COMPILED = (
 """Modules compiled with mypyc: the hot path of decode -> classify (lines) -> route -> encode -> report."""
 
 PURE_PYTHON_VARIABLE = "SHIPPER_PURE_PYTHON"
-GROUP = "shipper_native"
+GROUP = "shipper._hot"
 """mypyc's name for the shared library that holds the compiled code of all of `COMPILED`."""
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

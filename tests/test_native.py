@@ -90,8 +90,6 @@ def test_a_source_changed_after_the_build_runs_as_pure_python(tmp_path: Path) ->
     """A stale build is never loaded: one edited source sends every hot module back to its `.py`."""
     copy = tmp_path / "shipper"
     shutil.copytree(ROOT / "shipper", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    for library in ROOT.glob(f"{native.GROUP}__mypyc*"):
-        shutil.copy(library, tmp_path)
     code = (
         "import importlib, shipper; print(shipper.native.implementation()); "
         "print(*(importlib.import_module(m).__file__ for m in shipper.native.COMPILED))"
