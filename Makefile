@@ -38,12 +38,15 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Each benchmark runs twice: the compiled hot path, then the same modules as pure Python.
 bench: $(BIN)/.native
 	$(BIN)/python bench/bench_pipeline.py
+	SHIPPER_PURE_PYTHON=1 $(BIN)/python bench/bench_pipeline.py
 
 # The same implementations counted in CPU instructions under valgrind: noise-free, for comparing changes.
 bench-instructions: $(BIN)/.native
 	$(BIN)/python bench/bench_instructions.py
+	SHIPPER_PURE_PYTHON=1 $(BIN)/python bench/bench_instructions.py
 
 # Coverage-guided fuzzing of the whole handler path (decode, classify, router, local sinks, report, registry)
 # with extreme numbers (fuzz/numbers.dict); FUZZ_SECONDS sets the budget.

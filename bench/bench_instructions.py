@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_pipeline  # noqa: E402
 
+from shipper import native  # noqa: E402
 from shipper.decode import KPL_MAGIC  # noqa: E402
 
 IMPLEMENTATIONS = {
@@ -100,7 +101,10 @@ def main() -> None:
         path.write_bytes(pickle.dumps(corpus.kinesis_events))
         baseline = count(path, "none")
         counts = {name: count(path, name) - baseline for name in IMPLEMENTATIONS}
-    print(f"corpus: {corpus.truth['log_events']:,} log events in {corpus.truth['records']:,} records")
+    print(
+        f"corpus: {corpus.truth['log_events']:,} log events in {corpus.truth['records']:,} records; "
+        f"shipper's hot path: {native.implementation()}"
+    )
     for name, instructions in counts.items():
         print(
             f"{name:13s} {instructions / 1e6:8,.0f} M instructions  {instructions / counts['floor']:5.2f}x the floor  "

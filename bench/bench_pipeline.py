@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
+from shipper import native  # noqa: E402
 from shipper.pipeline import Pipeline  # noqa: E402
 from shipper.sinks.base import encode_ndjson  # noqa: E402
 
@@ -199,7 +200,8 @@ def main() -> None:
     input_bytes = sum(len(r["kinesis"]["data"]) for e in events for r in e["Records"]) * 3 // 4
     print(
         f"corpus: {log_events:,} log events in {corpus.truth['records']:,} records, "
-        f"{input_bytes / 1e6:.1f} MB compressed (built in {time.perf_counter() - started:.1f} s)"
+        f"{input_bytes / 1e6:.1f} MB compressed (built in {time.perf_counter() - started:.1f} s); "
+        f"shipper's hot path: {native.implementation()}"
     )
 
     # The corpus is alive for the whole run; keep the collector from rescanning it on behalf of all three.
