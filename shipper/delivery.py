@@ -588,6 +588,14 @@ class Router:
             self.dead_letter.sink.close()
         return report
 
+    def written_paths(self) -> list[str]:
+        """The local files and directories the sinks and the dead letter write: a run must not read them back."""
+        deliveries = [route.delivery for route in self.routes]
+        if self.dead_letter is not None:
+            deliveries.append(self.dead_letter)
+        paths = [getattr(delivery.sink, "path", None) for delivery in deliveries]
+        return [path for path in paths if isinstance(path, str)]
+
     def stats(self) -> dict[str, Any]:
         """Counters per sink and for the dead letter, rejects and unrouted events, as plain numbers."""
         return {

@@ -151,7 +151,8 @@ def run(
     listed = 0
     with progress:
         try:
-            for source in iter_inputs(paths, endpoint_url=options.endpoint_url):
+            written = [*router.written_paths(), *options.report_paths]
+            for source in iter_inputs(paths, endpoint_url=options.endpoint_url, written=written):
                 if stop.is_set():
                     break
                 listed += 1

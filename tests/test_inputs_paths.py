@@ -117,3 +117,30 @@ def test_a_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(tmp
     os.mkfifo(top / "a.ndjson")
     with pytest.raises(OSError, match="a FIFO now, no longer a regular file"):
         found.open()
+
+
+def test_a_run_does_not_read_back_what_it_writes_inside_an_input_directory(tmp_path):
+    """Outputs inside the directory being read (a sink's file or directory, the dead letter, a report)
+    are skipped: read back, a jsonl output would grow while it is read, without end."""
+    top = tmp_path / "in"
+    (top / "a-logs").mkdir(parents=True)
+    (top / "a-logs" / "a.ndjson").write_bytes(_ndjson("a"))
+    # outputs sorted after the input, so the walk reaches them after they were written; an old copy of
+    # the jsonl output is there already, as on a second run
+    (top / "z-out").mkdir()
+    (top / "z-out" / "events.ndjson").write_bytes(_ndjson("old"))
+    outputs = {
+        "--sink": f"jsonl:{top / 'z-out' / 'events.ndjson'}",
+        "--dead-letter": f"dir:{top / 'z-dead'}",
+        "--report": str(top / "z-report.json"),
+    }
+    command = [*SHIPPER_RUN, str(top), "--sink", "dir:" + str(top / "z-dir")]
+    for flag, value in outputs.items():
+        command += [flag, value]
+    done = subprocess.run(command, capture_output=True, timeout=30, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = (top / "z-out" / "events.ndjson").read_bytes().splitlines()
+    messages = Counter(orjson.loads(line)["message"] for line in lines)
+    assert messages == Counter({**{f"old {n}": 1 for n in range(3)}, **{f"a {n}": 1 for n in range(3)}})
+    report = orjson.loads((top / "z-report.json").read_bytes())
+    assert report["run"]["log_events"] == 3

@@ -76,16 +76,19 @@ def not_logs(name: str) -> str | None:
     return f"{stem}: documentation, not logs" if stem.upper() in _NOT_LOGS_BY_NAME else None
 
 
-def iter_inputs(paths: Sequence[str], *, endpoint_url: str | None = None) -> Iterator[Input | Reject | Skipped]:
+def iter_inputs(
+    paths: Sequence[str], *, endpoint_url: str | None = None, written: Sequence[str] = ()
+) -> Iterator[Input | Reject | Skipped]:
     """The inputs PATH arguments name, in order, a reject for each argument that names nothing readable,
-    and what a directory walk skipped."""
+    and what a directory walk skipped. A walk skips `written`, the files and directories the run itself
+    writes: read back, an output inside an input directory would grow while it is read, without end."""
     for path in paths:
         if path == "-":
             yield Input(STDIN_NAME, None, lambda: sys.stdin.buffer)
         elif path.startswith("s3://"):
             yield from _s3_inputs(path, endpoint_url)
         else:
-            yield from _local_inputs(Path(path))
+            yield from _local_inputs(Path(path), {os.path.realpath(p) for p in written})
 
 
 def total_size(paths: Sequence[str], *, endpoint_url: str | None = None) -> int | None:
@@ -99,7 +102,7 @@ def total_size(paths: Sequence[str], *, endpoint_url: str | None = None) -> int 
     return total
 
 
-def _local_inputs(path: Path) -> Iterator[Input | Reject | Skipped]:
+def _local_inputs(path: Path, written: set[str]) -> Iterator[Input | Reject | Skipped]:
     """A file named on the command line (a FIFO or device too: read as a stream), or a directory's files."""
     try:
         info = path.stat()
@@ -111,7 +114,7 @@ def _local_inputs(path: Path) -> Iterator[Input | Reject | Skipped]:
         return
     mode = info.st_mode
     if stat.S_ISDIR(mode):
-        yield from _walk(path)
+        yield from _walk(path, written)
     elif stat.S_ISREG(mode):
         yield Input(str(path), info.st_size, partial(_open_named, path))
     elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
@@ -120,9 +123,10 @@ def _local_inputs(path: Path) -> Iterator[Input | Reject | Skipped]:
         yield _unreadable(path, f"{path}: {_kind(mode)}, not a file or directory")
 
 
-def _walk(root: Path) -> Iterator[Input | Reject | Skipped]:
+def _walk(root: Path, written: set[str]) -> Iterator[Input | Reject | Skipped]:
     """The regular files under `root`, sorted, following links to directories; each directory is listed
-    once (by device and inode), so a link back up the tree is reported instead of followed for ever."""
+    once (by device and inode), so a link back up the tree is reported instead of followed for ever.
+    What this run writes (`written`, real paths) is skipped and reported."""
     seen: set[tuple[int, int]] = set()
     errors: list[OSError] = []  # directories that cannot be listed
     for directory, subdirectories, files in os.walk(root, followlinks=True, onerror=errors.append):
@@ -138,12 +142,20 @@ def _walk(root: Path) -> Iterator[Input | Reject | Skipped]:
             subdirectories.clear()
             continue
         seen.add((info.st_dev, info.st_ino))
+        if os.path.realpath(directory) in written:
+            yield Skipped(directory, _WRITTEN)
+            subdirectories.clear()
+            continue
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name != PROBE_OBJECT:
-                reason = not_logs(name)
-                yield _listed(Path(directory, name)) if reason is None else Skipped(str(Path(directory, name)), reason)
+                path = os.path.join(directory, name)
+                reason = _WRITTEN if os.path.realpath(path) in written else not_logs(name)
+                yield _listed(Path(path)) if reason is None else Skipped(path, reason)
     yield from _listing_errors(errors)
+
+
+_WRITTEN = "written by this run (a sink, the dead letter or a report), not read back"
 
 
 def _listing_errors(errors: list[OSError]) -> Iterator[Reject]:
