@@ -8,6 +8,10 @@ best of K runs each, so machine noise hits them alike:
 - floor:   base64 + gunzip + orjson.loads, touching each message and doing nothing else;
 - naive:   stdlib json + gzip + one REPORT regex per line + json.dumps per event;
 - shipper: the real Pipeline (decode, classify, contract events) + NDJSON encoding;
+- handler, null / handler, HTTP gzip: the Lambda handler called once per Kinesis event, as in a deployed
+  function (decode, classify, router, delivery, the partial-batch response), with the null sink, and with
+  the HTTP sink compressing each batch with gzip, posting to a loopback server in its own process that
+  reads the body and answers 200 (its work is not on this process's clock, as it would not be in Lambda);
 - dispatch-only: the floor's decode, then one contract-shaped dict per line and NDJSON encoding, with
   no classification at all (no REPORT fields, signals, metrics, request tracking or validation). It
   is the least any pure-Python classifier that emits one dict per event must do, so its ratios bound
@@ -42,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
 from shipper import native  # noqa: E402
+from shipper.handler import KinesisHandler, configure_logging  # noqa: E402
 from shipper.pipeline import Pipeline  # noqa: E402
 from shipper.sinks.base import encode_ndjson  # noqa: E402
 
@@ -153,6 +158,48 @@ def run_shipper(events: list[dict]) -> int:
     return written
 
 
+class _Context:
+    """A Lambda context with plenty of time left: the benchmark measures throughput, not deadlines."""
+
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+def handler_run(sinks: str) -> Callable[[list[dict]], int]:
+    """The Lambda handler with SHIPPER_SINKS=`sinks`, one call per Kinesis event; events written are counted."""
+
+    def run(events: list[dict]) -> int:
+        handler = KinesisHandler.from_env({"SHIPPER_SINKS": sinks})
+        failed = sum(len(handler(event, _Context())["batchItemFailures"]) for event in events)
+        handler.router.close()
+        if failed:
+            raise RuntimeError(f"{failed} records failed with SHIPPER_SINKS={sinks}")
+        return int(handler.router.stats()["sinks"][sinks.split(":")[0]]["sent_events"])
+
+    return run
+
+
+_SERVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Discard(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Discard)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+"""An HTTP server that reads each body and answers 200, printing its port: the HTTP variant's destination."""
+
+
 def _run_time(function: Callable[[list[dict]], int], events: list[dict]) -> float:
     started = time.perf_counter()
     function(events)
@@ -204,24 +251,33 @@ def main() -> None:
         f"shipper's hot path: {native.implementation()}"
     )
 
-    # The corpus is alive for the whole run; keep the collector from rescanning it on behalf of all three.
-    gc.collect()
-    gc.freeze()
-    implementations = {
-        "floor": run_floor,
-        "naive": run_naive,
-        "shipper": run_shipper,
-        "dispatch-only": run_dispatch_only,
-    }
-    best = dict.fromkeys(implementations, float("inf"))
-    for _ in range(args.repeat):
-        for name, function in implementations.items():
-            best[name] = min(best[name], _run_time(function, events))
+    configure_logging("ERROR")
+    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())  # type: ignore[union-attr]
+        # The corpus is alive for the whole run; keep the collector from rescanning it on behalf of all of them.
+        gc.collect()
+        gc.freeze()
+        implementations = {
+            "floor": run_floor,
+            "naive": run_naive,
+            "shipper": run_shipper,
+            "handler, null": handler_run("null"),
+            "handler, HTTP gzip": handler_run(f"http://127.0.0.1:{port}/ gzip=true"),
+            "dispatch-only": run_dispatch_only,
+        }
+        best = dict.fromkeys(implementations, float("inf"))
+        for _ in range(args.repeat):
+            for name, function in implementations.items():
+                best[name] = min(best[name], _run_time(function, events))
+    finally:
+        server.kill()
+        server.wait()
 
-    print(f"{'':13s} {'time':>11s}  {'events/s':>12s}  {'MB/s in':>7s}  {'x floor':>7s}  {'vs naive':>8s}")
+    print(f"{'':18s} {'time':>11s}  {'events/s':>12s}  {'MB/s in':>7s}  {'x floor':>7s}  {'vs naive':>8s}")
     for name, seconds in best.items():
         print(
-            f"{name:13s} {seconds * 1000:8.1f} ms  {log_events / seconds:12,.0f}  {input_bytes / seconds / 1e6:7.1f}  "
+            f"{name:18s} {seconds * 1000:8.1f} ms  {log_events / seconds:12,.0f}  {input_bytes / seconds / 1e6:7.1f}  "
             f"{seconds / best['floor']:6.2f}x  {best['naive'] / seconds:7.2f}x"
         )
     floor_ratio = best["shipper"] / best["floor"]
