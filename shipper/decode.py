@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import binascii
 import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
 
+from shipper import compression
 from shipper.names import RejectCode
 from shipper.reject import Reject
 
 GZIP_MAGIC = b"\x1f\x8b"
 KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _KPL_DIGEST_SIZE = 16
-_GZIP_WBITS = zlib.MAX_WBITS | 16
 
 _INFLATE_STEP = 8 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
@@ -83,8 +82,9 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
 
 
 def inflate_bounded(inflater: Any, data: bytes, produced: int, cap: int, output: list[bytes]) -> int:
-    """Feed `data` to a zlib decompressobj until it is used up, the member ends, or more than `cap` bytes
-    were produced in all; append the output to `output` and return the new total. zlib.error: corrupt data.
+    """Feed `data` to a `compression.inflater()` until it is used up, the member ends, or more than `cap`
+    bytes were produced in all; append the output to `output` and return the new total. compression.ERRORS:
+    corrupt data.
 
     Each call produces at most 8 MiB, so a decompression bomb is stopped holding about `cap` bytes, not
     the doubled buffer one large call would grow.
@@ -103,11 +103,11 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
     produced = 0
     remaining = data
     while remaining:
-        inflater = zlib.decompressobj(_GZIP_WBITS)
+        inflater = compression.inflater()
         pieces: list[bytes] = []
         try:
             produced = inflate_bounded(inflater, remaining, produced, cap, pieces)
-        except zlib.error as exc:
+        except compression.ERRORS as exc:
             decoded.rejects.append(_reject(record, data, RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"))
             return members
         if produced > cap:

@@ -14,7 +14,7 @@ from shipper.names import COUNTS, REJECT_CODES, SINK_COUNTERS
 PACKAGE = Path(__file__).resolve().parent.parent / "shipper"
 
 PURE = ("shipper.names", "shipper.errors", "shipper.bounds", "shipper.reject", "shipper.contract", "shipper.signals",
-        "shipper.metrics", "shipper.decode", "shipper.lines", "shipper.classify", "shipper.pipeline")  # fmt: skip
+        "shipper.metrics", "shipper.compression", "shipper.decode", "shipper.lines", "shipper.classify", "shipper.pipeline")  # fmt: skip
 """Decode and classify, and what they stand on: no I/O, so they can be tested and measured alone."""
 IO_LIBRARIES = ("boto3", "botocore", "socket", "http", "urllib", "ssl", "prometheus_client", "subprocess", "shutil")
 SHELLS = ("shipper.handler", "shipper.runner", "shipper.consume", "shipper.cli", "shipper.subscribe")

@@ -19,7 +19,6 @@ import csv
 import gzip
 import io
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -28,6 +27,7 @@ from typing import Any, NamedTuple
 import ijson
 import orjson
 
+from shipper import compression
 from shipper.bounds import MEMORY_MB, Range, text_number
 from shipper.classify import MAX_MESSAGE_CHARS, message_bytes
 from shipper.decode import (
@@ -74,6 +74,9 @@ _DASHED_STREAM = re.compile(r"^(\d{4})-(\d\d)-(\d\d)-(?=[^/]*\[)")
 _CHUNK_FILE = re.compile(r"\d{6}(?:\.gz)?")
 _EXTENSIONS = re.compile(r"(?:\.(?:json|ndjson|jsonl|log|txt|csv|tsv|out|gz))+$")
 
+_READ_ERRORS: tuple[type[Exception], ...] = (*compression.STREAM_ERRORS, ijson.JSONError, csv.Error)
+"""What reading an input raises for bad data; any of them ends the input with a reject saying where."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
@@ -118,7 +121,7 @@ def read_input(source: Input, options: ReadOptions, meter: Meter) -> Opened:
     reader = _Reader(source.name, options, raw)
     try:
         found, content = reader.open()
-    except (OSError, EOFError, zlib.error) as exc:
+    except compression.STREAM_ERRORS as exc:
         raw.close()
         return Opened(None, iter([reader.failure(exc)]))
     if found is None:
@@ -244,7 +247,7 @@ class _Reader:
         read: Callable[[Rewound], Iterator[Batch]] = getattr(self, "_" + found.replace("-", "_"))
         try:
             yield from read(content)
-        except (OSError, EOFError, zlib.error, ijson.JSONError, csv.Error) as exc:
+        except _READ_ERRORS as exc:
             if self.pending.events:
                 yield self._batch(f"events before {self.position}", documents=self.pending.take())
             yield self.failure(exc)
@@ -260,7 +263,7 @@ class _Reader:
         at = f" at byte {self.raw.position:,}" + (f" ({self.position})" if self.position else "")
         if isinstance(exc, EOFError):
             code, what = RejectCode.TRUNCATED_GZIP, "gzip stream ends early"
-        elif isinstance(exc, gzip.BadGzipFile | zlib.error):
+        elif isinstance(exc, (gzip.BadGzipFile, *compression.ERRORS)):
             code, what = RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"
         elif isinstance(exc, ijson.JSONError):
             detail = str(exc).strip().splitlines()

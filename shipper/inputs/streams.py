@@ -1,7 +1,7 @@
 """Byte streams under the readers: counting, sniffing the head, gzip layers and gzip members.
 
     input file -> Counting (bytes read, for progress and positions) -> Rewound (head sniffed, served again)
-               -> [gzip.GzipFile, as many layers as the data has] -> the content a reader parses
+               -> [a GzipFile, as many layers as the data has] -> the content a reader parses
 
 Firehose-to-S3 objects are split into their gzip members, each inflated once (bounded) on the way:
 what a member inflates to goes to `shipper.decode` as an uncompressed record.
@@ -9,22 +9,19 @@ what a member inflates to goes to `shipper.decode` as an uncompressed record.
 
 from __future__ import annotations
 
-import gzip
 import io
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
+from shipper import compression
 from shipper.decode import GZIP_MAGIC, inflate_bounded
 from shipper.names import RejectCode
 
 CHUNK = 1024 * 1024
 _FEED = 64 * 1024
-"""Bytes given to zlib at a time when splitting gzip members (see `_one_member`)."""
+"""Bytes given to the inflater at a time when splitting gzip members (see `_one_member`)."""
 SNIFF_BYTES = 64 * 1024
 """How much of an input (and of each gzip layer) is read to recognise its format."""
-
-_GZIP_WBITS = zlib.MAX_WBITS | 16
 
 
 class ByteSource(Protocol):
@@ -127,22 +124,22 @@ def sniffed(stream: ByteSource) -> tuple[bytes, Rewound]:
         while wanted > 0 and (data := read(wanted)):
             parts.append(data)
             wanted -= len(data)
-    except (OSError, EOFError, zlib.error) as exc:
+    except compression.STREAM_ERRORS as exc:
         error = exc
     head = b"".join(parts)
     return head, Rewound(head, stream, error)
 
 
-def gunzipped(stream: io.RawIOBase) -> gzip.GzipFile:
+def gunzipped(stream: io.RawIOBase) -> compression.GzipFile:
     """The inflated content of a gzip stream (every member), read incrementally."""
-    return gzip.GzipFile(fileobj=io.BufferedReader(stream, CHUNK), mode="rb")
+    return compression.GzipFile(fileobj=io.BufferedReader(stream, CHUNK), mode="rb")
 
 
 def first_member_head(head: bytes) -> bytes:
     """What the first gzip member in `head` inflates to, at most SNIFF_BYTES of it ('' when unreadable)."""
     try:
-        return zlib.decompressobj(_GZIP_WBITS).decompress(head, SNIFF_BYTES)
-    except zlib.error:
+        return compression.inflater().decompress(head, SNIFF_BYTES)
+    except compression.ERRORS:
         return b""
 
 
@@ -200,10 +197,10 @@ def _one_member(
 ) -> tuple[Member | Unreadable, bytes, int]:
     """The member starting at `buffer[position]`, reading on from `stream`; then the buffer and where the next starts.
 
-    Input goes to zlib in slices of _FEED bytes: at a member's end zlib copies what is left of its
+    Input goes to the inflater in slices of _FEED bytes: at a member's end it copies what is left of its
     input, so a slice bounds that copy, which the whole buffer would not.
     """
-    inflater = zlib.decompressobj(_GZIP_WBITS)
+    inflater = compression.inflater()
     compressed: list[bytes] = []  # what a truncated member is passed on as
     content: list[bytes] = []
     size = inflated = 0
@@ -214,7 +211,7 @@ def _one_member(
             problem = None
             try:
                 inflated = inflate_bounded(inflater, piece, inflated, cap, content)
-            except zlib.error as exc:
+            except compression.ERRORS as exc:
                 problem = (
                     RejectCode.BAD_GZIP,
                     f"gzip member at offset {offset:,} is corrupt ({exc}); the rest is skipped",

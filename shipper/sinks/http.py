@@ -33,7 +33,6 @@ shipper.httpio.quote, which redacts the key (and the proxy's credentials) in eve
 from __future__ import annotations
 
 import base64
-import gzip
 import http.client
 import math
 import re
@@ -46,6 +45,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from shipper import compression
 from shipper.errors import ConfigError
 from shipper.httpio import Answer, Connection, quote, retry_after_seconds
 from shipper.secrets import REFERENCE_KINDS, SecretError, check_reference
@@ -205,7 +205,7 @@ class HttpSink:
         The transport that other sinks built on this one (OTLP, Loki, Datadog, ...) send through."""
         headers = {**self._headers, **(headers or {}), "Content-Type": content_type}
         if self._gzip:
-            body = gzip.compress(body, compresslevel=6)
+            body = compression.compress(body)
             headers["Content-Encoding"] = "gzip"
         secrets = self._secrets
         if self._api_key is not None:

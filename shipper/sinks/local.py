@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import gzip
 import logging
 import os
 import stat
@@ -15,14 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from shipper import compression
 from shipper.files import PartialWrite, unbuffered_write, write_all, write_durably
 from shipper.sinks.base import SinkError, encode_ndjson, not_written
 from shipper.terminal import printable_json
 
 log = logging.getLogger(__name__)
 
-GZIP_LEVEL = 6
-"""zlib's default: about as small as 9 on NDJSON, several times faster."""
 _CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _LAST_MEMBER_MAX = 16 * 1024 * 1024
@@ -138,7 +136,7 @@ class JsonLinesFileSink:
     def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
         data = b"".join(chunks)
         if self._gzip:
-            data = gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+            data = compression.compress(data)
         try:
             if self._dirty:
                 os.ftruncate(self._fd, self._end)

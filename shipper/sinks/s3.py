@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from shipper import compression
 from shipper.sinks.packing import MiB, Outcome, Packed, deliver, ndjson_lines
 
 __all__ = ["S3Sink"]
@@ -41,7 +41,7 @@ class S3Sink:
         outcome = Outcome()
         lines = ndjson_lines(events, outcome)
         if lines:
-            body = gzip.compress(b"".join(line for _, line in lines))
+            body = compression.compress(b"".join(line for _, line in lines))
             deliver([[Packed(body, [index for index, _ in lines], len(body))]], self._put, outcome)
         outcome.raise_if_failed(self.name, len(events))
 
