@@ -181,7 +181,7 @@ def handler_run(sinks: str) -> Callable[[list[dict]], int]:
     return run
 
 
-_SERVER = """
+SERVER = """
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Discard(BaseHTTPRequestHandler):
@@ -252,7 +252,7 @@ def main() -> None:
     )
 
     configure_logging("ERROR")
-    server = subprocess.Popen([sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
         # The corpus is alive for the whole run; keep the collector from rescanning it on behalf of all of them.
