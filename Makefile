@@ -14,10 +14,12 @@ $(BIN)/.installed: pyproject.toml
 
 # The hot path compiled with mypyc from the same sources (docs/performance.md). Rebuilt when one of them
 # changes; without a C compiler (and no Zig from PyPI) shipper runs as pure Python and this says so.
+# Then every module's bytecode, as installing the package writes it (the editable install does not).
 NATIVE_SOURCES := $(shell $(PYTHON) build_native.py sources)
 native: $(BIN)/.native
 $(BIN)/.native: $(BIN)/.installed build_native.py $(NATIVE_SOURCES)
 	$(BIN)/python build_native.py build
+	$(BIN)/python -m compileall -q shipper
 	touch $@
 
 run: $(BIN)/.native
