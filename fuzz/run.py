@@ -6,7 +6,7 @@ so the in-place build is never touched. fuzz_pipeline.py then runs on that copy 
 atheris's ASan runtime (which carries libFuzzer and UBSan's handlers) preloaded: libFuzzer sees the
 coverage inside the compiled code, ASan checks every memory access it makes (PYTHONMALLOC=malloc, so
 Python objects are ASan's allocations too) and UBSan stops at the first undefined behaviour (but for
-that of mypyc's runtime headers listed in fuzz/ubsan.supp). Without
+that of mypyc's runtime listed in fuzz/ubsan.supp). Without
 clang or that runtime this says why and fuzzes the copy compiled without sanitizers, or pure Python
 when nothing compiles. At the end: executions, seconds, coverage, what ran, and where a crash was saved.
 
@@ -43,6 +43,7 @@ def _target() -> tuple[dict[str, str], str]:
     """The environment that runs the harness on the best build this machine can make, and what that build is."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BUILD_DIR), os.environ.get("PYTHONPATH", "")])}
     environment.pop("SHIPPER_PURE_PYTHON", None)
+    environment["PYTHONHASHSEED"] = "0"  # a saved crash replays the same way: sets and dicts iterate alike
     why_not = f"atheris has no ASan runtime ({RUNTIME} is missing)"
     if RUNTIME.exists():
         if _build(SANITIZERS):
