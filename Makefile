@@ -51,11 +51,14 @@ bench-instructions: $(BIN)/.native
 	SHIPPER_PURE_PYTHON=1 $(BIN)/python bench/bench_instructions.py
 
 # Coverage-guided fuzzing of the whole handler path (decode, classify, router, local sinks, report, registry)
-# with extreme numbers (fuzz/numbers.dict); FUZZ_SECONDS sets the budget.
+# with extreme numbers (fuzz/numbers.dict), on the compiled hot path built with ASan and UBSan in a copy of the
+# package (fuzz/run.py; needs clang: apt-get install clang libclang-rt-14-dev, else it says so and fuzzes
+# without sanitizers). FUZZ_SECONDS sets the budget, FUZZ_FLAGS adds libFuzzer flags (a corpus directory).
 FUZZ_SECONDS ?= 120
+FUZZ_FLAGS ?=
 fuzz: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet atheris
-	$(BIN)/python fuzz/fuzz_pipeline.py -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/numbers.dict -print_final_stats=1
+	$(BIN)/python fuzz/run.py $(FUZZ_SECONDS) $(FUZZ_FLAGS)
 
 # Sustained load through the Lambda handler to a local HTTP server that fails on purpose (bench/soak.py):
 # events/s, peak RSS, RSS over time; fails if an event is lost or RSS grows. SOAK_SECONDS sets the time.

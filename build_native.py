@@ -1,17 +1,24 @@
 """Compile shipper's hot path with mypyc, in place, from the same sources that run as pure Python.
 
     python build_native.py build      compile shipper.native.COMPILED beside their sources
+    python build_native.py build --into DIR [--sanitize LIST]
+                                      copy the package to DIR/shipper and compile it there, optionally with
+                                      clang's -fsanitize=LIST (`make fuzz`: address,undefined,fuzzer-no-link)
     python build_native.py clean      remove what the build made
     python build_native.py sources    the compiled modules' source files (make's dependencies)
     python build_native.py status     which implementation `import shipper` loads, and why
 
 The C compiler is the one Python was built with (`cc`) when it works, else Zig's from PyPI (`ziglang`,
-installed on demand). A build that cannot compile removes what it made and says why: shipper then runs
-as pure Python, which behaves the same, only slower. Under CI=true a failed build is an error.
+installed on demand); a sanitized build needs clang (`CLANG` names another) with its sanitizer runtimes.
+A build that cannot compile removes what it made and says why: shipper then runs as pure Python, which
+behaves the same, only slower. Under CI=true, or for a build --into another directory, that is an error.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +26,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -52,44 +60,87 @@ def _compiler_environment() -> dict[str, str]:
     return {"CC": command, "LDSHARED": f"{command} -shared", "LDCXXSHARED": f"{command} -shared"}
 
 
-def build() -> None:
-    """Compile `native.COMPILED` in place, then record their sources' checksums; on failure remove any partial build."""
-    clean()
-    os.environ.update(_compiler_environment())
+def _sanitizer_environment(sanitizers: str) -> dict[str, str]:
+    """Environment variables that make setuptools compile and link with clang's -fsanitize=`sanitizers`."""
+    clang = os.environ.get("CLANG", "clang")
+    flags = f"-fsanitize={sanitizers} -fno-omit-frame-pointer"
+    if not _compiles([clang, *flags.split()]):
+        raise RuntimeError(
+            f"{clang} cannot build a Python extension with {flags} "
+            "(Debian: apt-get install clang libclang-rt-14-dev; CLANG names another clang)"
+        )
+    return {"CC": clang, "LDSHARED": f"{clang} -shared", "LDCXXSHARED": f"{clang} -shared", "CFLAGS": flags}
+
+
+def _copy_package(target: Path) -> ModuleType:
+    """A fresh copy of the package's sources (and the mypy settings mypyc reads) in `target`; its `native` module."""
+    shutil.rmtree(target, ignore_errors=True)
+    extensions = [f"*{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    built = shutil.ignore_patterns("__pycache__", os.path.basename(native.BUILD_RECORD), *extensions)
+    shutil.copytree(ROOT / "shipper", target / "shipper", ignore=built)
+    shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    spec = importlib.util.spec_from_file_location("_shipper_native_copy", target / "shipper" / "native.py")
+    assert spec is not None and spec.loader is not None
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
+
+
+def build(into: Path | None = None, sanitizers: str | None = None) -> None:
+    """Compile `native.COMPILED` in place (or in a copy of the package in `into`), then record their sources'
+    checksums; on failure remove any partial build. Sanitized builds (only `into` another directory) keep
+    their symbols for the sanitizers' reports."""
+    root = ROOT if into is None else into.resolve()
+    package = native if into is None else _copy_package(root)
+    clean(package, root)
+    os.environ.update(_sanitizer_environment(sanitizers) if sanitizers else _compiler_environment())
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]
 
-    os.chdir(ROOT)
-    sources = [os.path.relpath(native.source_path(module), ROOT) for module in native.COMPILED]
+    os.chdir(root)
+    sources = [os.path.relpath(package.source_path(module), root) for module in package.COMPILED]
     try:
         setup(
             name="shipper-native",
             ext_modules=mypycify(
-                sources, group_name=native.GROUP, opt_level="3", debug_level="0", target_dir="build/native"
+                sources,
+                group_name=package.GROUP,
+                opt_level="1" if sanitizers else "3",
+                debug_level="1" if sanitizers else "0",
+                target_dir="build/native",
             ),
             script_args=["build_ext", "--inplace", "--quiet"],
         )
     except BaseException:
-        clean()
+        clean(package, root)
         raise
-    native.write_build_record()
+    package.write_build_record()
 
 
-def clean() -> None:
-    for path in native.built_files():
+def clean(package: ModuleType = native, root: Path = ROOT) -> None:
+    for path in package.built_files():
         Path(path).unlink()
-    shutil.rmtree(ROOT / "build" / "native", ignore_errors=True)
+    shutil.rmtree(root / "build" / "native", ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     if command == "build":
+        parser = argparse.ArgumentParser(prog="build_native.py build")
+        parser.add_argument("--into", type=Path, help="copy the package to INTO/shipper and build it there")
+        parser.add_argument("--sanitize", metavar="LIST", help="clang's -fsanitize= list (needs --into)")
+        args = parser.parse_args(argv[1:])
+        if args.sanitize and args.into is None:
+            parser.error("--sanitize needs --into: the in-place build stays unsanitized")
         try:
-            build()
+            build(args.into, args.sanitize)
         except Exception as exc:
-            print(f"build_native: the hot path stays pure Python: {exc}", file=sys.stderr)
-            return 1 if os.environ.get("CI") == "true" else 0
-        print(f"build_native: {len(native.COMPILED)} modules compiled with mypyc")
+            where = "in place" if args.into is None else f"in {args.into}"
+            print(f"build_native: the hot path {where} stays pure Python: {exc}", file=sys.stderr)
+            return 1 if os.environ.get("CI") == "true" or args.into is not None else 0
+        flags = f" with -fsanitize={args.sanitize}" if args.sanitize else ""
+        where = "" if args.into is None else f" in {args.into}"
+        print(f"build_native: {len(native.COMPILED)} modules compiled with mypyc{flags}{where}")
         return 0
     if command == "clean":
         clean()

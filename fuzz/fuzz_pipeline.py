@@ -7,7 +7,8 @@ exception is a finding, and so is a failed record, an event that breaks the cont
 in the report or the exposition that is not finite. Inputs are mutated around real shapes: gzip'd
 CloudWatch Logs envelopes, KPL aggregates, and log lines (REPORT, platform JSON, metric lines of
 every format) whose numeric fields are drawn from extreme values (EXTREMES, fuzz/numbers.dict)
-or from the fuzzer's bytes.
+or from the fuzzer's bytes. It refuses to start unless the compiled hot path is what runs (or
+SHIPPER_PURE_PYTHON=1 asks for pure Python); `make fuzz` (fuzz/run.py) runs it on a sanitized build.
 
     python fuzz/fuzz_pipeline.py [-max_total_time=SECONDS] [-runs=N] [-dict=fuzz/numbers.dict] [corpus dir]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib
 import io
 import logging
 import math
@@ -37,12 +39,15 @@ from helpers import EXTREMES, numbers_in
 with atheris.instrument_imports():
     import orjson
 
+    from shipper import native
     from shipper.contract import contract_violations
     from shipper.decode import KPL_MAGIC, RawRecord
     from shipper.handler import KinesisHandler
     from shipper.pipeline import Pipeline
     from shipper.report import FleetReport, Prices, render
     from shipper.telemetry import Telemetry
+
+    HOT_PATH = {name: importlib.import_module(name) for name in native.COMPILED}
 
 _TIME = '{"time":"2024-05-20T16:29:45.120Z",'
 # Each `#` is replaced by a number.
@@ -193,7 +198,17 @@ def _check_report_and_exposition() -> None:
                 raise AssertionError(f"sample not finite: {sample}")
 
 
+def _check_implementation() -> None:
+    """Stop unless every module of the hot path runs compiled, or pure Python was asked for and runs."""
+    pure = [name for name, module in HOT_PATH.items() if not str(module.__file__).endswith(".so")]
+    wanted_pure = os.environ.get(native.PURE_PYTHON_VARIABLE) == "1"
+    if pure != (list(HOT_PATH) if wanted_pure else []):
+        raise SystemExit(f"fuzz_pipeline: {native.implementation()}, and these run as pure Python: {pure}")
+    print(f"fuzz_pipeline: {native.implementation()} from {native.PACKAGE_DIR}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
+    _check_implementation()
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the stdout sink's output is not the fuzzer's
     logging.disable(logging.CRITICAL)  # rejects and dead letters are logged by the thousand; exceptions are findings
     atheris.Setup(sys.argv, test_one_input)

@@ -6,6 +6,7 @@ and need the compiled modules (`make native`); under CI=true they must be there.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -110,6 +111,35 @@ def test_a_source_changed_after_the_build_runs_as_pure_python(tmp_path: Path) ->
     status, files = loaded()
     assert "bounds.py changed since it was compiled" in status
     assert all(path.endswith(".py") for path in files.split())
+
+
+def _build_native() -> Any:
+    spec = importlib.util.spec_from_file_location("build_native", ROOT / "build_native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_sanitized_build_never_goes_in_place() -> None:
+    """`make fuzz`'s sanitized build must not replace the in-place one that `shipper` loads."""
+    before = {path: os.stat(path).st_mtime_ns for path in native.built_files()}
+    command = [sys.executable, "build_native.py", "build", "--sanitize", "address"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert completed.returncode == 2 and "--sanitize needs --into" in completed.stderr
+    assert {path: os.stat(path).st_mtime_ns for path in native.built_files()} == before
+
+
+def test_a_build_into_another_directory_starts_from_the_sources_alone(tmp_path: Path) -> None:
+    """The copy that `build --into` compiles has every source and nothing of the in-place build."""
+    (tmp_path / "shipper").mkdir()
+    (tmp_path / "shipper" / "stale.py").write_text("")
+    copy = _build_native()._copy_package(tmp_path)
+    assert Path(copy.PACKAGE_DIR) == tmp_path / "shipper"
+    assert copy._why_pure() == "not compiled" and not copy.built_files()
+    sources = sorted(path.relative_to(ROOT) for path in (ROOT / "shipper").rglob("*.py"))
+    assert sorted(path.relative_to(tmp_path) for path in (tmp_path / "shipper").rglob("*.py")) == sources
+    assert (tmp_path / "pyproject.toml").read_bytes() == (ROOT / "pyproject.toml").read_bytes()
 
 
 @compiled_only
