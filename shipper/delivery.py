@@ -79,6 +79,9 @@ DEFAULT_MAX_WAIT_S = 1.0
 """How long an event may wait in a buffer for its batch to fill, by default."""
 ENCODE_RUN = 64
 """Events encoded before their lines are joined and freed (see `encode`)."""
+ROUTE_RUN = 2048
+"""Events of one origin encoded and handed to the sinks at a time: a record of many events is never held
+as NDJSON all at once (it would be, twice, while its lines are joined), only what the sinks' buffers hold."""
 
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
 
@@ -611,25 +614,33 @@ class Router:
             tally = ledger.get(origin)
             if tally is None:
                 tally = ledger[origin] = _Tally()
-            # Each sink takes the origin's events in one call, in order, encoded once for all sinks.
             records = records if isinstance(records, list) else list(records)
             events: list[dict[str, Any]] = [record for record in records if not isinstance(record, Reject)]
             if len(events) < len(records):
                 for record in records:
                     if isinstance(record, Reject):
                         self._reject(tally, origin, record, deadline)
-            if self._same_targets is not None:
-                encoded = encode(events)
-                per_delivery = {delivery: (events, encoded) for delivery in self._same_targets}
-                tally.outstanding += len(events) * len(self._same_targets)
-            else:  # a sink that takes only some types encodes its own (still at most once per event and sink)
-                per_delivery = {delivery: (routed, encode(routed)) for delivery, routed in self._route(events, tally)}
-            for delivery, (routed, routed_encoded) in per_delivery.items():
-                settled = delivery.add_many(origin, routed, deadline, routed_encoded)
-                if settled:
-                    self._record(settled, dead_letter=False)
+            for start in range(0, len(events), ROUTE_RUN):  # in order, ROUTE_RUN at a time
+                self._add_events(
+                    origin, tally, events if len(events) <= ROUTE_RUN else events[start : start + ROUTE_RUN], deadline
+                )
             if tally.outstanding == 0:  # nothing to send: no events, or none routed
                 self._maybe_settled.add(origin)
+
+    def _add_events(
+        self, origin: Origin, tally: _Tally, events: list[dict[str, Any]], deadline: Deadline | None
+    ) -> None:
+        """Hand events of one origin to their sinks, each sink in one call, encoded once for all of them."""
+        if self._same_targets is not None:
+            encoded = encode(events)
+            per_delivery = {delivery: (events, encoded) for delivery in self._same_targets}
+            tally.outstanding += len(events) * len(self._same_targets)
+        else:  # a sink that takes only some types encodes its own (still at most once per event and sink)
+            per_delivery = {delivery: (routed, encode(routed)) for delivery, routed in self._route(events, tally)}
+        for delivery, (routed, routed_encoded) in per_delivery.items():
+            settled = delivery.add_many(origin, routed, deadline, routed_encoded)
+            if settled:
+                self._record(settled, dead_letter=False)
 
     def _route(self, events: list[dict[str, Any]], tally: _Tally) -> Iterable[tuple[Delivery, list[dict[str, Any]]]]:
         """The events each sink takes, by the events' types; unrouted events are counted."""

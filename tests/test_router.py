@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fake_sinks import delivery, events
 
-from shipper.delivery import Route, Router, Status
+from shipper.delivery import ROUTE_RUN, Route, Router, Status
 from shipper.reject import Reject
 from shipper.testing import FakeTime, ScriptedSink, fail, fail_where
 
@@ -151,3 +151,21 @@ def test_a_router_without_routes_counts_every_event_as_unrouted() -> None:
     report = router.deliver([("a", events(3))])
     assert report.statuses == {"a": Status.DELIVERED}
     assert router.stats()["unrouted_events"] == 3
+
+
+def test_an_origin_of_more_events_than_route_run_reaches_every_sink_in_order_and_settles_once() -> None:
+    """A record's events go to the sinks ROUTE_RUN at a time; each sink still gets them all, in order, and the
+    origin is reported once, after its last event, with the worst status of any of them."""
+    time_ = FakeTime()
+    count = 2 * ROUTE_RUN + 5
+    last = f"e{count - 1}"
+    logs = ScriptedSink(max_batch_events=1000, name="logs")
+    picky = ScriptedSink(*[fail_where(lambda e: e["event_id"] == last, retryable=False)] * 10, name="picky")
+    router = Router([Route(delivery(logs, time_)), Route(delivery(picky, time_, max_wait_s=60.0))])
+    report = router.submit([("big", events(count)), ("small", events(1, count))])
+    assert report.statuses == {}  # the picky sink still buffers part of "big"
+    report = router.flush()
+    assert report.statuses == {"big": Status.NOT_DELIVERED, "small": Status.DELIVERED}
+    expected = [f"e{i}" for i in range(count + 1)]
+    assert [event["event_id"] for event in logs.taken] == expected
+    assert [event["event_id"] for event in picky.taken] == [i for i in expected if i != last]
