@@ -173,11 +173,22 @@ def test_a_line_over_the_limit_is_dead_lettered_and_the_rest_is_pushed(tmp_path:
     assert [event["event_id"] for event in entry["events"]] == ["e1"]
 
 
+_JSON_INTEGERS = st.integers(-(2**63), 2**64 - 1)
+"""The integers an event's fields can hold: they are parsed from log lines by orjson, which reads any other
+integer as a float."""
+
+
+@given(st.integers())
+def test_the_integers_of_parsed_fields_are_those_of_json_integers(number: int) -> None:
+    value = orjson.loads(str(number))
+    assert type(value) is float or (type(value) is int and -(2**63) <= value < 2**64)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     levels=st.lists(st.none() | st.text(max_size=12), min_size=1, max_size=20),
     functions=st.lists(st.text(max_size=20), min_size=20, max_size=20),
-    fields=st.dictionaries(st.text(max_size=10), st.text(max_size=5) | st.integers() | st.none(), max_size=60),
+    fields=st.dictionaries(st.text(max_size=10), st.text(max_size=5) | _JSON_INTEGERS | st.none(), max_size=60),
 )
 def test_hostile_levels_and_fields_make_few_streams_and_bounded_metadata(
     levels: list[Any], functions: list[str], fields: dict[str, Any]
