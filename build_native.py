@@ -12,6 +12,8 @@ The C compiler is the one Python was built with (`cc`) when it works, else Zig's
 installed on demand); a sanitized build needs clang (`CLANG` names another) with its sanitizer runtimes.
 A build that cannot compile removes what it made and says why: shipper then runs as pure Python, which
 behaves the same, only slower. Under CI=true, or for a build --into another directory, that is an error.
+`build` also compiles a copy for another Linux machine and glibc (`linux_target`) with Zig's compiler:
+deploy/package.py builds the Lambda package's hot path so.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -47,16 +50,57 @@ def _compiles(compiler: list[str]) -> bool:
         return completed.returncode == 0
 
 
-def _compiler_environment() -> dict[str, str]:
-    """Environment variables that make setuptools use a working C compiler: the system's, else Zig's."""
-    system = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    if _compiles(system):
-        return {}
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "ziglang"], check=True)
-    zig = [sys.executable, "-m", "ziglang", "cc"]
-    if not _compiles(zig):
-        raise RuntimeError("neither the system's C compiler nor Zig's (PyPI ziglang) can build a Python extension")
-    command = " ".join(zig)
+@dataclass(frozen=True)
+class Target:
+    """The machine, and the Python on it, that the extensions are compiled for."""
+
+    suffix: str
+    """Its extension modules' filename suffix, such as .cpython-311-aarch64-linux-gnu.so."""
+    zig_target: str | None = None
+    """Zig's -target (machine-linux-gnu.glibc) for another machine; None: this one, with its own C library."""
+
+
+HOST = Target(sysconfig.get_config_var("EXT_SUFFIX"))
+"""This Python on this machine."""
+
+
+def linux_target(python: str, machine: str, glibc: str) -> Target:
+    """Python `python` on Linux on `machine` (x86_64, aarch64) with glibc `glibc` or newer.
+
+    mypyc generates C for the C API of the Python that runs it, so only that version can be a target,
+    compiled against this Python's headers: between 64-bit Linux machines they differ only in pyconfig.h
+    lines about x86 assembly and wchar_t, which the compiled modules do not depend on.
+    """
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python != this:
+        raise RuntimeError(
+            f"mypyc generates C for the Python that runs it ({this}), not for {python}: "
+            f"run the build with Python {python} (and its headers) to compile for it"
+        )
+    return Target(f".cpython-{python.replace('.', '')}-{machine}-linux-gnu.so", f"{machine}-linux-gnu.{glibc}")
+
+
+def zig_cc() -> list[str]:
+    """Zig's C compiler (PyPI ziglang), installed into this Python on first use."""
+    if importlib.util.find_spec("ziglang") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "ziglang"], check=True)
+    return [sys.executable, "-m", "ziglang", "cc"]
+
+
+def _compiler_environment(target: Target) -> dict[str, str]:
+    """Environment variables that make setuptools compile for `target`: with the system's C compiler for
+    this machine when it works, else (and always for another machine) with Zig's."""
+    if target.zig_target is None:
+        system = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+        if _compiles(system):
+            return {}
+        compiler = zig_cc()
+    else:
+        compiler = [*zig_cc(), "-target", target.zig_target]
+    if not _compiles(compiler):
+        where = target.zig_target or "this machine"
+        raise RuntimeError(f"no C compiler here (the system's or Zig's) builds a Python extension for {where}")
+    command = " ".join(compiler)
     return {"CC": command, "LDSHARED": f"{command} -shared", "LDCXXSHARED": f"{command} -shared"}
 
 
@@ -73,12 +117,14 @@ def _sanitizer_environment(sanitizers: str) -> dict[str, str]:
 
 
 def _copy_package(target: Path) -> ModuleType:
-    """A fresh copy of the package's sources (and the mypy settings mypyc reads) in `target`; its `native` module."""
+    """A fresh copy of the package's sources in `target`, with pyproject.toml (the mypy settings mypyc reads) and
+    the files it names; the copy's `native` module."""
     shutil.rmtree(target, ignore_errors=True)
     extensions = [f"*{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
     built = shutil.ignore_patterns("__pycache__", os.path.basename(native.BUILD_RECORD), *extensions)
     shutil.copytree(ROOT / "shipper", target / "shipper", ignore=built)
-    shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, target / name)
     spec = importlib.util.spec_from_file_location("_shipper_native_copy", target / "shipper" / "native.py")
     assert spec is not None and spec.loader is not None
     copy = importlib.util.module_from_spec(spec)
@@ -86,17 +132,21 @@ def _copy_package(target: Path) -> ModuleType:
     return copy
 
 
-def build(into: Path | None = None, sanitizers: str | None = None) -> None:
-    """Compile `native.COMPILED` in place (or in a copy of the package in `into`), then record their sources'
-    checksums; on failure remove any partial build. Sanitized builds (only `into` another directory) keep
-    their symbols for the sanitizers' reports."""
+def build(into: Path | None = None, sanitizers: str | None = None, target: Target = HOST) -> None:
+    """Compile `native.COMPILED` in place (or in a copy of the package in `into`) for `target`, then record
+    their sources' checksums; on failure remove any partial build. Sanitized builds (only `into` another
+    directory, for this machine) keep their symbols for the sanitizers' reports."""
+    try:
+        from mypyc.build import mypycify
+        from setuptools import setup  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise RuntimeError(f"{exc.name} is not installed for {sys.executable}") from exc
     root = ROOT if into is None else into.resolve()
     package = native if into is None else _copy_package(root)
     clean(package, root)
-    os.environ.update(_sanitizer_environment(sanitizers) if sanitizers else _compiler_environment())
-    from mypyc.build import mypycify
-    from setuptools import setup  # type: ignore[import-untyped]
-
+    compiler = _sanitizer_environment(sanitizers) if sanitizers else _compiler_environment(target)
+    saved, cwd = dict(os.environ), os.getcwd()
+    os.environ.update({**compiler, "SETUPTOOLS_EXT_SUFFIX": target.suffix})
     os.chdir(root)
     sources = [os.path.relpath(package.source_path(module), root) for module in package.COMPILED]
     try:
@@ -109,11 +159,15 @@ def build(into: Path | None = None, sanitizers: str | None = None) -> None:
                 debug_level="1" if sanitizers else "0",
                 target_dir="build/native",
             ),
-            script_args=["build_ext", "--inplace", "--quiet"],
+            script_args=["--quiet", "build_ext", "--inplace"],
         )
     except BaseException:
         clean(package, root)
         raise
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        os.chdir(cwd)
     package.write_build_record()
 
 
