@@ -76,7 +76,8 @@ clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 # Deployment (docs/deploy.md). `make package` builds dist/lambda.zip (ARCH, LAMBDA_PYTHON) and the zips of
-# both architectures, and reports their sizes; `make validate-template` transforms and lints deploy/template.yaml.
+# both architectures, with the hot path compiled when the venv's Python is LAMBDA_PYTHON, and reports their sizes
+# and hot path; `make validate-template` transforms and lints deploy/template.yaml.
 .PHONY: package validate-template lock audit
 ARCH ?= arm64
 LAMBDA_PYTHON ?= 3.13

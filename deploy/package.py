@@ -7,12 +7,15 @@ For each architecture (both by default) it installs the dependencies pinned with
 deploy/requirements.txt (`--require-hashes`; the lock of `LOCKS` for --with-boto3 and --with-backends), then the
 project's wheel without dependencies, into a fresh directory with `pip install --platform
 manylinux_2_28_<machine> --only-binary=:all:` and each older manylinux tag (`platforms`) for the function's
-Python version, compiles it to bytecode with that Python when the machine has it (Lambda cannot write
-bytecode itself), zips the directory (sorted, fixed timestamps: the same input gives the same zip) to
+Python version, adds the hot path compiled with mypyc for that Python and machine when this Python is that
+version (`add_compiled_hot_path`; else the hot path stays pure Python, and the report says why), compiles it
+to bytecode with that Python when the machine has it (Lambda cannot write bytecode itself), zips the
+directory (sorted, fixed timestamps: the same input gives the same zip) to
 `dist/shipper-lambda-<python>-<arch>.zip`, and reports its size, zipped and unzipped, against Lambda's
-limits: 50 MB zipped for a direct upload, 250 MB unzipped. `dist/lambda.zip` is a copy of the `--deploy-arch`
-zip. With --target-dir it installs one architecture into that directory and zips nothing: `sam build` calls it
-so (the Makefile's `build-Function` target, SAM's `BuildMethod: makefile`) and zips the directory itself.
+limits (50 MB zipped for a direct upload, 250 MB unzipped) and how its hot path runs. `dist/lambda.zip` is
+a copy of the `--deploy-arch` zip. With --target-dir it installs one architecture into that directory and
+zips nothing: `sam build` calls it so (the Makefile's `build-Function` target, SAM's `BuildMethod: makefile`)
+and zips the directory itself.
 boto3 is left out unless --with-boto3: the Lambda Python runtimes include it. The backend sinks' extras (otlp:
 opentelemetry-proto; snappy: cramjam, for prometheus-remote-write and loki's protobuf push) are left out unless
 --with-backends (for `make build-Function`: WITH_BACKENDS=1). Exits 1 when a zip is over a limit.
@@ -21,6 +24,7 @@ opentelemetry-proto; snappy: cramjam, for prometheus-remote-write and loki's pro
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +32,14 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # build_native, and the shipper it compiles
 MB = 1024 * 1024
 ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB
 MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+LAMBDA_GLIBC = "2.26"
+"""The oldest glibc of a Lambda Python runtime (python3.11, Amazon Linux 2): the hot path is compiled for it, so
+runs on every runtime of its Python version."""
 GLIBC_MINOR = 28
 """Wheels for glibc 2.28 or older: the Lambda Python 3.12+ runtimes have 2.34 (Amazon Linux 2023), and some
 dependencies (cramjam) publish no wheel for older glibc than 2.28."""
@@ -59,13 +67,15 @@ def build_wheel(work: Path) -> Path:
     """The project's own wheel, built from the work tree."""
     wheels = work / "wheel"
     shutil.rmtree(wheels, ignore_errors=True)
-    _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(ROOT))
+    # Its files' times fixed too: the zip records the wheel's hash (direct_url.json).
+    _pip("wheel", "--no-deps", "--wheel-dir", str(wheels), str(ROOT), SOURCE_DATE_EPOCH="315532800")
     [wheel] = wheels.glob("lambda_shipper-*.whl")
     return wheel
 
 
-def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool, with_backends: bool) -> None:
-    """Install the pinned dependencies (hashes checked), then `wheel`, into `target` as Lambda loads them."""
+def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool, with_backends: bool) -> str:
+    """Install the pinned dependencies (hashes checked), then `wheel`, into `target` as Lambda loads them, with
+    the hot path compiled where it can be; returns how the hot path runs (`add_compiled_hot_path`)."""
     shutil.rmtree(target, ignore_errors=True)
     lock = LOCKS[with_boto3, with_backends]
     platform = (*(f"--platform={tag}" for tag in platforms(arch)), "--implementation", "cp", "--python-version", python)
@@ -85,7 +95,33 @@ def install(wheel: Path, target: Path, arch: str, python: str, with_boto3: bool,
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them in Lambda
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache)
+    hot_path = add_compiled_hot_path(target, arch, python)
     precompile(target, python)
+    return hot_path
+
+
+def add_compiled_hot_path(target: Path, arch: str, python: str) -> str:
+    """Compile the hot path with mypyc for Python `python` on `arch` and put it beside the sources installed in
+    `target`, with its build record (of this tree's sources, which the wheel holds).
+
+    Returns 'hot path compiled (mypyc)', or 'pure Python (why)' when it cannot be compiled here: mypyc
+    compiles only for the Python version that runs it, and Zig's C compiler (PyPI ziglang) compiles for
+    each machine.
+    """
+    from build_native import build, linux_target
+    from shipper import native
+
+    built = ROOT / "build" / "lambda" / f"native-python{python}-{arch}"
+    try:
+        platform = linux_target(python, MACHINES[arch], LAMBDA_GLIBC)
+        build(into=built, target=platform)
+    except (Exception, SystemExit) as exc:  # setuptools and mypyc exit on a failed build
+        return f"pure Python (not compiled: {exc})"
+    record = Path(native.BUILD_RECORD).name
+    for path in sorted((built / "shipper").rglob("*")):
+        if path.name.endswith(platform.suffix) or path.name == record:
+            shutil.copyfile(path, target / path.relative_to(built))
+    return "hot path compiled (mypyc)"
 
 
 def precompile(target: Path, python: str) -> bool:
@@ -138,19 +174,20 @@ def write_zip(source: Path, destination: Path) -> int:
     return unzipped
 
 
-def report(name: str, zipped: int, unzipped: int) -> bool:
-    """Print one size line; False when over a limit."""
+def report(name: str, zipped: int, unzipped: int, hot_path: str) -> bool:
+    """Print one line: the sizes and how the hot path runs; False when over a limit."""
     within = zipped <= ZIPPED_LIMIT and unzipped <= UNZIPPED_LIMIT
     print(
         f"{name}: {zipped / MB:.1f} MB zipped ({zipped / ZIPPED_LIMIT:.0%} of 50 MB), "
-        f"{unzipped / MB:.1f} MB unzipped ({unzipped / UNZIPPED_LIMIT:.0%} of 250 MB)"
+        f"{unzipped / MB:.1f} MB unzipped ({unzipped / UNZIPPED_LIMIT:.0%} of 250 MB), {hot_path}"
         f"{'' if within else '  OVER THE LIMIT'}"
     )
     return within
 
 
-def _pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], check=True)
+def _pip(*args: str, **environment: str) -> None:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
+    subprocess.run(command, env={**os.environ, **environment}, check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,9 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--target-dir takes exactly one --arch")
         [arch] = args.arch
         wheel = build_wheel(ROOT / "build" / "lambda")
-        install(wheel, args.target_dir, arch, args.python, args.with_boto3, args.with_backends)
+        hot_path = install(wheel, args.target_dir, arch, args.python, args.with_boto3, args.with_backends)
         backends = " with the backend sinks' extras" if args.with_backends else ""
-        print(f"{args.target_dir}: the {arch} function for Python {args.python}{backends}")
+        print(f"{args.target_dir}: the {arch} function for Python {args.python}{backends}, {hot_path}")
         return 0
     arches = args.arch or sorted(MACHINES)
     if args.deploy_arch not in arches:
@@ -182,13 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     within = True
     for arch in arches:
         target = work / f"python{args.python}-{arch}"
-        install(wheel, target, arch, args.python, args.with_boto3, args.with_backends)
+        hot_path = install(wheel, target, arch, args.python, args.with_boto3, args.with_backends)
         zip_path = args.out / f"shipper-lambda-python{args.python}-{arch}.zip"
         unzipped = write_zip(target, zip_path)
         within &= report(
             str(zip_path.relative_to(ROOT) if zip_path.is_relative_to(ROOT) else zip_path),
             zip_path.stat().st_size,
             unzipped,
+            hot_path,
         )
         if arch == args.deploy_arch:
             shutil.copyfile(zip_path, args.out / "lambda.zip")
