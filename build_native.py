@@ -27,9 +27,9 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -50,8 +50,7 @@ def _compiles(compiler: list[str]) -> bool:
         return completed.returncode == 0
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """The machine, and the Python on it, that the extensions are compiled for."""
 
     suffix: str
