@@ -64,8 +64,11 @@ def write_build_record() -> None:
 
 
 def built_files() -> list[str]:
-    """What the build made and its clean removes: the extensions, mypyc's shared library, the record."""
-    return [*_extensions(), *([BUILD_RECORD] if os.path.exists(BUILD_RECORD) else [])]
+    """What a build made and its clean removes: every extension module in the package (one of a module no
+    longer in COMPILED would still shadow its source), mypyc's shared library, and the record."""
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    found = [os.path.join(d, name) for d, _, names in os.walk(PACKAGE_DIR) for name in names if name.endswith(suffixes)]
+    return [*sorted(found), *([BUILD_RECORD] if os.path.exists(BUILD_RECORD) else [])]
 
 
 def _extensions() -> list[str]:

@@ -6,6 +6,7 @@ and need the compiled modules (`make native`); under CI=true they must be there.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import shutil
@@ -143,6 +144,17 @@ def test_a_build_into_another_directory_starts_from_the_sources_alone(
     sources = sorted(path.relative_to(ROOT) for path in (ROOT / "shipper").rglob("*.py"))
     assert sorted(path.relative_to(tmp_path) for path in (tmp_path / "shipper").rglob("*.py")) == sources
     assert (tmp_path / "pyproject.toml").read_bytes() == (ROOT / "pyproject.toml").read_bytes()
+
+
+def test_clean_removes_the_extension_of_a_module_no_longer_compiled(tmp_path: Path) -> None:
+    """A module dropped from COMPILED leaves its extension beside its source, which would still be imported."""
+    build_native = _build_native()
+    copy = build_native._copy_package(tmp_path)
+    left = tmp_path / "shipper" / f"shipping{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    left.write_bytes(b"")
+    assert str(left) in copy.built_files()
+    build_native.clean(copy, tmp_path)
+    assert not left.exists() and (tmp_path / "shipper" / "shipping.py").exists()
 
 
 @compiled_only
