@@ -19,12 +19,11 @@ and projected to 30 days from the time window of the events (first to last).
 from __future__ import annotations
 
 import math
-import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from shipper.bounds import METRIC_VALUE, json_number
 from shipper.terminal import literal, plural
@@ -50,14 +49,13 @@ _MAX_KEYS = 200
 _MAX_METRICS = 10_000
 _MAX_VERSIONS = 20
 """Versions kept per function; the rest count as `(other)`."""
-_MAX_TIMESTAMP_MS = 10**14
+_MAX_TIMESTAMP_MS: Final = 10**14
 """Timestamps at or past this (the year 5138) are not taken into the time window."""
-_TIMESTAMP = operator.methodcaller("get", "timestamp")
 _VERSION = re.compile(r"\[([^\]]{1,64})\]")
 """The version in a Lambda log stream name: `2024/05/20/[$LATEST]abc`, `2024/05/20/[12]abc`."""
 _MONTH_S = 30 * 86_400
-_LOG_GAMMA = math.log(1.01)
-_GAMMA = 1.01
+_LOG_GAMMA: Final = math.log(1.01)
+_GAMMA: Final = 1.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +81,7 @@ class Quantiles:
 
     def add(self, value: float) -> None:
         """Add one value; one that is not finite (never in a valid event) is not counted."""
-        if not -math.inf < value < math.inf:
+        if math.isinf(value) or math.isnan(value):
             return
         self.count += 1
         if value < self.low:
@@ -114,7 +112,7 @@ class Quantiles:
         return self.high  # not reached: the counts add up to `count`
 
 
-def exact_quantile(counts: Counter[int], q: float) -> int | None:
+def exact_quantile(counts: dict[int, int], q: float) -> int | None:
     """Nearest-rank percentile of whole numbers kept as value -> count."""
     total = sum(counts.values())
     if not total:
@@ -166,8 +164,9 @@ class _Function:
         self.billed_gb_seconds = self.duration_total = 0.0
         self.duration = Quantiles()
         self.init = Quantiles()
-        self.memory_sizes: Counter[int] = Counter()
-        self.memory_used: Counter[int] = Counter()
+        self.memory_sizes: dict[int, int] = {}
+        """Memory Size (MB) -> invocations; a plain dict, cheaper to count into than a Counter."""
+        self.memory_used: dict[int, int] = {}
         self.throttles: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.init_errors: Counter[str] = Counter()
@@ -230,10 +229,10 @@ class _Function:
         memory = event.get("memory_size_mb")
         billed = event.get("billed_duration_ms")
         if memory is not None:
-            self.memory_sizes[memory] += 1
+            self.memory_sizes[memory] = self.memory_sizes.get(memory, 0) + 1
         used = event.get("max_memory_used_mb")
         if used is not None:
-            self.memory_used[used] += 1
+            self.memory_used[used] = self.memory_used.get(used, 0) + 1
         if memory is None or billed is None:
             self.unbilled += 1
             return
@@ -394,8 +393,15 @@ class FleetReport:
         counter[key] += 1
 
     def add(self, events: list[dict[str, Any]]) -> None:
-        self._window(list(map(_TIMESTAMP, events)))
+        low, high = _MAX_TIMESTAMP_MS, -1
         for event in events:
+            stamp = event.get("timestamp")
+            if type(stamp) is int:  # whole ms in range widen the window (a bool is no timestamp)
+                ms: int = stamp
+                if 0 <= ms < low:
+                    low = ms
+                if high < ms < _MAX_TIMESTAMP_MS:
+                    high = ms
             kind = event["type"]
             if kind == "log":
                 continue
@@ -425,23 +431,11 @@ class FleetReport:
                 function.failure(event)
             elif kind == "init_error":
                 self._bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
-
-    def _window(self, timestamps: list[Any]) -> None:
-        """Widen the time window to the timestamps that are whole numbers of ms in range."""
-        if set(map(type, timestamps)) != {int}:  # rare: keep the ints only (a bool is no timestamp)
-            timestamps = [stamp for stamp in timestamps if type(stamp) is int]
-            if not timestamps:
-                return
-        low, high = min(timestamps), max(timestamps)
-        if low < 0 or high >= _MAX_TIMESTAMP_MS:
-            timestamps = [stamp for stamp in timestamps if 0 <= stamp < _MAX_TIMESTAMP_MS]
-            if not timestamps:
-                return
-            low, high = min(timestamps), max(timestamps)
-        if self.first_ms is None or low < self.first_ms:
-            self.first_ms = low
-        if self.last_ms is None or high > self.last_ms:
-            self.last_ms = high
+        if low <= high:
+            if self.first_ms is None or low < self.first_ms:
+                self.first_ms = low
+            if self.last_ms is None or high > self.last_ms:
+                self.last_ms = high
 
     def _metric(self, event: dict[str, Any]) -> None:
         name = event.get("name")
