@@ -1,11 +1,10 @@
 """Whether a failed AWS call may pass if made again: one rule for the AWS sinks and for secrets.
 
-Imported only where boto3 is in use; botocore itself is imported when an error is classified.
+Imported only where boto3 is in use; botocore itself, and http.client behind the Retry-After reader, are
+imported when an error is classified: the Lambda handler imports this module and seldom needs them.
 """
 
 from __future__ import annotations
-
-from shipper.httpio import retry_after_seconds
 
 #: Error codes, for a whole call or one record, that mean "not now" rather than "never".
 RETRYABLE_CODES = frozenset(
@@ -41,6 +40,8 @@ def classify(exc: Exception) -> tuple[bool, str, float | None]:
     """
     from botocore.exceptions import ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+    from shipper.httpio import retry_after_seconds
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
