@@ -48,23 +48,29 @@ class Decoded:
 
 
 def decode_record(record: RawRecord, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Decoded:
-    """Decode one Kinesis record: KPL aggregate, gzip (any number of members) or plain JSON."""
+    """Decode one Kinesis record: KPL aggregate, gzip (any number of members) or plain JSON.
+
+    `max_decompressed_bytes` caps what the whole record inflates to, its KPL subrecords and gzip members
+    together: past it, what is left of the record is rejected as a decompression bomb.
+    """
     decoded = Decoded()
     data = record.data
     if data[:4] == KPL_MAGIC:
         subrecords = _deaggregate(record, decoded)
         if subrecords is not None:
             decoded.kpl_subrecords = len(subrecords)
+            produced = 0
             for subrecord in subrecords:
-                _decode_payload(subrecord, record, max_decompressed_bytes, decoded)
+                produced = _decode_payload(subrecord, record, max_decompressed_bytes, produced, decoded)
             return decoded
-    _decode_payload(data, record, max_decompressed_bytes, decoded)
+    _decode_payload(data, record, max_decompressed_bytes, 0, decoded)
     return decoded
 
 
-def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) -> None:
+def _decode_payload(data: bytes, record: RawRecord, cap: int, produced: int, decoded: Decoded) -> int:
+    """Decode one payload into `decoded`, `produced` bytes of its record inflated before it; returns the new total."""
     if data[:2] == GZIP_MAGIC:
-        members = _gunzip_members(data, cap, record, decoded)
+        members, produced = _gunzip_members(data, cap, produced, record, decoded)
     elif data[:1] in (b"{", b" ", b"\n", b"\r", b"\t"):
         members = [data]
     else:
@@ -76,9 +82,10 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, decoded: Decoded) 
                 f"record is not gzip, KPL-aggregated or JSON (it starts with bytes {data[:8].hex(' ')!r})",
             )
         )
-        return
+        return produced
     for member in members:
         _parse_document(member, record, decoded)
+    return produced
 
 
 def inflate_bounded(inflater: Any, data: bytes, produced: int, cap: int, output: list[bytes]) -> int:
@@ -97,10 +104,12 @@ def inflate_bounded(inflater: Any, data: bytes, produced: int, cap: int, output:
     return produced
 
 
-def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) -> list[bytes]:
-    """Inflate every gzip member in `data`, never producing more than `cap` bytes in total."""
+def _gunzip_members(
+    data: bytes, cap: int, produced: int, record: RawRecord, decoded: Decoded
+) -> tuple[list[bytes], int]:
+    """Inflate every gzip member in `data` while the record's total, `produced` so far, stays within `cap`."""
     members: list[bytes] = []
-    produced = 0
+    before = produced
     remaining = data
     while remaining:
         inflater = compression.inflater()
@@ -109,18 +118,19 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
             produced = inflate_bounded(inflater, remaining, produced, cap, pieces)
         except compression.ERRORS as exc:
             decoded.rejects.append(_reject(record, data, RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"))
-            return members
+            return members, produced
         if produced > cap:
             decoded.rejects.append(
                 _reject(
                     record,
                     data,
                     RejectCode.DECOMPRESSION_BOMB,
-                    f"record inflates to more than {cap:,} bytes from {len(data):,} compressed; "
-                    "treated as a decompression bomb (raise the limit if the data is genuine)",
+                    f"record inflates to more than {cap:,} bytes from {len(data):,} compressed"
+                    + (f" ({before:,} of them from the KPL subrecords before this one)" if before else "")
+                    + "; treated as a decompression bomb (raise the limit if the data is genuine)",
                 )
             )
-            return members
+            return members, produced
         if not inflater.eof:
             decoded.rejects.append(
                 _reject(
@@ -130,7 +140,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
                     f"gzip stream ends early: {len(data):,} bytes read, member {len(members) + 1} is incomplete",
                 )
             )
-            return members
+            return members, produced
         members.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         remaining = inflater.unused_data
         if remaining and not remaining.startswith(GZIP_MAGIC):
@@ -144,7 +154,7 @@ def _gunzip_members(data: bytes, cap: int, record: RawRecord, decoded: Decoded) 
                     )
                 )
             break
-    return members
+    return members, produced
 
 
 def _parse_document(member: bytes, record: RawRecord, decoded: Decoded) -> None:

@@ -154,6 +154,46 @@ def test_decompression_bomb_becomes_a_reject_not_an_out_of_memory():
     assert "67,108,864" in reject.reason
 
 
+_PACKINGS = ("gzip members", "KPL subrecords", "KPL subrecords of gzip members")
+
+
+@st.composite
+def _packed_record(draw: st.DrawFn) -> tuple[bytes, list[bytes], list[int], int]:
+    """A record packing documents s0, s1, ... as gzip members, KPL subrecords, or subrecords of members:
+    (record, each document's gzip, each document's inflated size, cap)."""
+    sizes = draw(st.lists(st.integers(1, 40_000), min_size=1, max_size=6))
+    bodies = [orjson.dumps(cwl_document(["x" * size + "\n"], log_stream=f"s{i}")) for i, size in enumerate(sizes)]
+    members = [gzip.compress(body, compresslevel=1) for body in bodies]
+    packing = draw(st.sampled_from(_PACKINGS))
+    if packing == "gzip members":
+        data = b"".join(members)
+    elif packing == "KPL subrecords":
+        data = _kpl_aggregate(members)
+    else:
+        cuts = sorted(draw(st.sets(st.integers(1, len(members) - 1), max_size=3))) if len(members) > 1 else []
+        groups = [members[start:stop] for start, stop in zip([0, *cuts], [*cuts, len(members)], strict=True)]
+        data = _kpl_aggregate([b"".join(group) for group in groups])
+    cap = draw(st.integers(1, sum(map(len, bodies)) + 10))
+    return data, members, [len(body) for body in bodies], cap
+
+
+@settings(max_examples=150, deadline=None)
+@given(_packed_record())
+def test_property_a_record_never_inflates_past_its_cap_however_it_is_packed(packed):
+    """The cap bounds the whole record, its gzip members and KPL subrecords together: the documents decoded
+    never add up to more. Those past it are rejected as a bomb with their bytes kept, and under it nothing is."""
+    data, members, sizes, cap = packed
+    decoded = decode_record(_record(data), max_decompressed_bytes=cap)
+    kept = [int(document["logStream"][1:]) for document in decoded.documents]
+    assert kept == list(range(len(kept)))  # the documents before the cap, in order
+    assert sum(sizes[index] for index in kept) <= cap
+    assert {reject.code for reject in decoded.rejects} <= {"decompression_bomb"}
+    if sum(sizes) <= cap:
+        assert not decoded.rejects and len(kept) == len(members)
+    for member in members[len(kept) :]:
+        assert any(member in reject.raw for reject in decoded.rejects)
+
+
 def test_decompression_cap_is_configurable():
     data = gz(cwl_document(["x" * 5000 + "\n"]))
     assert decode_record(_record(data), max_decompressed_bytes=1000).rejects[0].code == "decompression_bomb"

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
+from pathlib import Path
 
 import orjson
 import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
 
-from shipper.decode import RawRecord, decode_record
+from shipper.decode import DEFAULT_MAX_DECOMPRESSED_BYTES, RawRecord, decode_record
+from shipper.handler import KinesisHandler
 from shipper.pipeline import Pipeline
+from shipper.runner import EXIT_INCOMPLETE
 from shipper.sinks.base import encode_ndjson
 
-from helpers import classify_messages, cwl_document, gz
+from helpers import classify_messages, cwl_document, gz, kinesis_event
+
+
+class _Context:
+    aws_request_id = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +94,65 @@ def test_a_record_of_many_tiny_events_is_processed_in_bounded_time():
     [outcome] = Pipeline().process_records([RawRecord(gz(document), "1", "test")])
     assert len(outcome.events) == 200_000
     assert time.monotonic() - started < 20
+
+
+# --- a KPL aggregate whose subrecords together inflate past the cap --------------------------------
+
+
+def _kpl_bomb() -> tuple[bytes, list[bytes], int]:
+    """One Kinesis record of 70 KPL subrecords, each a gzip that inflates to about 1 MiB of log events:
+    (record, subrecords, how many fit within the 64 MiB cap)."""
+    line = "INFO " + "x" * (256 * 1024 - 6) + "\n"
+    subrecords = []
+    for index in range(70):
+        body = orjson.dumps(cwl_document([line] * 4, log_stream=f"2024/05/20/[$LATEST]s{index:02d}"))
+        subrecords.append(gzip.compress(body))
+    aggregator = RecordAggregator()
+    for index, payload in enumerate(subrecords):
+        assert aggregator.add_user_record(f"pk-{index}", payload) is None
+    record = aggregator.clear_and_get().get_contents()[2]
+    assert len(record) < 200_000
+    return record, subrecords, DEFAULT_MAX_DECOMPRESSED_BYTES // len(body)
+
+
+def test_a_kpl_aggregate_inflating_past_the_cap_is_cut_there_in_the_handler_and_in_run(tmp_path: Path) -> None:
+    """The cap bounds a record, not each of its subrecords: past 64 MiB in all, the rest of the aggregate
+    is dead-lettered, subrecord by subrecord, and the batch is not failed (it would be retried forever)."""
+    record, subrecords, fit = _kpl_bomb()
+    event = kinesis_event([record])
+
+    handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null", "SHIPPER_DEAD_LETTER": f"dir:{tmp_path / 'dl'}"})
+    assert handler(event, _Context()) == {"batchItemFailures": []}
+    assert handler.router.stats()["sinks"]["null"]["sent_events"] == 4 * fit
+    entries = [orjson.loads(line) for path in (tmp_path / "dl").glob("*.ndjson") for line in path.open()]
+    assert [entry["code"] for entry in entries] == ["decompression_bomb"] * (70 - fit)
+    assert {base64.b64decode(entry["raw_base64"]) for entry in entries} == set(subrecords[fit:])
+    assert "67,108,864" in entries[0]["reason"] and "KPL subrecords before this one" in entries[0]["reason"]
+
+    saved = tmp_path / "kinesis-event.json"
+    saved.write_bytes(orjson.dumps(event))
+    dead_letter, report = f"dir:{tmp_path / 'run-dl'}", str(tmp_path / "report.json")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipper.cli",
+            "run",
+            str(saved),
+            "--sink",
+            "null",
+            "--dead-letter",
+            dead_letter,
+            "--report",
+            report,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == EXIT_INCOMPLETE, completed.stderr  # input problems, told apart from delivery's
+    assert "decompression bomb" in completed.stderr
+    run = orjson.loads((tmp_path / "report.json").read_bytes())["run"]
+    assert run["log_events"] == 4 * fit
+    assert sum(1 for path in (tmp_path / "run-dl").glob("*.ndjson") for _ in path.open()) == 70 - fit
