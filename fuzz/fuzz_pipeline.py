@@ -5,10 +5,11 @@ sink: null, stdout, jsonl, jsonl.gz, dir, with a dir dead letter), and its event
 report and the Prometheus registry, which add up across inputs as in a long-lived container. Any
 exception is a finding, and so is a failed record, an event that breaks the contract, or a number
 in the report or the exposition that is not finite. Inputs are mutated around real shapes: gzip'd
-CloudWatch Logs envelopes, KPL aggregates, and log lines (REPORT, platform JSON, metric lines of
-every format) whose numeric fields are drawn from extreme values (EXTREMES, fuzz/numbers.dict)
-or from the fuzzer's bytes. It refuses to start unless the compiled hot path is what runs (or
-SHIPPER_PURE_PYTHON=1 asks for pure Python); `make fuzz` (fuzz/run.py) runs it on a sanitized build.
+CloudWatch Logs envelopes, KPL aggregates (with a valid digest, so they are taken apart), and log
+lines (REPORT, platform JSON, metric lines of every format) whose numeric fields are drawn from
+extreme values (EXTREMES, fuzz/numbers.dict) or from the fuzzer's bytes. It refuses to start unless
+the compiled hot path is what runs (or SHIPPER_PURE_PYTHON=1 asks for pure Python); `make fuzz`
+(fuzz/run.py) runs it on a sanitized build.
 
     python fuzz/fuzz_pipeline.py [-max_total_time=SECONDS] [-runs=N] [-dict=fuzz/numbers.dict] [corpus dir]
 """
@@ -28,6 +29,7 @@ import tempfile
 from typing import Any
 
 import atheris
+from aws_kinesis_agg.aggregator import RecordAggregator
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
@@ -136,8 +138,13 @@ def _line(provider: atheris.FuzzedDataProvider) -> str:
     return parts[0] + "".join(_number(provider) + part for part in parts[1:])
 
 
-def _payload(provider: atheris.FuzzedDataProvider) -> bytes:
-    shape = provider.ConsumeIntInRange(0, 3)
+def _payload(provider: atheris.FuzzedDataProvider, *, aggregate: bool = True) -> bytes:
+    shape = provider.ConsumeIntInRange(0, 4 if aggregate else 3)
+    if shape == 4:  # a valid aggregate (its digest right) of payloads of the other shapes
+        aggregator = RecordAggregator()
+        for index in range(provider.ConsumeIntInRange(1, 4)):
+            aggregator.add_user_record(f"pk-{index}", _payload(provider, aggregate=False))
+        return aggregator.clear_and_get().get_contents()[2]
     if shape == 0:
         return provider.ConsumeBytes(provider.ConsumeIntInRange(0, 4096))
     if shape == 1:
