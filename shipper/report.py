@@ -54,6 +54,7 @@ _MAX_TIMESTAMP_MS: Final = 10**14
 _VERSION = re.compile(r"\[([^\]]{1,64})\]")
 """The version in a Lambda log stream name: `2024/05/20/[$LATEST]abc`, `2024/05/20/[12]abc`."""
 _MONTH_S = 30 * 86_400
+_INFINITY: Final = math.inf
 _LOG_GAMMA: Final = math.log(1.01)
 _GAMMA: Final = 1.01
 
@@ -81,7 +82,7 @@ class Quantiles:
 
     def add(self, value: float) -> None:
         """Add one value; one that is not finite (never in a valid event) is not counted."""
-        if math.isinf(value) or math.isnan(value):
+        if not -_INFINITY < value < _INFINITY:
             return
         self.count += 1
         if value < self.low:
