@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import math
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -543,8 +544,10 @@ def _nice(value: float) -> float:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return float(step * power)
+        nice = step * power
+        if value <= nice:
+            # Near the largest float (1.8e308) the next round number is no float: the value is the top.
+            return float(nice) if nice <= sys.float_info.max else float(value)
     return float(value)
 
 

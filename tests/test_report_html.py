@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import math
 import re
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shipper.cli import EXIT_OK
@@ -211,7 +213,7 @@ def test_hostile_names_render_inertly_in_chromium(tmp_path):
 hostile_number = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(10**40), max_value=10**40),
-    st.sampled_from([0, -1, 1e-300, 1e300, 2**63, math.inf, -math.inf, math.nan]),
+    st.sampled_from([0, -1, 1e-300, 1e300, 1e308, sys.float_info.max, 2**63, math.inf, -math.inf, math.nan]),
 )
 positive = st.one_of(st.floats(min_value=1e-300, max_value=1e300), st.integers(min_value=1, max_value=10**15))
 
@@ -224,6 +226,7 @@ positive = st.one_of(st.floats(min_value=1e-300, max_value=1e300), st.integers(m
     metric_values=st.lists(hostile_number, max_size=10),
     overrides=st.lists(hostile_number, min_size=6, max_size=6),
 )
+@example(durations=[1.0], memory=[0], timestamps=[], metric_values=[1e308], overrides=[0.0] * 6)
 def test_any_number_leaves_a_page_of_finite_coordinates(durations, memory, timestamps, metric_values, overrides):
     fleet_report, timeline = FleetReport(), Timeline()
     events = []
@@ -248,6 +251,37 @@ def test_any_number_leaves_a_page_of_finite_coordinates(durations, memory, times
             value = attributes.get(name, "")
             assert not re.search(r"nan|inf", value, re.IGNORECASE), (name, value)
             assert all(abs(float(n)) <= 1e5 for n in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", value))
+
+
+@pytest.mark.parametrize("value", ["1e308", "1.7976931348623157e308", "-1.7976931348623157e308", "9e307"])
+def test_metric_values_at_the_edge_of_float64_leave_a_page_of_finite_coordinates(tmp_path, value):
+    """A metric line's value may be any finite float64; the page's axes round up from the largest one, and a
+    round number past 1.8e308 is no float (it crashed `run --report page.html` with an OverflowError)."""
+    messages = [
+        f"big.gauge:{value}|g\n",
+        f"MONITORING|1716222585|{value}|count|big.count|#env:prod\n",
+        orjson.dumps(
+            {
+                "_aws": {
+                    "Timestamp": START_MS,
+                    "CloudWatchMetrics": [{"Namespace": "n", "Dimensions": [[]], "Metrics": [{"Name": "big.emf"}]}],
+                },
+                "big.emf": float(value),
+            }
+        ).decode(),
+    ]
+    document = cwl_document(messages, log_group="/aws/lambda/edge", start_ms=START_MS)
+    write(
+        tmp_path / "in" / "event.json",
+        orjson.dumps({"Records": [{"kinesis": {"data": base64.b64encode(gz(document)).decode()}}]}),
+    )
+    page, data = tmp_path / "report.html", tmp_path / "report.json"
+    status, _ = run(tmp_path, str(tmp_path / "in"), "--report", str(page), "--report", str(data))
+    assert status == EXIT_OK
+    assert {metric["name"] for metric in orjson.loads(data.read_bytes())["metrics"]} >= {"big.gauge", "big.emf"}
+    for _, attributes in assert_inert(page.read_text()).elements:
+        for name in ("x", "y", "width", "height", "d", "viewBox"):
+            assert not re.search(r"nan|inf", attributes.get(name, ""), re.IGNORECASE), (name, attributes[name])
 
 
 def _finite_number(value) -> bool:
