@@ -1,6 +1,7 @@
 """Decode: bytes from Kinesis (or files) into CloudWatch Logs documents. Hot path, no I/O.
 
-    record bytes -> [KPL deaggregation] -> [gzip, one or more members, bounded] -> JSON envelope
+    record bytes -> [KPL deaggregation] -> [gzip, one or more members, bounded] -> [memory estimate]
+                 -> JSON envelope
 
 A `RawRecord` is one Kinesis record. `decode_record` turns it into the CloudWatch Logs
 `DATA_MESSAGE` documents it carries, counts the `CONTROL_MESSAGE`s it skips, and turns every part it
@@ -28,6 +29,17 @@ _KPL_DIGEST_SIZE = 16
 _INFLATE_STEP = 8 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 """Cap on what one record may inflate to; above it the record is a decompression bomb."""
+MAX_RECORD_MEMORY = 256 * 1024 * 1024
+"""What handling one record may take, estimated before its JSON is parsed; above it the record is rejected."""
+_MEMORY_PER_BYTE = 3
+_MEMORY_PER_EVENT = 800
+"""The estimate: bytes per inflated byte and per log event, above what records took through the handler
+(225 MB for 60 MiB of 900-character messages, 197 MB for 16.7 MB of 190,794 short ones; docs/performance.md)."""
+_SMALLEST_EVENT = 28
+"""The fewest bytes a log event's JSON takes: `{"timestamp":0,"message":""}`."""
+_MOST_PER_BYTE = _MEMORY_PER_BYTE + -(-_MEMORY_PER_EVENT // _SMALLEST_EVENT)
+"""No record inflating to less than max_memory / _MOST_PER_BYTE can be estimated past it, so only larger
+ones have their events counted (which costs about 0.6 ns a byte): 8.4 MB and up at MAX_RECORD_MEMORY."""
 
 
 class RawRecord(NamedTuple):
@@ -47,32 +59,49 @@ class Decoded:
     kpl_subrecords: int = 0
 
 
-def decode_record(record: RawRecord, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Decoded:
+def decode_record(
+    record: RawRecord,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_memory: int = MAX_RECORD_MEMORY,
+) -> Decoded:
     """Decode one Kinesis record: KPL aggregate, gzip (any number of members) or plain JSON.
 
     `max_decompressed_bytes` caps what the whole record inflates to, its KPL subrecords and gzip members
-    together: past it, what is left of the record is rejected as a decompression bomb.
+    together: past it, what is left of the record is rejected as a decompression bomb. A record whose
+    events would take more than `max_memory` to handle (many small ones) is rejected before it is parsed.
     """
     decoded = Decoded()
     data = record.data
+    payloads = [data]
     if data[:4] == KPL_MAGIC:
         subrecords = _deaggregate(record, decoded)
         if subrecords is not None:
             decoded.kpl_subrecords = len(subrecords)
-            produced = 0
-            for subrecord in subrecords:
-                produced = _decode_payload(subrecord, record, max_decompressed_bytes, produced, decoded)
+            payloads = subrecords
+    members: list[bytes] = []
+    produced = 0
+    for payload in payloads:
+        produced = _inflate_payload(payload, record, max_decompressed_bytes, produced, members, decoded)
+    if produced * _MOST_PER_BYTE > max_memory:
+        problem = _memory_problem(members, produced, max_memory)
+        if problem is not None:
+            decoded.rejects.append(_reject(record, data, RejectCode.DECOMPRESSION_BOMB, problem))
             return decoded
-    _decode_payload(data, record, max_decompressed_bytes, 0, decoded)
+    for member in members:
+        _parse_document(member, record, decoded)
     return decoded
 
 
-def _decode_payload(data: bytes, record: RawRecord, cap: int, produced: int, decoded: Decoded) -> int:
-    """Decode one payload into `decoded`, `produced` bytes of its record inflated before it; returns the new total."""
+def _inflate_payload(
+    data: bytes, record: RawRecord, cap: int, produced: int, members: list[bytes], decoded: Decoded
+) -> int:
+    """Add one payload's JSON members to `members`, `produced` bytes of its record inflated before it;
+    returns the new total."""
     if data[:2] == GZIP_MAGIC:
-        members, produced = _gunzip_members(data, cap, produced, record, decoded)
+        inflated, produced = _gunzip_members(data, cap, produced, record, decoded)
+        members += inflated
     elif data[:1] in (b"{", b" ", b"\n", b"\r", b"\t"):
-        members = [data]
+        members.append(data)
     else:
         decoded.rejects.append(
             _reject(
@@ -82,10 +111,23 @@ def _decode_payload(data: bytes, record: RawRecord, cap: int, produced: int, dec
                 f"record is not gzip, KPL-aggregated or JSON (it starts with bytes {data[:8].hex(' ')!r})",
             )
         )
-        return produced
-    for member in members:
-        _parse_document(member, record, decoded)
     return produced
+
+
+def _memory_problem(members: list[bytes], produced: int, max_memory: int) -> str | None:
+    """Why a record of `produced` inflated bytes would take more than `max_memory` to handle, or None.
+
+    Its log events are counted by their `"timestamp"` keys, which a message cannot hold unescaped.
+    """
+    events = sum(member.count(b'"timestamp"') for member in members)
+    estimate = _MEMORY_PER_BYTE * produced + _MEMORY_PER_EVENT * events
+    if estimate <= max_memory:
+        return None
+    return (
+        f"record inflates to {produced:,} bytes holding about {events:,} log events: handling them would take "
+        f"about {estimate // 1_000_000:,} MB, more than the {max_memory // 1_000_000:,} MB one record may use; "
+        "treated as a decompression bomb"
+    )
 
 
 def inflate_bounded(inflater: Any, data: bytes, produced: int, cap: int, output: list[bytes]) -> int:
@@ -127,7 +169,7 @@ def _gunzip_members(
                     RejectCode.DECOMPRESSION_BOMB,
                     f"record inflates to more than {cap:,} bytes from {len(data):,} compressed"
                     + (f" ({before:,} of them from the KPL subrecords before this one)" if before else "")
-                    + "; treated as a decompression bomb (raise the limit if the data is genuine)",
+                    + "; treated as a decompression bomb",
                 )
             )
             return members, produced

@@ -14,7 +14,15 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.decode import KPL_MAGIC, RawRecord, decode_record, record_from_awslogs_event, records_from_get_records
+from shipper.decode import (
+    _MEMORY_PER_BYTE,
+    _MEMORY_PER_EVENT,
+    KPL_MAGIC,
+    RawRecord,
+    decode_record,
+    record_from_awslogs_event,
+    records_from_get_records,
+)
 from shipper.names import rejected_count
 from shipper.pipeline import Pipeline
 
@@ -192,6 +200,39 @@ def test_property_a_record_never_inflates_past_its_cap_however_it_is_packed(pack
         assert not decoded.rejects and len(kept) == len(members)
     for member in members[len(kept) :]:
         assert any(member in reject.raw for reject in decoded.rejects)
+
+
+@st.composite
+def _record_of_events(draw: st.DrawFn) -> tuple[bytes, int, int, int]:
+    """A gzip record of 1-3 documents of drawn event counts and message lengths, and a memory budget:
+    (record, inflated bytes, log events, budget)."""
+    shapes = draw(st.lists(st.tuples(st.integers(1, 400), st.integers(0, 300)), min_size=1, max_size=3))
+    bodies = [
+        orjson.dumps(cwl_document(["x" * length + "\n"] * count, log_stream=f"s{index}"))
+        for index, (count, length) in enumerate(shapes)
+    ]
+    inflated, events = sum(map(len, bodies)), sum(count for count, _ in shapes)
+    estimate = _MEMORY_PER_BYTE * inflated + _MEMORY_PER_EVENT * events
+    budget = max(1, int(estimate * draw(st.floats(0.05, 30.0))))  # under, near and far over the estimate
+    return b"".join(gzip.compress(body, compresslevel=1) for body in bodies), inflated, events, budget
+
+
+@settings(max_examples=150, deadline=None)
+@given(_record_of_events())
+def test_property_a_record_is_parsed_only_within_its_memory_budget(case):
+    """A record is decoded only when its estimated cost (per inflated byte and per log event) fits the budget;
+    one past it is rejected whole, unparsed, with its size and events in the reason."""
+    data, inflated, events, budget = case
+    decoded = decode_record(_record(data), max_memory=budget)
+    estimate = _MEMORY_PER_BYTE * inflated + _MEMORY_PER_EVENT * events
+    if decoded.rejects:
+        [reject] = decoded.rejects
+        assert (reject.code, reject.raw, decoded.documents) == ("decompression_bomb", data, [])
+        assert estimate > budget
+        assert f"{inflated:,} bytes holding about {events:,} log events" in reject.reason
+    else:
+        assert estimate <= budget
+        assert sum(len(document["logEvents"]) for document in decoded.documents) == events
 
 
 def test_decompression_cap_is_configurable():

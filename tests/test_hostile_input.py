@@ -156,3 +156,55 @@ def test_a_kpl_aggregate_inflating_past_the_cap_is_cut_there_in_the_handler_and_
     run = orjson.loads((tmp_path / "report.json").read_bytes())["run"]
     assert run["log_events"] == 4 * fit
     assert sum(1 for path in (tmp_path / "run-dl").glob("*.ndjson") for _ in path.open()) == 70 - fit
+
+
+# --- a record of many small log events: rejected by its cost before it is parsed ------------------
+
+
+def _small_events_record(events: int) -> bytes:
+    """`events` log events of a few bytes in one gzip record, ids and timestamps repeated: about 0.1% of its
+    inflated size on the wire."""
+    log_event = orjson.dumps({"id": "1", "timestamp": 1716222585000, "message": "tick\n"})
+    body = (
+        b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/lambda/ticks",'
+        b'"logStream":"2024/05/20/[$LATEST]a","subscriptionFilters":[],"logEvents":['
+        + b",".join([log_event] * events)
+        + b"]}"
+    )
+    return gzip.compress(body, compresslevel=9)
+
+
+def test_a_record_of_many_small_events_is_rejected_before_it_is_parsed_in_the_handler_and_in_run(
+    tmp_path: Path,
+) -> None:
+    """600,000 events in 40 MB inflated would take over 500 MB once parsed and classified: the record is
+    dead-lettered whole, in bounded memory, the batch not failed, and the records beside it go through."""
+    bomb = _small_events_record(600_000)
+    assert len(bomb) < 200_000
+    event = kinesis_event([gz(cwl_document(["before\n"])), bomb, gz(cwl_document(["after\n"]))])
+
+    handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null", "SHIPPER_DEAD_LETTER": f"dir:{tmp_path / 'dl'}"})
+    tracemalloc.start()
+    response = handler(event, _Context())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert response == {"batchItemFailures": []}
+    assert handler.router.stats()["sinks"]["null"]["sent_events"] == 2
+    [entry] = [orjson.loads(line) for path in (tmp_path / "dl").glob("*.ndjson") for line in path.open()]
+    assert entry["code"] == "decompression_bomb" and base64.b64decode(entry["raw_base64"]) == bomb
+    assert "about 600,000 log events" in entry["reason"]
+    assert peak < 150 * 1024 * 1024  # the inflated bytes and their count, never the parsed events
+
+    saved = tmp_path / "kinesis-event.json"
+    saved.write_bytes(orjson.dumps(event))
+    report = str(tmp_path / "report.json")
+    completed = subprocess.run(
+        [sys.executable, "-m", "shipper.cli", "run", str(saved), "--sink", "null", "--report", report],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == EXIT_INCOMPLETE, completed.stderr
+    assert "about 600,000 log events" in completed.stderr
+    assert orjson.loads((tmp_path / "report.json").read_bytes())["run"]["log_events"] == 2
