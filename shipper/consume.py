@@ -374,7 +374,9 @@ class Consumer:
             [outcome] = self.pipeline.process_records([raw])
             step.route(batch, [((shard_id, outcome.origin), outcome)], self._deadline)
             taken += 1
-            if outcome.rejects and self.router.dead_letter is None:
+            held = bool(outcome.rejects) and self.router.dead_letter is None
+            del outcome  # else this record's events stay alive while the next one is decoded and classified
+            if held:
                 break
         step.flush(batch, self._deadline)
         done = None

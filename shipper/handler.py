@@ -163,6 +163,7 @@ class KinesisHandler:
             taken += 1
             outcomes = self.pipeline.process_kinesis_event({"Records": [entry]})
             step.route(batch, [(outcome.origin, outcome) for outcome in outcomes], deadline)
+            del outcomes  # else this record's events stay alive while the next one is decoded and classified
         step.flush(batch, deadline)
         _in_batch_order(batch, entries, taken)
         step.done(batch)

@@ -162,10 +162,9 @@ def test_long_names_are_cut_in_the_report() -> None:
 # --- a compressible batch: what is held is one record, never the batch ------------------------------
 
 
-def bomb_records(count: int, inflated: int = 4 * MB) -> list[dict[str, Any]]:
-    """Kinesis records each a small gzip of about `inflated` bytes of log lines."""
-    line = "INFO work done " + "x" * 4000
-    body = orjson.dumps(document("2024/05/20/[$LATEST]a", [line] * (inflated // len(line))))
+def kinesis_records(count: int, line: str, lines: int) -> list[dict[str, Any]]:
+    """Kinesis records each a small gzip of one document of `lines` copies of `line`."""
+    body = orjson.dumps(document("2024/05/20/[$LATEST]a", [line] * lines))
     data = base64.b64encode(gzip.compress(body)).decode()
     return [
         {
@@ -177,6 +176,12 @@ def bomb_records(count: int, inflated: int = 4 * MB) -> list[dict[str, Any]]:
     ]
 
 
+def bomb_records(count: int, inflated: int = 4 * MB) -> list[dict[str, Any]]:
+    """Kinesis records each a small gzip of about `inflated` bytes of long log lines."""
+    line = "INFO work done " + "x" * 4000
+    return kinesis_records(count, line, inflated // len(line))
+
+
 class Context:
     aws_request_id = "test"
 
@@ -184,41 +189,45 @@ class Context:
         return 300_000
 
 
-def test_the_handler_holds_one_record_of_a_compressible_batch_not_the_batch() -> None:
-    handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null"})
+SHELLS = ("handler", "run", "consume")
 
-    def invoke(records: int) -> Callable[[], Any]:
-        event = {"Records": bomb_records(records)}
+
+def ship(shell: str, records: list[dict[str, Any]], tmp_path: Path) -> Callable[[], Any]:
+    """Shipping `records` (one Kinesis batch) to the null sink through the Lambda handler, `shipper run` over
+    the saved event, or `shipper consume`'s delivery of a GetRecords batch."""
+    if shell == "handler":
+        handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null"})
+        event = {"Records": records}
         return lambda: handler(event, Context())
-
-    small, large = peak_bytes(invoke(4)), peak_bytes(invoke(16))
-    assert large - small < 6 * MB, (small, large)
-
-
-def test_shipper_run_holds_one_record_of_a_compressible_batch_not_the_batch(tmp_path: Path) -> None:
-    def run_over(records: int) -> Callable[[], Any]:
-        path = tmp_path / f"batch-{records}.json"
-        path.write_bytes(orjson.dumps({"Records": bomb_records(records)}))
-        router = build_router(load_config_from_env({"SHIPPER_SINKS": "null"}))
+    router = build_router(load_config_from_env({"SHIPPER_SINKS": "null"}))
+    if shell == "run":
+        path = tmp_path / f"batch-{len(records)}.json"
+        path.write_bytes(orjson.dumps({"Records": records}))
         return lambda: run([str(path)], router, RunOptions(read=ReadOptions(), quiet=True))
+    checkpoints = FileCheckpoints(tmp_path / f"checkpoints-{len(records)}", "logs")
+    consumer = Consumer(None, "logs", Pipeline(), router, checkpoints, threading.Event())
+    shard = ShardState("shardId-000000000000", (), False)
+    batch = [
+        {"Data": base64.b64decode(record["kinesis"]["data"]), "SequenceNumber": record["kinesis"]["sequenceNumber"]}
+        for record in records
+    ]
+    return lambda: consumer._deliver(shard, batch)
 
-    small, large = peak_bytes(run_over(4)), peak_bytes(run_over(16))
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_compressible_batch_costs_one_record_not_the_batch(shell: str, tmp_path: Path) -> None:
+    """Records go one at a time, each to the router before the next is decoded (consume too: a GetRecords
+    batch is decoded a record at a time, as the handler's is)."""
+    small = peak_bytes(ship(shell, bomb_records(4), tmp_path))
+    large = peak_bytes(ship(shell, bomb_records(16), tmp_path))
     assert large - small < 6 * MB, (small, large)
 
 
-def test_shipper_consume_holds_one_record_of_a_compressible_batch_not_the_batch(tmp_path: Path) -> None:
-    """A GetRecords batch is decoded a record at a time, as the handler's is."""
-
-    def deliver(records: int) -> Callable[[], Any]:
-        router = build_router(load_config_from_env({"SHIPPER_SINKS": "null"}))
-        checkpoints = FileCheckpoints(tmp_path / f"checkpoints-{records}", "logs")
-        consumer = Consumer(None, "logs", Pipeline(), router, checkpoints, threading.Event())
-        shard = ShardState("shardId-000000000000", (), False)
-        batch = [
-            {"Data": base64.b64decode(record["kinesis"]["data"]), "SequenceNumber": record["kinesis"]["sequenceNumber"]}
-            for record in bomb_records(records)
-        ]
-        return lambda: consumer._deliver(shard, batch)
-
-    small, large = peak_bytes(deliver(4)), peak_bytes(deliver(16))
-    assert large - small < 6 * MB, (small, large)
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_records_events_are_gone_before_the_next_record_is_decoded(shell: str, tmp_path: Path) -> None:
+    """50,000 short lines make a record's events some 40 MB, far more than its bytes or a sink's batch: a
+    second and third record must not find the first one's events still alive (the handler and consume held
+    them through the next record, doubling the peak)."""
+    one = peak_bytes(ship(shell, kinesis_records(1, "tick\n", 50_000), tmp_path))
+    three = peak_bytes(ship(shell, kinesis_records(3, "tick\n", 50_000), tmp_path))
+    assert three - one < 10 * MB, (one, three)
