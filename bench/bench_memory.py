@@ -1,10 +1,15 @@
 """Peak memory and eviction cost of shipper's bounded state, each case in its own process.
 
-    python bench/bench_memory.py [CASE ...]    (cases: bomb-handler bomb-run requests-300k
+    python bench/bench_memory.py [CASE ...]    (cases: bomb-handler bomb-run short-lines
+                                                short-lines-60mib near-estimate requests-300k
                                                 requests-600k streams functions eviction)
 
 - bomb-handler / bomb-run: one Kinesis batch of 20 records, 1.4 MB as sent, each record inflating
   to about 50 MB of log events, through the Lambda handler and through `shipper run --sink null`;
+- short-lines: a full 6 MB batch, six 1 MiB records of 190,794 20-character lines each (16.7 MB
+  inflated), through the Lambda handler; short-lines-60mib: one record of 60 MiB of such lines
+  (706,905), which the handler rejects by its estimated cost; near-estimate: six records of 245,000
+  such lines each, just under that estimate. Built in a child process, so only the handler is measured;
 - requests: 300,000 and 600,000 invocations with a cold start (one request id each) through the classifier;
 - streams: 300,000 log streams each left with a request in progress, through the classifier;
 - functions: 300,000 functions through the run report, to its JSON and its tables;
@@ -87,6 +92,45 @@ def case_bomb_run() -> str:
         code = subprocess.call(command, cwd=ROOT)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return f"shipper run peak {peak:,.0f} MB (exit {code})"
+
+
+_SHORT_LINES = """
+import base64, gzip, json, sys
+sys.path.insert(0, "bench")
+from bench_memory import _document
+lines, records, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+document = _document("2024/05/20/[$LATEST]short", ["INFO x " + "x" * 20] * lines)
+data = base64.b64encode(gzip.compress(json.dumps(document).encode(), compresslevel=9)).decode()
+records = [{"eventSource": "aws:kinesis", "kinesis": {"data": data, "sequenceNumber": str(n)}} for n in range(records)]
+open(path, "w").write(json.dumps({"Records": records}))
+"""
+"""Writes a Kinesis batch of `records` records, each a gzip of `lines` 20-character log lines, to a file."""
+
+
+def _short_lines_handler(lines: int, records: int) -> str:
+    from shipper.handler import KinesisHandler
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "batch.json")
+        subprocess.run([sys.executable, "-c", _SHORT_LINES, str(lines), str(records), path], cwd=ROOT, check=True)
+        with open(path) as batch:
+            event = json.load(batch)
+        handler = KinesisHandler.from_env({"SHIPPER_SINKS": "null", "SHIPPER_DEAD_LETTER": f"dir:{scratch}/dl"})
+        response = handler(event, _Context())
+    sent = handler.router.stats()["sinks"]["null"]["sent_events"]
+    return f"{sent:,} events sent, {handler.router.rejects} rejected, failures {len(response['batchItemFailures'])}"
+
+
+def case_short_lines() -> str:
+    return _short_lines_handler(190_794, 6)
+
+
+def case_short_lines_60mib() -> str:
+    return _short_lines_handler(706_905, 1)
+
+
+def case_near_estimate() -> str:
+    return _short_lines_handler(245_000, 6)
 
 
 def _classify_many(count: int, per_document: int, make: Any) -> None:
@@ -181,6 +225,9 @@ def case_eviction() -> str:
 CASES = {
     "bomb-handler": case_bomb_handler,
     "bomb-run": case_bomb_run,
+    "short-lines": case_short_lines,
+    "short-lines-60mib": case_short_lines_60mib,
+    "near-estimate": case_near_estimate,
     "requests-300k": case_requests_300k,
     "requests-600k": case_requests_600k,
     "streams": case_streams,
