@@ -29,14 +29,13 @@ import tempfile
 from typing import Any
 
 import atheris
-from aws_kinesis_agg.aggregator import RecordAggregator
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-# The tests' helpers, for the check they share with the property tests.
+# The tests' helpers, for the check they share with the property tests and the KPL aggregates they build.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
-from helpers import EXTREMES, numbers_in
+from helpers import EXTREMES, kpl_aggregate, numbers_in
 
 with atheris.instrument_imports():
     import orjson
@@ -141,10 +140,7 @@ def _line(provider: atheris.FuzzedDataProvider) -> str:
 def _payload(provider: atheris.FuzzedDataProvider, *, aggregate: bool = True) -> bytes:
     shape = provider.ConsumeIntInRange(0, 4 if aggregate else 3)
     if shape == 4:  # a valid aggregate (its digest right) of payloads of the other shapes
-        aggregator = RecordAggregator()
-        for index in range(provider.ConsumeIntInRange(1, 4)):
-            aggregator.add_user_record(f"pk-{index}", _payload(provider, aggregate=False))
-        return aggregator.clear_and_get().get_contents()[2]
+        return kpl_aggregate([_payload(provider, aggregate=False) for _ in range(provider.ConsumeIntInRange(1, 4))])
     if shape == 0:
         return provider.ConsumeBytes(provider.ConsumeIntInRange(0, 4096))
     if shape == 1:

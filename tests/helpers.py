@@ -7,6 +7,7 @@ import gzip
 from typing import Any
 
 import orjson
+from aws_kinesis_agg.aggregator import RecordAggregator
 
 from shipper.classify import Classifier
 from shipper.contract import contract_violations
@@ -41,6 +42,14 @@ def cwl_document(
         ],
         **extra,
     }
+
+
+def kpl_aggregate(payloads: list[bytes]) -> bytes:
+    """One Kinesis record aggregating `payloads` as KPL user records, its digest right."""
+    aggregator = RecordAggregator()
+    for index, payload in enumerate(payloads):
+        assert aggregator.add_user_record(f"pk-{index}", payload) is None  # all of them fit in one record
+    return aggregator.clear_and_get().get_contents()[2]
 
 
 def gz(document: dict[str, Any] | bytes) -> bytes:

@@ -10,7 +10,6 @@ import zlib
 
 import orjson
 import pytest
-from aws_kinesis_agg.aggregator import RecordAggregator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +25,7 @@ from shipper.decode import (
 from shipper.names import rejected_count
 from shipper.pipeline import Pipeline
 
-from helpers import cwl_document, gz, kinesis_event
+from helpers import cwl_document, gz, kinesis_event, kpl_aggregate
 
 # The Lambda Kinesis event from formats.md §1.2: one real-shaped record carrying one log event.
 FORMATS_MD_RECORD_DATA = (
@@ -112,16 +111,9 @@ def test_unknown_top_level_and_per_event_keys_are_tolerated_and_ids_stay_strings
     assert isinstance(event["event_id"], str)
 
 
-def _kpl_aggregate(payloads: list[bytes]) -> bytes:
-    aggregator = RecordAggregator()
-    for index, payload in enumerate(payloads):
-        assert aggregator.add_user_record(f"pk-{index}", payload) is None
-    return aggregator.clear_and_get().get_contents()[2]
-
-
 def test_kpl_aggregate_is_deaggregated_and_each_subrecord_decoded():
     payloads = [gz(cwl_document([f"message {i}\n"], log_stream=f"s{i}")) for i in range(3)]
-    aggregate = _kpl_aggregate(payloads)
+    aggregate = kpl_aggregate(payloads)
     assert aggregate[:4] == KPL_MAGIC
     pipeline = Pipeline()
     [outcome] = pipeline.process_records([_record(aggregate, "900")])
@@ -131,7 +123,7 @@ def test_kpl_aggregate_is_deaggregated_and_each_subrecord_decoded():
 
 
 def test_record_that_only_looks_aggregated_is_treated_as_plain():
-    aggregate = bytearray(_kpl_aggregate([gz(cwl_document(["x\n"]))]))
+    aggregate = bytearray(kpl_aggregate([gz(cwl_document(["x\n"]))]))
     aggregate[-1] ^= 0xFF  # wrong MD5: not an aggregate, just bytes that start with the magic
     decoded = decode_record(_record(bytes(aggregate)))
     assert decoded.documents == []
@@ -176,11 +168,11 @@ def _packed_record(draw: st.DrawFn) -> tuple[bytes, list[bytes], list[int], int]
     if packing == "gzip members":
         data = b"".join(members)
     elif packing == "KPL subrecords":
-        data = _kpl_aggregate(members)
+        data = kpl_aggregate(members)
     else:
         cuts = sorted(draw(st.sets(st.integers(1, len(members) - 1), max_size=3))) if len(members) > 1 else []
         groups = [members[start:stop] for start, stop in zip([0, *cuts], [*cuts, len(members)], strict=True)]
-        data = _kpl_aggregate([b"".join(group) for group in groups])
+        data = kpl_aggregate([b"".join(group) for group in groups])
     cap = draw(st.integers(1, sum(map(len, bodies)) + 10))
     return data, members, [len(body) for body in bodies], cap
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aws_kinesis_agg.aggregator import RecordAggregator
 
 from shipper.errors import ConfigError
 from shipper.handler import BatchFailed, InvalidEvent, KinesisHandler, configure_logging
 
-from helpers import cwl_document, gz, kinesis_event
+from helpers import cwl_document, gz, kinesis_event, kpl_aggregate
 
 FIRST = 49652374810316455386124873493651468935098264726135504898
 OWN_GROUP = "/aws/lambda/log-shipper"
@@ -59,13 +58,6 @@ def record(messages: list[str], log_group: str = "/aws/lambda/orders-api", strea
     return gz(cwl_document(messages, log_group=log_group, log_stream=f"2024/05/20/[$LATEST]{stream}"))
 
 
-def kpl(payloads: list[bytes]) -> bytes:
-    aggregator = RecordAggregator()
-    for index, payload in enumerate(payloads):
-        assert aggregator.add_user_record(f"pk-{index}", payload) is None
-    return aggregator.clear_and_get().get_contents()[2]
-
-
 def failures(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
@@ -99,8 +91,8 @@ def test_a_record_whose_dead_letter_cannot_be_written_is_reported_failed(tmp_pat
 
 def test_kpl_aggregated_records_fail_by_their_parent_sequence_number(tmp_path: Path, aws: str) -> None:
     handler = build(tmp_path, SHIPPER_DEAD_LETTER="s3://no-such-bucket/dead-letter")
-    good = kpl([record(["kpl a\n"], stream="a"), record(["kpl b\n"], stream="b")])
-    poisoned = kpl([record(["kpl c\n"], stream="c"), b"garbage inside an aggregate"])
+    good = kpl_aggregate([record(["kpl a\n"], stream="a"), record(["kpl b\n"], stream="b")])
+    poisoned = kpl_aggregate([record(["kpl c\n"], stream="c"), b"garbage inside an aggregate"])
     event = kinesis_event([good, record(["plain\n"]), poisoned])
 
     assert failures(handler(event, Context())) == [str(FIRST + 2)]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aws_kinesis_agg.aggregator import RecordAggregator
 
 from shipper.decode import DEFAULT_MAX_DECOMPRESSED_BYTES, RawRecord, decode_record
 from shipper.handler import KinesisHandler
@@ -21,7 +20,7 @@ from shipper.pipeline import Pipeline
 from shipper.runner import EXIT_INCOMPLETE
 from shipper.sinks.base import encode_ndjson
 
-from helpers import classify_messages, cwl_document, gz, kinesis_event
+from helpers import classify_messages, cwl_document, gz, kinesis_event, kpl_aggregate
 
 
 class _Context:
@@ -107,10 +106,7 @@ def _kpl_bomb() -> tuple[bytes, list[bytes], int]:
     for index in range(70):
         body = orjson.dumps(cwl_document([line] * 4, log_stream=f"2024/05/20/[$LATEST]s{index:02d}"))
         subrecords.append(gzip.compress(body))
-    aggregator = RecordAggregator()
-    for index, payload in enumerate(subrecords):
-        assert aggregator.add_user_record(f"pk-{index}", payload) is None
-    record = aggregator.clear_and_get().get_contents()[2]
+    record = kpl_aggregate(subrecords)
     assert len(record) < 200_000
     return record, subrecords, DEFAULT_MAX_DECOMPRESSED_BYTES // len(body)
 
