@@ -57,7 +57,12 @@ def _document(stream: str, messages: list[str]) -> dict[str, Any]:
 def bomb_event(records: int = 20, inflated: int = 50 * 1024 * 1024) -> dict[str, Any]:
     """A Kinesis batch whose every record is a small gzip of about `inflated` bytes of log events."""
     line = "INFO something happened " + "x" * 900
-    document = _document("2024/05/20/[$LATEST]bomb", [line] * (inflated // (len(line) + 60)))
+    return kinesis_batch([line] * (inflated // (len(line) + 60)), records)
+
+
+def kinesis_batch(messages: list[str], records: int) -> dict[str, Any]:
+    """A Kinesis batch of `records` records, each the same gzip'd document of `messages`."""
+    document = _document("2024/05/20/[$LATEST]bomb", messages)
     data = base64.b64encode(gzip.compress(json.dumps(document).encode(), compresslevel=9)).decode()
     return {
         "Records": [
@@ -95,14 +100,11 @@ def case_bomb_run() -> str:
 
 
 _SHORT_LINES = """
-import base64, gzip, json, sys
+import json, sys
 sys.path.insert(0, "bench")
-from bench_memory import _document
+from bench_memory import kinesis_batch
 lines, records, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-document = _document("2024/05/20/[$LATEST]short", ["INFO x " + "x" * 20] * lines)
-data = base64.b64encode(gzip.compress(json.dumps(document).encode(), compresslevel=9)).decode()
-records = [{"eventSource": "aws:kinesis", "kinesis": {"data": data, "sequenceNumber": str(n)}} for n in range(records)]
-open(path, "w").write(json.dumps({"Records": records}))
+open(path, "w").write(json.dumps(kinesis_batch(["INFO x " + "x" * 20] * lines, records)))
 """
 """Writes a Kinesis batch of `records` records, each a gzip of `lines` 20-character log lines, to a file."""
 
