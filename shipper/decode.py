@@ -26,10 +26,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 KPL_MAGIC = b"\xf3\x89\x9a\xc2"
 _KPL_DIGEST_SIZE = 16
 
-_INFLATE_STEP = 8 * 1024 * 1024
-DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+_MIB = 1024 * 1024
+_INFLATE_STEP = 8 * _MIB
+DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * _MIB
 """Cap on what one record may inflate to; above it the record is a decompression bomb."""
-MAX_RECORD_MEMORY = 256 * 1024 * 1024
+MAX_RECORD_MEMORY = 256 * _MIB
 """What handling one record may take, estimated before its JSON is parsed; above it the record is rejected."""
 _MEMORY_PER_BYTE = 3
 _MEMORY_PER_EVENT = 800
@@ -125,7 +126,7 @@ def _memory_problem(members: list[bytes], produced: int, max_memory: int) -> str
         return None
     return (
         f"record inflates to {produced:,} bytes holding about {events:,} log events: handling them would take "
-        f"about {estimate // 1_000_000:,} MB, more than the {max_memory // 1_000_000:,} MB one record may use; "
+        f"about {estimate / _MIB:,.0f} MiB, more than the {max_memory / _MIB:,.0f} MiB one record may use; "
         "treated as a decompression bomb"
     )
 
