@@ -227,6 +227,21 @@ def test_property_a_record_is_parsed_only_within_its_memory_budget(case):
         assert sum(len(document["logEvents"]) for document in decoded.documents) == events
 
 
+def test_the_memory_estimate_counts_log_events_not_the_word_timestamp_inside_their_messages():
+    """A message holding `"timestamp"` is escaped in the JSON (`\\"timestamp\\"`), so it adds no event to the
+    count; text that is no JSON at all may over-count, and is then rejected whole with its bytes kept."""
+    messages = ['{"timestamp": 1, "level": "INFO"} ' * 2_000 + "\n"] * 10  # 20,000 quoted words, 10 events
+    body = orjson.dumps(cwl_document(messages))
+    budget = _MEMORY_PER_BYTE * len(body) + _MEMORY_PER_EVENT * 10  # fits 10 events, not 20,010
+    decoded = decode_record(_record(gz(body)), max_memory=budget)
+    assert decoded.rejects == [] and len(decoded.documents[0]["logEvents"]) == 10
+
+    garbage = gz(b'"timestamp"' * 100_000)
+    [reject] = decode_record(_record(garbage), max_memory=budget).rejects
+    assert (reject.code, reject.raw) == ("decompression_bomb", garbage)
+    assert "about 100,000 log events" in reject.reason
+
+
 def test_decompression_cap_is_configurable():
     data = gz(cwl_document(["x" * 5000 + "\n"]))
     assert decode_record(_record(data), max_decompressed_bytes=1000).rejects[0].code == "decompression_bomb"
