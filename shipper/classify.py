@@ -556,7 +556,11 @@ class _DocumentClassifier:
             return False
         common = self._event("metric", 0, request_id, event_id)
         for metric in parsed:
-            event = common | metric
+            # Key by key: `common | metric` would resize the event's key table to the kind of the metric's
+            # (a compiled literal's, which stores every hash: 632 bytes an event instead of 464).
+            event = common.copy()
+            for name, value in metric.items():
+                event[name] = value
             if event["request_id"] is None:
                 event["request_id"] = request_id
             self.events.append(event)
@@ -677,17 +681,22 @@ class _DocumentClassifier:
                     _correct_legacy_invocation(invocation, event)
 
     def _common_fields(self) -> dict[str, Any]:
-        """The fields every event of this document starts from: copied per event, cheaper than a literal."""
-        return {
-            "type": None,
-            "timestamp": 0,
-            "function": self.function,
-            "log_group": self.log_group,
-            "log_stream": self.log_stream,
-            "account": self.account,
-            "request_id": None,
-            "event_id": None,
-        }
+        """The fields every event of this document starts from: copied per event, cheaper than a literal.
+
+        Built key by key, not as a literal: compiled, a literal makes a dict whose key table also stores
+        each key's hash (CPython keeps that for dicts built presized), and every copy, so every event,
+        inherits it: 632 bytes for a log event instead of 464.
+        """
+        common: dict[str, Any] = {}
+        common["type"] = None
+        common["timestamp"] = 0
+        common["function"] = self.function
+        common["log_group"] = self.log_group
+        common["log_stream"] = self.log_stream
+        common["account"] = self.account
+        common["request_id"] = None
+        common["event_id"] = None
+        return common
 
     def _event(self, event_type: str, timestamp: int, request_id: str | None, event_id: str | None) -> dict[str, Any]:
         """A new event: the fields every event has, in the contract's order; the caller adds its type's own."""
