@@ -182,12 +182,14 @@ def handler_run(sinks: str) -> Callable[[list[dict]], int]:
 
 
 SERVER = """
-import sys
+import sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+DELAY_S = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
 class Discard(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
+        time.sleep(DELAY_S)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -197,7 +199,8 @@ server = ThreadingHTTPServer(("127.0.0.1", 0), Discard)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """
-"""An HTTP server that reads each body and answers 200, printing its port: the HTTP variant's destination."""
+"""An HTTP server that reads each body and answers 200 (after the seconds of its one argument, if given),
+printing its port: the HTTP variant's destination."""
 
 
 def _run_time(function: Callable[[list[dict]], int], events: list[dict]) -> float:

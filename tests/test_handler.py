@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,24 @@ def test_an_invocation_leaves_the_young_generation_to_reference_counting_and_put
         gc.callbacks.remove(count)
     assert len(collections) <= 5, f"{len(collections)} collections for 20,000 events"
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize("gzip_body", ["false", "true"])
+def test_the_events_of_one_invocation_go_to_an_http_endpoint_in_one_post(tmp_path: Path, gzip_body: str) -> None:
+    """An HTTP batch is bound by its bytes first: a Kinesis batch of 100 records, thousands of log events,
+    is one POST, so the function waits for one answer rather than one per thousand events."""
+    from test_http_sink import serve
+
+    from generate import build_corpus
+
+    invocation = build_corpus(3000, seed=1).kinesis_events[0]
+    with contextmanager(serve)() as (endpoint, url):
+        handler = build(tmp_path, SHIPPER_SINKS=f"{url}/ingest gzip={gzip_body}")
+        response = handler(invocation, Context())
+        sent = handler.router.stats()["sinks"]["http"]["sent_events"]
+        handler.router.close()
+
+    assert response == {"batchItemFailures": []}
+    assert sent > 1000  # more than one request took before batches were bound by bytes first
+    assert len(endpoint.requests) == 1
+    assert sum(endpoint.stored.values()) == sent

@@ -45,6 +45,36 @@ def test_every_backend_sink_is_configured_routed_and_built_from_the_environment(
         router.close()
 
 
+def test_batch_limits_the_user_does_not_set_are_each_sinks_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain HTTP sink is bound by bytes (10,000 events backstop); a backend takes 1,000 events a request
+    unless its API allows more (remote write); a limit the user sets wins for every one of them."""
+    monkeypatch.setenv("DD_API_KEY", "key")
+    monkeypatch.setenv("HEC_TOKEN", "token")
+    plain = "http://ingest:8080/logs\nhttp://search:9200/lambda preset=opensearch name=search\n"
+    routes = {"SHIPPER_DEAD_LETTER": str(tmp_path / "dead")}
+
+    def limits(sinks: str) -> dict[str, tuple[int, int]]:
+        router = build_router(load_config_from_env({"SHIPPER_SINKS": sinks, **routes}))
+        router.close()
+        return {
+            r.delivery.name: (r.delivery.sink.max_batch_events, r.delivery.sink.max_batch_bytes) for r in router.routes
+        }
+
+    five_mib = 5 * 1024 * 1024
+    assert limits(plain + SINKS) == {
+        "http": (10_000, five_mib),
+        "search": (10_000, five_mib),
+        "otlp": (1000, five_mib),
+        "rw": (10_000, five_mib),
+        "loki": (1000, five_mib),
+        "datadog": (1000, five_mib),
+        "splunk-hec": (1000, five_mib),
+    }
+    own = "max_batch_events=300 max_batch_bytes=65536"
+    chosen = limits("\n".join(f"{line} {own}" for line in (plain + SINKS).splitlines()))
+    assert set(chosen.values()) == {(300, 65536)}
+
+
 def test_a_toml_file_configures_them_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTLP_TOKEN", "token")
     path = tmp_path / "shipper.toml"

@@ -22,6 +22,9 @@ flag: Converter = _flag
 positive = _positive
 _HTTP_ONLY = ("preset", "index")
 """HTTP sink options that choose its own encoding: a backend has its own."""
+BACKEND_MAX_BATCH_EVENTS = 1000
+"""Events per request to a backend unless it sets its own limit or the user does: fewer than the plain HTTP
+sink sends, as ingestion limits (Loki's per-tenant burst, a collector's largest request) are often small."""
 
 
 def transport(
@@ -33,7 +36,8 @@ def transport(
 ) -> tuple[HttpSink, dict[str, Any]]:
     """The HTTP transport for `url` and the backend's own options (`own`: name -> converter), checked.
 
-    `defaults` are HTTP options the backend sets unless the user does (gzip, batch limits).
+    `defaults` are HTTP options the backend sets unless the user does (gzip, batch limits); a backend
+    that sets no max_batch_events sends BACKEND_MAX_BATCH_EVENTS at most.
     """
     known = [key for key in _OPTIONS if key not in _HTTP_ONLY]
     unknown = [
@@ -47,7 +51,11 @@ def transport(
             f"{', '.join([*own, *known])}, {_HEADER}NAME"
         )
     values = {key: own[key](key, value) for key, value in options.items() if key in own}
-    http_options = {**(defaults or {}), **{key: value for key, value in options.items() if key not in own}}
+    http_options = {
+        "max_batch_events": BACKEND_MAX_BATCH_EVENTS,
+        **(defaults or {}),
+        **{key: value for key, value in options.items() if key not in own},
+    }
     return build_http_sink(url, http_options), values
 
 

@@ -62,6 +62,9 @@ MAX_BULK_ANSWER_BYTES = 16 * 1024 * 1024
 """The most of a 2xx _bulk answer read to find the documents that failed."""
 _MAX_OTHER_ANSWER_BYTES = 64 * 1024
 """The most of another 2xx answer read (to keep the connection); a longer one closes it."""
+MAX_BATCH_EVENTS = 10_000
+"""Events per POST by default: a batch is bound by its bytes (max_batch_bytes) first, so the events of one
+Lambda invocation usually go in one request, and it waits for one answer, not one per thousand events."""
 
 
 class HttpSink:
@@ -83,7 +86,7 @@ class HttpSink:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
         index: str | None = None,
-        max_batch_events: int = 1000,
+        max_batch_events: int = MAX_BATCH_EVENTS,
         max_batch_bytes: int = 5 * 1024 * 1024,
     ) -> None:
         parts = urlsplit(url)
