@@ -68,6 +68,7 @@ UNKNOWN_FUNCTION_INPUTS_KEPT = 20
 """Inputs named in the warning about events of no known function; past that they are counted."""
 
 _FUNCTION = operator.itemgetter("function")
+_TYPE = operator.itemgetter("type")
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,6 @@ class _Run(BatchObserver):
         if batch.rejects:
             self._route(shipped, batch, pipeline.rejected("input", batch.rejects), 0, where=False)
         self.step.done(shipped)
-        self.tally.events_by_type.update(shipped.types)
         if shipped.rejects and self.options.strict:
             raise _Stop
 
@@ -314,6 +314,7 @@ class _Run(BatchObserver):
             if unknown:
                 self._unknown_function(unknown)
         self.report.add(outcome.events)
+        self.tally.events_by_type.update(map(_TYPE, outcome.events))
         if self.timeline is not None:
             self.timeline.add(outcome.events)
         name = origin[0].rpartition("#")[0]  # type: ignore[index]  # (batch origin, position): see _route

@@ -14,9 +14,7 @@ and per-input tally) is a `BatchObserver`.
 
 from __future__ import annotations
 
-import operator
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,8 +24,6 @@ from shipper.pipeline import Pipeline, RecordOutcome
 from shipper.reject import Reject
 
 __all__ = ["BatchObserver", "BatchResult", "BatchStep"]
-
-_TYPE = operator.itemgetter("type")
 
 
 @dataclass(slots=True)
@@ -40,8 +36,6 @@ class BatchResult:
     events: int = 0
     """Events handed to the router."""
     rejects: int = 0
-    types: Counter[str] = field(default_factory=Counter)
-    """Events handed to the router, by type."""
     seconds: float | None = None
     """How long the batch took, once done; None for a close, which is not a batch."""
     pipeline_counts: Mapping[str, int] = field(default_factory=dict)
@@ -110,7 +104,6 @@ class BatchStep:
             events = outcome.events
             batch.events += len(events)
             batch.rejects += len(outcome.rejects)
-            batch.types.update(map(_TYPE, events))
             for observer in observers:
                 observer.outcome(origin, outcome)
             items.append((origin, [*events, *outcome.rejects]))

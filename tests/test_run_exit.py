@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -199,3 +200,4 @@ def test_filters_choose_what_is_shipped_and_reported(tmp_path):
     data = orjson.loads(report.read_bytes())
     assert {row["function"] for row in data["functions"]} == {"orders-api", "notify-sender"}
     assert data["run"]["events_filtered_out"] == 2418 - len(events)
+    assert data["run"]["events"] == Counter(event["type"] for event in events)  # what was shipped, not read
