@@ -99,14 +99,14 @@ class BatchStep:
     ) -> DeliveryReport:
         """Hand `outcomes` to the router in one call (it sends the batches that fill); returns what it settled."""
         observers = self.observers
-        items: list[tuple[Origin, list[dict[str, Any] | Reject]]] = []
+        items: list[tuple[Origin, Sequence[dict[str, Any] | Reject]]] = []
         for origin, outcome in outcomes:
             events = outcome.events
             batch.events += len(events)
             batch.rejects += len(outcome.rejects)
             for observer in observers:
                 observer.outcome(origin, outcome)
-            items.append((origin, [*events, *outcome.rejects]))
+            items.append((origin, [*events, *outcome.rejects] if outcome.rejects else events))
         return self.settle(batch, self.router.submit(items, deadline))
 
     def flush(self, batch: BatchResult, deadline: Deadline | None) -> DeliveryReport:

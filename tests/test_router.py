@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fake_sinks import delivery, events
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shipper.delivery import ROUTE_RUN, Route, Router, Status
 from shipper.reject import Reject
@@ -169,3 +173,42 @@ def test_an_origin_of_more_events_than_route_run_reaches_every_sink_in_order_and
     expected = [f"e{i}" for i in range(count + 1)]
     assert [event["event_id"] for event in logs.taken] == expected
     assert [event["event_id"] for event in picky.taken] == [i for i in expected if i != last]
+
+
+class _EventDict(dict):  # type: ignore[type-arg]
+    """An event that is a dict, but not exactly one."""
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["plain", "subclass", "reject"]), max_size=6), min_size=1, max_size=6))
+def test_every_event_and_reject_of_any_mix_is_routed_exactly_once(records: list[list[str]]) -> None:
+    """However events and rejects are mixed in a record, and whatever dict type an event is, each event reaches
+    the sink once and in order, each reject the dead letter once, and the origin takes the worst status."""
+    time_ = FakeTime()
+    dead = ScriptedSink(name="dead")
+    dead_letter = delivery(dead, time_)
+    sink = ScriptedSink()
+    router = Router([Route(delivery(sink, time_, dead_letter=dead_letter))], dead_letter)
+    items: list[tuple[str, list[dict[str, Any] | Reject]]] = []
+    sent: list[str] = []
+    rejected: list[dict[str, Any]] = []
+    for n, kinds in enumerate(records):
+        record: list[dict[str, Any] | Reject] = []
+        for i, kind in enumerate(kinds):
+            if kind == "reject":
+                reject = Reject("bad_base64", f"not base64 {n}.{i}", b"??", sequence_number=str(n))
+                record.append(reject)
+                rejected.append(reject.to_dead_letter())
+            else:
+                event = {"type": "log", "event_id": f"e{n}.{i}"}
+                record.append(event if kind == "plain" else _EventDict(event))
+                sent.append(event["event_id"])
+        items.append((str(n), record))
+
+    report = router.deliver(items)
+
+    assert [event["event_id"] for event in sink.taken] == sent
+    assert dead.taken == rejected
+    assert report.statuses == {
+        str(n): Status.DEAD_LETTERED if "reject" in kinds else Status.DELIVERED for n, kinds in enumerate(records)
+    }
