@@ -6,8 +6,8 @@
     Delivery (one per sink)
       buffers events into batches within the sink's limits, sends them, retries what the sink says
       may succeed (exponential backoff, full jitter, Retry-After honoured, only the failed events),
-      and hands what the sink refuses for good, or what still fails after the last attempt, to the
-      dead letter.
+      sends a batch the destination refuses for its size again in halves, and hands what the sink
+      refuses for good, or what still fails after the last attempt, to the dead letter.
 
 Every event ends in one `Status` per sink. An origin (an opaque key the caller gives, such as a
 Kinesis sequence number) takes the worst status of all its events in all sinks:
@@ -38,6 +38,7 @@ from shipper.terminal import plural
 
 __all__ = [
     "DEFAULT_MAX_WAIT_S",
+    "MIN_SPLIT_BYTES",
     "Deadline",
     "Delivery",
     "DeliveryReport",
@@ -82,6 +83,10 @@ ENCODE_RUN = 64
 ROUTE_RUN = 2048
 """Events of one origin encoded and handed to the sinks at a time: a record of many events is never held
 as NDJSON all at once (it would be, twice, while its lines are joined), only what the sinks' buffers hold."""
+
+MIN_SPLIT_BYTES = 64 * 1024
+"""A batch the destination refuses as too large is split in halves only while it is larger than this: a
+destination that refuses even that little is refusing something else, and each split costs a request."""
 
 _SEVERITY = {Status.DELIVERED: 0, Status.DEAD_LETTERED: 1, Status.NOT_DELIVERED: 2}
 
@@ -419,6 +424,8 @@ class Delivery:
             if error.blocked:
                 log.warning("sink %s: %d events not delivered, to be sent again: %s", self.name, len(pending), error)
                 return settled + self._settle(pending, Status.NOT_DELIVERED, str(error))
+            if error.too_large and len(pending) > 1 and pending.size > MIN_SPLIT_BYTES:
+                return settled + self._send_in_halves(pending, error, deadline)
             if not error.retryable:
                 return settled + self._refuse(pending, str(error), deadline)
             if error.retry_after is not None and error.retry_after > self.retry.retry_after_max_s:
@@ -434,6 +441,23 @@ class Delivery:
         return settled + self._refuse(
             pending, f"{error} (after {plural(self.retry.max_attempts, 'attempt')})", deadline
         )
+
+    def _send_in_halves(self, batch: _Batch, error: SinkError, deadline: Deadline | None) -> list[Settled]:
+        """Send a batch the destination refused for its size as two batches, each halved again while it is
+        refused; an event refused alone goes to the dead letter. Later batches stay within half its size."""
+        limit = batch.size // 2
+        if limit < self._max_bytes:
+            self._max_bytes = limit
+            log.warning(
+                "sink %s: a batch of %s bytes was refused as too large (%s); sending at most %s bytes a batch "
+                "from now on (set max_batch_bytes to choose)",
+                self.name,
+                f"{batch.size:,}",
+                error,
+                f"{limit:,}",
+            )
+        first, second = batch.split(range(len(batch) // 2, len(batch)))
+        return self._send(first, deadline) + self._send(second, deadline)
 
     def _attempt(self, batch: _Batch) -> SinkError | None:
         try:

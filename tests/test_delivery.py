@@ -8,12 +8,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pytest
 from fake_sinks import delivery, events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shipper.delivery import Delivery, RetryPolicy, Route, Router, Status, event_size
+from shipper.delivery import MIN_SPLIT_BYTES, Delivery, RetryPolicy, Route, Router, Status, event_size
 from shipper.sinks.base import SinkError, encode_line
 from shipper.testing import FakeTime, ScriptedSink, Step, fail, fail_where, ok
 
@@ -391,3 +392,93 @@ def test_events_a_line_sink_refuses_reach_the_dead_letter_as_they_were_given() -
     assert [(s.status, s.count) for s in settled] == [(Status.DEAD_LETTERED, 2)]
     (entry,) = dead.taken
     assert entry["events"] == given
+
+
+class _SizeLimited:
+    """An event sink that refuses any send of more than `limit` bytes as too large, as HTTP 413 does."""
+
+    name = "limited"
+    max_batch_events = 10_000
+    max_batch_bytes = 5 * 1024 * 1024
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sends: list[int] = []
+        self.delivered: Counter[str] = Counter()
+
+    def send(self, events: Sequence[dict[str, Any]]) -> None:
+        self._take([encode_line(event) for event in events])
+
+    def _take(self, lines: list[bytes]) -> None:
+        size = sum(map(len, lines))
+        self.sends.append(size)
+        if size > self.limit:
+            raise SinkError(f"HTTP 413: {size} bytes", retryable=False, too_large=True)
+        self.delivered.update(orjson.loads(line)["event_id"] for line in lines)
+
+    def close(self) -> None:
+        return None
+
+
+class _SizeLimitedLines(_SizeLimited):
+    """The same, as a line sink (the NDJSON HTTP sink's way)."""
+
+    def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
+        self._take([line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(st.lists(st.integers(10, 300 * 1024), min_size=1, max_size=8), min_size=1, max_size=8),
+    limit=st.integers(MIN_SPLIT_BYTES, 4 * MIN_SPLIT_BYTES),
+    as_lines=st.booleans(),
+)
+def test_property_a_batch_refused_as_too_large_is_halved_until_each_event_is_taken_or_dead_lettered_alone(
+    records: list[list[int]], limit: int, as_lines: bool
+) -> None:
+    """Whatever the destination's size limit and the events' sizes: an event whose line fits the limit is
+    delivered once, one that does not is dead-lettered once with the destination's reason, an origin with
+    such an event is dead-lettered, and the splitting costs at most a few requests an event."""
+    time_ = FakeTime()
+    sink = (_SizeLimitedLines if as_lines else _SizeLimited)(limit)
+    dead = ScriptedSink(name="dead")
+    dead_letter = delivery(dead, time_)
+    router = Router([Route(delivery(sink, time_, dead_letter=dead_letter))], dead_letter)  # type: ignore[arg-type]
+    items = [
+        (f"r{n}", [{"type": "log", "event_id": f"e{n}.{i}", "message": "x" * size} for i, size in enumerate(sizes)])
+        for n, sizes in enumerate(records)
+    ]
+    too_big = {event["event_id"] for _, batch in items for event in batch if event_size(event) > limit}
+
+    report = router.deliver(items)
+
+    every = [event["event_id"] for _, batch in items for event in batch]
+    assert sink.delivered == Counter(e for e in every if e not in too_big)
+    dead_lettered = [event["event_id"] for entry in dead.taken for event in entry["events"]]
+    assert sorted(dead_lettered) == sorted(too_big)
+    assert all("HTTP 413" in entry["reason"] for entry in dead.taken)
+    assert report.statuses == {
+        origin: Status.DEAD_LETTERED if any(e["event_id"] in too_big for e in batch) else Status.DELIVERED
+        for origin, batch in items
+    }
+    assert len(sink.sends) <= 3 * len(every)
+    counters = router.stats()["sinks"]["limited"]
+    assert counters["received_events"] == counters["sent_events"] + counters["dead_lettered_events"] == len(every)
+
+
+def test_a_batch_refused_as_too_large_keeps_later_batches_within_half_its_size(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    time_ = FakeTime()
+    sink = _SizeLimitedLines(300 * 1024)
+    target = delivery(sink, time_)  # type: ignore[arg-type]
+    event = {"type": "log", "event_id": "e", "message": "x" * 1000}
+    with caplog.at_level(logging.WARNING):
+        settled = send_all(target, [{**event, "event_id": f"e{i}"} for i in range(1000)])
+        assert {s.status for s in settled} == {Status.DELIVERED}
+        first = len(sink.sends)
+        send_all(target, [{**event, "event_id": f"f{i}"} for i in range(1000)])
+    assert sink.sends[0] > 300 * 1024  # the first batch was refused once, then sent in parts
+    assert all(size <= 300 * 1024 for size in sink.sends[first:])  # later ones fit at once
+    assert sum(sink.delivered.values()) == 2000
+    assert sum("refused as too large" in message for message in caplog.messages) == 2  # 1 MB -> 500 KB -> 250 KB

@@ -248,3 +248,29 @@ def test_the_events_of_one_invocation_go_to_an_http_endpoint_in_one_post(tmp_pat
     assert sent > 1000  # more than one request took before batches were bound by bytes first
     assert len(endpoint.requests) == 1
     assert sum(endpoint.stored.values()) == sent
+
+
+@pytest.mark.parametrize("gzip_body", ["false", "true"])
+def test_an_endpoint_that_takes_less_than_a_batch_gets_it_in_parts_and_loses_nothing(
+    tmp_path: Path, gzip_body: str
+) -> None:
+    """An endpoint that answers 413 past a body size (nginx's default is 1 MB) gets the batch in halves, each
+    halved again while it is refused: every event arrives once, and the invocation reports no failure."""
+    from test_http_sink import serve
+
+    from generate import build_corpus
+
+    invocation = build_corpus(3000, seed=1).kinesis_events[0]
+    with contextmanager(serve)() as (endpoint, url):
+        endpoint.max_body = 20 * 1024 if gzip_body == "true" else 100 * 1024
+        handler = build(tmp_path, SHIPPER_SINKS=f"{url}/ingest gzip={gzip_body}")
+        response = handler(invocation, Context())
+        counters = handler.router.stats()["sinks"]["http"]
+        handler.router.close()
+
+    assert response == {"batchItemFailures": []}
+    assert counters["sent_events"] == counters["received_events"] > 1000
+    assert counters["dead_lettered_events"] == counters["not_delivered_events"] == 0
+    assert sum(endpoint.stored.values()) == counters["sent_events"]
+    refused = [body for _, _, body in endpoint.requests if len(body) > endpoint.max_body]
+    assert refused and len(endpoint.requests) == 2 * len(refused) + 1  # each refused batch went as two halves

@@ -53,6 +53,8 @@ class Endpoint:
         """What the "scripted" behaviour answers, in turn: (status, body)."""
         self.pushes = 0
         """PUTs (Pushgateway pushes) answered 200."""
+        self.max_body: int | None = None
+        """A POST with a longer body (as sent: compressed or not) is answered 413, as nginx does past 1 MB."""
         self.release = threading.Event()
         self.lock = threading.Lock()
 
@@ -137,6 +139,8 @@ class Handler(BaseHTTPRequestHandler):
         with endpoint.lock:
             behaviour = endpoint.plan.popleft() if endpoint.plan else "ok"
             endpoint.requests.append((self.path, dict(self.headers), body))
+        if endpoint.max_body is not None and len(body) > endpoint.max_body:
+            behaviour = "413"
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         if self.misbehave(behaviour):

@@ -12,7 +12,7 @@ from loopback import Request, loopback
 from test_sink_otlp import common, invocation, metric
 
 from shipper.config import Config, SinkConfig, build_router
-from shipper.delivery import Status
+from shipper.delivery import MIN_SPLIT_BYTES, Status
 from shipper.errors import ConfigError
 from shipper.sinks import build_sink
 from shipper.sinks.protos import WriteRequest
@@ -94,6 +94,21 @@ def test_retries_do_not_count_twice_and_a_refused_batch_is_still_counted_by_the_
     assert find(series, "shipper_lambda_invocations_total", status="success") == [4.0, 5.0]
     (entry,) = [orjson.loads(line) for path in (tmp_path / "dead").glob("*.ndjson") for line in path.open()]
     assert entry["reason"].startswith("HTTP 400 from http://127.0.0.1")
+
+
+def test_a_413_is_not_split_into_smaller_batches_that_would_count_their_events_again(tmp_path: Path) -> None:
+    """A request holds series, not events: a smaller batch makes no smaller request, so a batch refused as
+    too large is dead-lettered in one request, never resent in halves (which would count it again)."""
+    with loopback(lambda request: (204, b"", {})) as server:
+        server.plan.append("413")
+        routing, _ = router(server.url, tmp_path)
+        big = batch(0, 400, 1)  # more NDJSON than the smallest batch the delivery layer would halve
+        assert sum(map(len, map(orjson.dumps, big))) > MIN_SPLIT_BYTES
+        assert routing.deliver([("big", big)]).statuses == {"big": Status.DEAD_LETTERED}
+        assert len(server.requests) == 1
+        assert routing.deliver([("next", batch(1000, 1, 1))]).statuses == {"next": Status.DELIVERED}
+        routing.close()
+    assert find(written(server.requests[1:]), "shipper_lambda_invocations_total", status="success") == [401.0]
 
 
 def test_series_are_split_into_requests_and_label_cardinality_has_the_exposition_s_limits(

@@ -41,6 +41,8 @@ class SinkError(ShipperError):
     retry_after: seconds the destination asked us to wait before trying again, if it said so.
     blocked:     the destination cannot take anything now, through no fault of the events (a full disk,
                  a closed pipe): they are not delivered, for the caller to send again, never dead-lettered.
+    too_large:   the destination refused the request for its size (HTTP 413): the delivery layer sends the
+                 events again in smaller batches; one event refused alone goes to the dead letter.
     """
 
     def __init__(
@@ -51,12 +53,14 @@ class SinkError(ShipperError):
         failed: Sequence[int] | None = None,
         retry_after: float | None = None,
         blocked: bool = False,
+        too_large: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.failed = failed
         self.retry_after = retry_after
         self.blocked = blocked
+        self.too_large = too_large
 
 
 class Sink(Protocol):

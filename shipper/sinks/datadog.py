@@ -23,9 +23,9 @@ enhanced metrics aws.lambda.enhanced.invocations, .errors, .timeouts, .out_of_me
 mean; custom metrics (counts as counts, gauges last value, sets distinct values, timers, histograms
 and distributions the mean), tagged functionname, region, account_id and their own tags.
 
-Answers: 408, 429 and 5xx are retried (Retry-After honoured), 400, 401, 403 and 413 are not. Logs
-are sent before metrics; when a metrics request fails, only the events that made metrics are sent
-again, so an invocation's or signal's log may arrive twice: at least once.
+Answers: 408, 429 and 5xx are retried (Retry-After honoured), 413 splits the batch, 400, 401 and 403
+are not. Logs are sent before metrics; when a metrics request fails, only the events that made metrics
+are sent again, so an invocation's or signal's log may arrive twice: at least once.
 """
 
 from __future__ import annotations

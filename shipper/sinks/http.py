@@ -10,7 +10,8 @@ Presets choose the body and how the response is read:
 Failures are classified for the delivery layer: 408, 429 and 5xx responses, refused or dropped
 connections and timeouts may pass on a second try; other 4xx responses (and 3xx: redirects are not
 followed, so the key never goes to another host) and untrusted TLS certificates will not. A
-Retry-After header (seconds or an HTTP date) becomes retry_after.
+Retry-After header (seconds or an HTTP date) becomes retry_after. A 413 (the request is larger than the
+endpoint takes) is too_large: the delivery layer splits the batch.
 
 Each POST has one time budget for all of it: connect_timeout_s to connect (TCP, proxy tunnel, TLS),
 then read_timeout_s for the request and the whole answer, however slowly it comes, and never more
@@ -219,10 +220,12 @@ class HttpSink:
         retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
         return Reply(answer.status, retry_after, answer.body, answer.truncated, tuple(secrets))
 
-    def refusal(self, reply: Reply, retryable: bool | None = None) -> SinkError:
+    def refusal(self, reply: Reply, retryable: bool | None = None, *, splits: bool = True) -> SinkError:
         """The SinkError for a reply that is not 2xx, quoting its start with the secrets redacted.
 
-        `retryable` defaults to 408, 429 and 5xx; Retry-After is kept for retryable ones."""
+        `retryable` defaults to 408, 429 and 5xx; Retry-After is kept for retryable ones. A 413 is `too_large`:
+        the delivery layer sends its events again in smaller batches, unless the request does not shrink with
+        the batch (`splits=False`)."""
         if retryable is None:
             retryable = reply.status in (408, 429) or reply.status >= 500
         reason = self.quote(reply)
@@ -230,6 +233,7 @@ class HttpSink:
             f"HTTP {reply.status} from {self.url}" + (f": {reason}" if reason else ""),
             retryable=retryable,
             retry_after=reply.retry_after if retryable else None,
+            too_large=splits and reply.status == 413,
         )
 
     def quote(self, reply: Reply) -> str:

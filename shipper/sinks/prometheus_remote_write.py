@@ -10,8 +10,9 @@ that moment: samples are aggregated per batch, not one per event. Every series c
 counters of two containers never mix.
 
 The body is a protobuf WriteRequest, snappy-compressed (block format), at most `max_series_per_request`
-series per request. 429, 408 and 5xx answers are retried (Retry-After honoured), other 4xx are not. A
-batch sent again after a failure is not counted twice. A batch refused for good is dead-lettered,
+series per request. 429, 408 and 5xx answers are retried (Retry-After honoured), other 4xx are not (413
+included: a request does not grow with the batch, so the batch is not split). A batch sent again after
+a failure is not counted twice. A batch refused for good is dead-lettered,
 but what it counted stays in the cumulative series and is written by the next send.
 """
 
@@ -78,7 +79,9 @@ class RemoteWriteSink:
             request = WriteRequest(timeseries=series[start : start + self._per_request])
             reply = self._target.post(snappy_compress(request.SerializeToString()), "application/x-protobuf", HEADERS)
             if not reply.ok:
-                raise self._target.refusal(reply)
+                # Each request holds series, at most max_series_per_request, not this batch's events: a smaller
+                # batch would make no smaller request, and its events would be counted again.
+                raise self._target.refusal(reply, splits=False)
         self._unsent = []
 
     def close(self) -> None:
