@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -70,6 +71,20 @@ def test_an_endpoint_refusing_everything_is_a_delivery_failure(tmp_path, refusin
     assert f"sink http: {taken}" in done.stderr
     assert "running again on these inputs sends 2,418 events again (none of them was delivered)" in done.stderr
     assert "run again to retry" not in done.stderr
+
+
+def test_an_endpoint_that_takes_less_than_a_batch_gets_the_run_in_parts_and_the_run_succeeds():
+    """A 413 past 200 KB: `shipper run` sends each refused batch again in halves; every event arrives once,
+    the run succeeds, and a warning says which batch size it keeps to from then on."""
+    from test_http_sink import serve
+
+    with contextmanager(serve)() as (endpoint, url):
+        endpoint.max_body = 200 * 1024
+        done = shipper("run", SAMPLE, "--sink", f"{url}/ingest", "--quiet")
+    assert done.returncode == EXIT_OK, done.stderr
+    assert "was refused as too large (HTTP 413" in done.stderr
+    assert sum(endpoint.stored.values()) == 2418
+    assert any(len(body) > endpoint.max_body for _, _, body in endpoint.requests)
 
 
 def test_rejects_alone_are_input_problems_and_do_not_ask_for_a_re_run(tmp_path):
