@@ -643,10 +643,12 @@ class Router:
             # Reject) cost some 350 instructions an event. Only a record with rejects takes the slow way.
             events: list[dict[str, Any]] = [record for record in records if type(record) is dict]
             if len(events) < len(records):
-                events = [record for record in records if not isinstance(record, Reject)]
+                events = []
                 for record in records:
                     if isinstance(record, Reject):
                         self._reject(tally, origin, record, deadline)
+                    else:
+                        events.append(record)
             for start in range(0, len(events), ROUTE_RUN):  # in order, ROUTE_RUN at a time
                 self._add_events(
                     origin, tally, events if len(events) <= ROUTE_RUN else events[start : start + ROUTE_RUN], deadline
