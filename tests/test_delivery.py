@@ -286,6 +286,11 @@ def test_property_every_event_is_delivered_once_or_dead_lettered_and_origins_tak
     assert counters["received_events"] == counters["sent_events"] + counters["dead_lettered_events"] == start
 
 
+def lines_of(chunks: Sequence[bytes]) -> list[bytes]:
+    """The NDJSON lines a line sink was handed, each with its newline."""
+    return [line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]]
+
+
 class LineRecorder:
     """A LineSink that records the lines of each send, failing the first send for the indices in `fail_first`,
     or refusing every send for good."""
@@ -305,7 +310,7 @@ class LineRecorder:
         raise AssertionError("a line sink is handed lines, not events")
 
     def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
-        lines = [line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]]
+        lines = lines_of(chunks)
         assert len(lines) == count
         self.sends.append(lines)
         if self.refuse:
@@ -424,7 +429,7 @@ class _SizeLimitedLines(_SizeLimited):
     """The same, as a line sink (the NDJSON HTTP sink's way)."""
 
     def send_ndjson(self, chunks: Sequence[bytes], count: int) -> None:
-        self._take([line + b"\n" for line in b"".join(chunks).split(b"\n")[:-1]])
+        self._take(lines_of(chunks))
 
 
 @settings(max_examples=60, deadline=None)

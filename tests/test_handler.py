@@ -229,18 +229,31 @@ def test_an_invocation_leaves_the_young_generation_to_reference_counting_and_put
     assert gc.get_threshold() == before
 
 
-@pytest.mark.parametrize("gzip_body", ["false", "true"])
-def test_the_events_of_one_invocation_go_to_an_http_endpoint_in_one_post(tmp_path: Path, gzip_body: str) -> None:
-    """An HTTP batch is bound by its bytes first: a Kinesis batch of 100 records, thousands of log events,
-    is one POST, so the function waits for one answer rather than one per thousand events."""
-    from test_http_sink import serve
-
+@pytest.fixture(scope="module")
+def many_records() -> dict[str, Any]:
+    """One Kinesis event of the generated fleet: 44 records that make 1,201 events, more than a POST held at
+    1,000 events."""
     from generate import build_corpus
 
-    invocation = build_corpus(3000, seed=1).kinesis_events[0]
-    with contextmanager(serve)() as (endpoint, url):
+    return build_corpus(3000, seed=1).kinesis_events[0]
+
+
+def endpoint_served() -> Any:
+    """The HTTP sink tests' loopback endpoint, as a context manager: (Endpoint, URL)."""
+    from test_http_sink import serve
+
+    return contextmanager(serve)()
+
+
+@pytest.mark.parametrize("gzip_body", ["false", "true"])
+def test_the_events_of_one_invocation_go_to_an_http_endpoint_in_one_post(
+    tmp_path: Path, many_records: dict[str, Any], gzip_body: str
+) -> None:
+    """An HTTP batch is bound by its bytes first: a Kinesis batch that makes more than 1,000 events is one
+    POST, so the function waits for one answer rather than one per thousand events."""
+    with endpoint_served() as (endpoint, url):
         handler = build(tmp_path, SHIPPER_SINKS=f"{url}/ingest gzip={gzip_body}")
-        response = handler(invocation, Context())
+        response = handler(many_records, Context())
         sent = handler.router.stats()["sinks"]["http"]["sent_events"]
         handler.router.close()
 
@@ -252,19 +265,14 @@ def test_the_events_of_one_invocation_go_to_an_http_endpoint_in_one_post(tmp_pat
 
 @pytest.mark.parametrize("gzip_body", ["false", "true"])
 def test_an_endpoint_that_takes_less_than_a_batch_gets_it_in_parts_and_loses_nothing(
-    tmp_path: Path, gzip_body: str
+    tmp_path: Path, many_records: dict[str, Any], gzip_body: str
 ) -> None:
     """An endpoint that answers 413 past a body size (nginx's default is 1 MB) gets the batch in halves, each
     halved again while it is refused: every event arrives once, and the invocation reports no failure."""
-    from test_http_sink import serve
-
-    from generate import build_corpus
-
-    invocation = build_corpus(3000, seed=1).kinesis_events[0]
-    with contextmanager(serve)() as (endpoint, url):
+    with endpoint_served() as (endpoint, url):
         endpoint.max_body = 20 * 1024 if gzip_body == "true" else 100 * 1024
         handler = build(tmp_path, SHIPPER_SINKS=f"{url}/ingest gzip={gzip_body}")
-        response = handler(invocation, Context())
+        response = handler(many_records, Context())
         counters = handler.router.stats()["sinks"]["http"]
         handler.router.close()
 
