@@ -46,6 +46,7 @@ from shipper.pipeline import Pipeline, RecordOutcome, fewer_collections
 from shipper.shipping import BatchObserver, BatchResult, BatchStep
 from shipper.sinks.base import sending_within
 from shipper.telemetry.lambda_push import LambdaTelemetry, lambda_telemetry_from_env
+from shipper.terminal import printable_json
 
 __all__ = [
     "DEFAULT_TIMEOUT_MARGIN_S",
@@ -279,7 +280,8 @@ class JsonLogFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        # A message may quote a server or a log line: bidirectional and C1 controls are escaped as well.
+        return printable_json(orjson.dumps(entry, default=str)).decode()
 
 
 def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:

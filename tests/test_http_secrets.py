@@ -286,3 +286,31 @@ def test_a_hostile_answer_cannot_make_redaction_slow(key: str, space: str) -> No
     started = time.perf_counter()
     quote(text, [key])
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("form_name", sorted(FORMS))
+def test_a_413_echoing_the_key_and_escape_sequences_shows_neither_in_the_split_warning(
+    server: tuple[Endpoint, str], captured: Callable[[], list[str]], monkeypatch: pytest.MonkeyPatch, form_name: str
+) -> None:
+    """The warning that a batch was refused as too large quotes the server's answer: redacted, on one line,
+    its control characters escaped, and short however long the answer; the halves then go through."""
+    endpoint, url = server
+    key = "QX  z.*+?[J](k)|^$\\vw QXZJ"
+    monkeypatch.setenv("SHIPPER_TEST_KEY", key)
+    hostile = f"\x1b]0;owned\x07\x1b[2J\r\n{FORMS[form_name](key)}\u202e" + "9" * QUOTE_BYTES * 4
+    endpoint.plan.append("scripted")
+    endpoint.answers.append((413, hostile.encode()))
+    sink = HttpSink(f"{url}/ingest", api_key="env:SHIPPER_TEST_KEY", read_timeout_s=5)
+    router = Router([Route(Delivery(sink, retry=RetryPolicy(1)))])
+    batch = events(200, message="m" * 1000)  # 200 KB: more than the smallest batch that is halved
+
+    report = router.deliver([("a", batch)])
+    router.close()
+
+    assert str(report.statuses["a"]) == "delivered"
+    assert sorted(endpoint.stored) == sorted(event["event_id"] for event in batch)
+    terminal, json_lines = captured()
+    (warning,) = [line for line in terminal.splitlines() if "refused as too large" in line]
+    assert "[secret]" in warning and len(warning) < 1000
+    assert leaks(key, form_name, [terminal, json_lines]) == []
+    assert [(char, text[:9]) for char in "\x1b\x07\r\u202e" for text in (terminal, json_lines) if char in text] == []
