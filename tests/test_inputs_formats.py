@@ -6,12 +6,16 @@ ground truth was counted while generating them, never by reading the output.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import re
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shipper.cli import EXIT_OK
 
@@ -227,3 +231,64 @@ def test_a_large_kinesis_event_file_is_read_in_several_batches(tmp_path, streams
     assert status == EXIT_OK
     assert_matches_truth(events, stream_truth(chosen))
     assert orjson.loads((tmp_path / "report.json").read_bytes())["run"]["records"] == 8
+
+
+_ENTRY = st.one_of(
+    st.builds(
+        lambda data, seq, note: {"kinesis": {"data": data, "sequenceNumber": seq}, "eventID": note},
+        st.sampled_from(["H4sIAAAAAAAA/6uuBQBDv6ajAgAAAA==", "bm90IGd6aXA=", "not base64!", ""]),
+        st.text(max_size=12),
+        st.text(max_size=12),
+    ),
+    st.dictionaries(st.sampled_from(["kinesis", "eventID", "Records"]), st.integers(-(2**63), 2**63 - 1), max_size=2),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@st.composite
+def kinesis_event_files(draw: st.DrawFn) -> bytes:
+    """Saved Lambda Kinesis events, plain and hostile: escapes and brackets in strings, more keys, a second
+    `Records` key, trailing bytes, cut short."""
+    entries = draw(st.lists(_ENTRY, max_size=6))
+    ascii_only = draw(st.booleans())
+    text = json.dumps(entries, ensure_ascii=ascii_only)
+    before = draw(st.sampled_from(["", '"other": 1, ', '"Records": 5, ', '"Records": [{"kinesis": {}}], ']))
+    after = draw(st.sampled_from(["", ', "Records": []', ', "more": "a [ b"', ', "x": "\\u005b"']))
+    body = ("{" + before + '"Records": ' + text + after + "}" + draw(st.sampled_from(["", "\n", " {}", "]"]))).encode()
+    cut = draw(st.one_of(st.none(), st.integers(0, len(body))))
+    return body if cut is None else body[:cut]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=kinesis_event_files(), compressed=st.booleans(), cut=st.integers(0, 8))
+def test_a_kinesis_event_file_read_whole_gives_what_streaming_it_gives(
+    tmp_path: Path, body: bytes, compressed: bool, cut: int
+):
+    """A file of a Lambda event's size is parsed whole, anything else streamed: for any such file (valid or
+    not, gzip'd or not, its gzip trailer cut short by `cut` bytes), both give the same batches, records and
+    rejects, reasons included."""
+    from unittest import mock
+
+    from shipper.inputs import readers
+    from shipper.inputs.sources import Input
+    from shipper.inputs.streams import Meter
+
+    path = tmp_path / ("event.json.gz" if compressed else "event.json")
+    stored = gzip.compress(body) if compressed else body
+    path.write_bytes(stored[: len(stored) - cut] if compressed else stored)
+
+    def batches() -> list[readers.Batch]:
+        source = Input(str(path), len(body), lambda: path.open("rb"))
+        return list(readers.read_input(source, readers.ReadOptions(format="kinesis"), Meter()).batches)
+
+    whole = batches()
+    with mock.patch.object(readers, "WHOLE_EVENT_BYTES", 0):
+        streamed = batches()
+    for batch in whole + streamed:  # what the JSON parser quotes of its buffer depends on how it was read
+        batch.rejects = [
+            dataclasses.replace(j, reason=re.sub(r" near (['\"]).*\1 \(", " (", j.reason, flags=re.S))
+            for j in batch.rejects
+        ]
+    assert whole == streamed
+    assert all(reject.code != "not_json" or "(; " not in reject.reason for b in whole for reject in b.rejects)

@@ -126,6 +126,8 @@ class _JsonShape:
                         break
                 elif prefix == "" and event == "map_key":
                     self.keys.add(value)
+                    if value == _JSON_KEYS[0][0]:
+                        break  # it wins whatever follows: the rest of the head need not be parsed
                 elif prefix == "timestamp" and event == "number":
                     self.timestamp_is_number = True
                 elif event == "map_key" and prefix in item_prefixes:

@@ -62,6 +62,8 @@ KINESIS_RECORDS_PER_BATCH = 10_000
 """The most records a Lambda Kinesis event holds, so a saved event is one batch..."""
 KINESIS_DATA_PER_BATCH = 32 * 1024 * 1024
 """...unless it is larger than any Lambda event (6 MB): then batches of this much base64 data."""
+WHOLE_EVENT_BYTES = 8 * 1024 * 1024
+"""A Lambda Kinesis event file up to this size (any Lambda event is at most 6 MB) is parsed whole."""
 DOCUMENTS_PER_BATCH = 100
 OTHER_FIELDS_BYTES = 64 * 1024
 """Room for the fields around a message, in an NDJSON line or a CSV record, before it is too long to hold."""
@@ -267,8 +269,9 @@ class _Reader:
             code, what = RejectCode.BAD_GZIP, f"gzip data is corrupt ({exc})"
         elif isinstance(exc, ijson.JSONError):
             detail = str(exc).strip().splitlines()
-            parsed = f"; the parser had read {self.content.position:,} bytes" if self.content else ""
-            at = f" ({self.position}{parsed})"
+            parsed = f"the parser had read {self.content.position:,} bytes" if self.content else ""
+            details = "; ".join(part for part in (self.position, parsed) if part)
+            at = f" ({details})" if details else ""
             code, what = RejectCode.NOT_JSON, f"malformed JSON: {detail[0] if detail else exc}"
             if len(detail) > 1:
                 what += f" near {detail[1].strip()!r}"
@@ -290,7 +293,7 @@ class _Reader:
         self.unit = "record"
         chunk: list[Any] = []
         first = size = 0
-        for entry in ijson.items(content, "Records.item", use_float=True):
+        for entry in self._kinesis_entries(content):
             chunk.append(entry)
             self.at = first + len(chunk)
             kinesis = entry.get("kinesis") if type(entry) is dict else None
@@ -301,6 +304,28 @@ class _Reader:
                 first, chunk, size = first + len(chunk), [], 0
         if chunk:
             yield self._kinesis_batch(chunk, first)
+
+    def _kinesis_entries(self, content: Rewound) -> Iterator[Any]:
+        """The entries of the event's `Records` array.
+
+        A file of a Lambda event's size is parsed whole by orjson, several times faster than streaming it,
+        when it holds one array only (a `[` found once): a second `Records` key could hide another array of
+        records, which orjson would drop where ijson reads both. Anything else, or anything orjson refuses,
+        streams through ijson, which reads records up to an error and says where it is. Both give the same
+        entries, except that orjson reads an integer past 64 bits as a float where ijson stops the input.
+        """
+        body, content = sniffed(content, WHOLE_EVENT_BYTES + 1)
+        self.content = content
+        first = body.find(b"[")
+        if len(body) <= WHOLE_EVENT_BYTES and not content.failed and first != -1 and body.find(b"[", first + 1) == -1:
+            try:
+                event = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                event = None
+            entries = event.get("Records") if type(event) is dict else None
+            if type(entries) is list:
+                return iter(entries)
+        return ijson.items(content, "Records.item", use_float=True)
 
     def _kinesis_batch(self, chunk: list[Any], first: int) -> Batch:
         records, rejects = records_from_kinesis_event({"Records": chunk})

@@ -79,6 +79,11 @@ class Rewound(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def failed(self) -> bool:
+        """Whether reading the head met an error, still to be raised once the head has been served."""
+        return self._error is not None
+
     def readinto(self, buffer: memoryview) -> int | None:  # type: ignore[override]
         if self._head:
             size = min(len(buffer), len(self._head))
@@ -110,18 +115,18 @@ def read_up_to(stream: ByteSource, size: int) -> bytes:
     return b"".join(parts)
 
 
-def sniffed(stream: ByteSource) -> tuple[bytes, Rewound]:
-    """The first SNIFF_BYTES of `stream`, and a stream that reads it from the start again.
+def sniffed(stream: ByteSource, size: int = SNIFF_BYTES) -> tuple[bytes, Rewound]:
+    """The first `size` bytes of `stream`, and a stream that reads it from the start again.
 
     A read error within them (a short gzip file cut off) is kept for after the head, so what came
     before it is still read.
     """
     parts = []
-    wanted = SNIFF_BYTES
+    wanted = size
     error: Exception | None = None
     read = getattr(stream, "read1", stream.read)
     try:
-        while wanted > 0 and (data := read(wanted)):
+        while wanted > 0 and (data := read(min(wanted, CHUNK))):
             parts.append(data)
             wanted -= len(data)
     except compression.STREAM_ERRORS as exc:
