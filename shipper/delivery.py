@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -279,9 +280,12 @@ class Delivery:
         self._clock = clock
         self._rng = rng or random.Random()
         self._max_events = sink.max_batch_events
-        self._max_bytes = sink.max_batch_bytes
         self._send_ndjson: Callable[[Sequence[bytes], int], None] | None = getattr(sink, "send_ndjson", None)
         """The sink's LineSink.send_ndjson, when it writes the lines as they are."""
+        self.measures = sink.max_batch_bytes is not None
+        """Whether events are encoded for this sink (to be measured against its byte limit, and a line sink's
+        written); a sink without a limit gets empty lines, so a line sink's batch holds only their count."""
+        self._max_bytes = sys.maxsize if sink.max_batch_bytes is None else sink.max_batch_bytes
         self._buffer = self._new_batch()
         self._oldest = 0.0
 
@@ -308,7 +312,7 @@ class Delivery:
         `encoded` is `encode(events)`, when the caller has encoded them. Returns what the sends settled.
         """
         if encoded is None:
-            encoded = encode(events)
+            encoded = self.encode(events)
         elif len(encoded.sizes) != len(events):
             raise ValueError(f"{len(events)} events and {len(encoded.sizes)} lines")
         self.counters.received_events += len(events)
@@ -325,6 +329,10 @@ class Delivery:
         if self._buffer.sizes and now - self._oldest >= self.max_wait_s:
             settled += self._send_buffer(deadline)
         return settled
+
+    def encode(self, events: Sequence[dict[str, Any]]) -> Encoded:
+        """`encode(events)`, or for a sink that does not measure them, no lines and a size of 0 each."""
+        return encode(events) if self.measures else Encoded(b"", [0] * len(events))
 
     def _fill(
         self, origin: Origin, events: Sequence[dict[str, Any]], encoded: Encoded, now: float, deadline: Deadline | None
@@ -383,7 +391,7 @@ class Delivery:
         """Send one entry at once, outside the buffer; None when written, else why not (for dead letters)."""
         self.counters.received_events += 1
         batch = self._new_batch()
-        encoded = encode([entry])
+        encoded = self.encode([entry])
         batch.take(None, [entry], encoded, len(encoded.data))
         (settled,) = self._send(batch, deadline)
         return None if settled.status is Status.DELIVERED else settled.reason
@@ -584,6 +592,8 @@ class Router:
         self._unknown_type_targets = every_type
         # The usual configuration sends every type to the same sinks: then nothing is routed per event.
         self._same_targets = every_type if every_type and set(self._targets.values()) == {every_type} else None
+        self._same_measure = any(delivery.measures for delivery in every_type)
+        """Whether one of those sinks measures events: then they are encoded once for all of them."""
         self._ledger: dict[Origin, _Tally] = {}
         self._maybe_settled: set[Origin] = set()
         """Origins whose outstanding count reached zero since the last report: `_collect` looks only at these."""
@@ -660,12 +670,14 @@ class Router:
         self, origin: Origin, tally: _Tally, events: list[dict[str, Any]], deadline: Deadline | None
     ) -> None:
         """Hand events of one origin to their sinks, each sink in one call, encoded once for all of them."""
-        if self._same_targets is not None:
-            encoded = encode(events)
-            per_delivery = {delivery: (events, encoded) for delivery in self._same_targets}
-            tally.outstanding += len(events) * len(self._same_targets)
+        same = self._same_targets
+        if same is not None:
+            encoded = encode(events) if self._same_measure else same[0].encode(events)
+            per_delivery = {delivery: (events, encoded) for delivery in same}
+            tally.outstanding += len(events) * len(same)
         else:  # a sink that takes only some types encodes its own (still at most once per event and sink)
-            per_delivery = {delivery: (routed, encode(routed)) for delivery, routed in self._route(events, tally)}
+            routed_by = self._route(events, tally)
+            per_delivery = {delivery: (routed, delivery.encode(routed)) for delivery, routed in routed_by}
         for delivery, (routed, routed_encoded) in per_delivery.items():
             settled = delivery.add_many(origin, routed, deadline, routed_encoded)
             if settled:

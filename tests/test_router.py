@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fake_sinks import delivery, events
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 
 from shipper.delivery import ROUTE_RUN, Route, Router, Status
 from shipper.reject import Reject
+from shipper.sinks.base import encode_line
+from shipper.sinks.local import JsonLinesFileSink, NullSink
 from shipper.testing import FakeTime, ScriptedSink, fail, fail_where
 
 
@@ -212,3 +216,45 @@ def test_every_event_and_reject_of_any_mix_is_routed_exactly_once(records: list[
     assert report.statuses == {
         str(n): Status.DEAD_LETTERED if "reject" in kinds else Status.DELIVERED for n, kinds in enumerate(records)
     }
+
+
+_TYPES = ("log", "metric", "invocation")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(st.lists(st.sampled_from(_TYPES), max_size=8), min_size=1, max_size=6),
+    null_types=st.sampled_from([None, frozenset({"log"}), frozenset({"metric", "invocation"})]),
+    file_types=st.sampled_from([None, frozenset({"log"}), frozenset({"invocation"})]),
+    max_events=st.integers(1, 5),
+)
+def test_the_null_sink_beside_a_line_sink_leaves_its_lines_whole(
+    records: list[list[str]], null_types: frozenset[str] | None, file_types: frozenset[str] | None, max_events: int
+) -> None:
+    """The null sink has no byte limit, so events are not encoded for it. Beside a file sink, however their types
+    are routed (both taking every type: encoded once for both; one taking some: each its own), the file holds
+    exactly the lines of its events, in order, the null sink counts its events sent, and every origin is
+    delivered."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = f"{scratch}/events.ndjson"
+        null, lines = NullSink(), JsonLinesFileSink(path)
+        null.max_batch_events = lines.max_batch_events = max_events  # type: ignore[misc]
+        time_ = FakeTime()
+        nulled, filed = delivery(null, time_), delivery(lines, time_)  # type: ignore[arg-type]
+        router = Router([Route(nulled, null_types), Route(filed, file_types)])
+        items = [
+            (str(n), [{"type": kind, "event_id": f"e{n}.{i}", "message": "é\u2028"} for i, kind in enumerate(kinds)])
+            for n, kinds in enumerate(records)
+        ]
+
+        report = router.deliver(items)
+        router.close()
+
+        every = [event for _, record in items for event in record]
+        assert Path(path).read_bytes() == b"".join(
+            encode_line(event) for event in every if file_types is None or event["type"] in file_types
+        )
+        routed_to_null = sum(null_types is None or event["type"] in null_types for event in every)
+        assert nulled.counters.received_events == nulled.counters.sent_events == routed_to_null
+        assert not nulled.measures and filed.measures
+        assert report.statuses == {str(n): Status.DELIVERED for n in range(len(records))}

@@ -70,8 +70,11 @@ class Sink(Protocol):
     name: str
     max_batch_events: int
     """The most events the destination takes in one send."""
-    max_batch_bytes: int
-    """The most encoded bytes the destination takes in one send."""
+
+    @property
+    def max_batch_bytes(self) -> int | None:
+        """The most encoded bytes the destination takes in one send; None for one that never looks at the
+        events' bytes (the null sink): events are then not encoded for it."""
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         """Deliver all of `events` or raise SinkError naming what was not delivered."""

@@ -56,11 +56,13 @@ class StdoutSink:
 
 
 class NullSink:
-    """Takes every event and keeps none: for measuring and dry runs."""
+    """Takes every event and keeps none: for measuring, dry runs and runs for the report alone. It has no
+    byte limit, so events are not encoded for it: as a line sink, it is handed empty lines, and its batches
+    hold no events."""
 
     name = "null"
     max_batch_events = 10_000
-    max_batch_bytes = 8 * 1024 * 1024
+    max_batch_bytes = None
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         return None
