@@ -1,7 +1,7 @@
 """Throughput and peak memory of `shipper run` over large export-style inputs, written in /tmp.
 
     python bench/bench_run.py [--size-mb N] [--events N] [--formats filter-log-events,export,firehose,kinesis]
-                              [--kinesis-events N] [--dir DIR]
+                              [--kinesis-events N] [--rounds K] [--dir DIR]
 
 Builds the simulated fleet's log streams once (examples/exports.py), then writes each format at
 about --size-mb by repeating them under new stream names (and, for filter-log-events, as one JSON
@@ -10,8 +10,9 @@ in its own process; reported: time, log events/s, MB/s of the input as stored, a
 
 `kinesis` writes the core benchmark's generated corpus (--kinesis-events log events, default 300,000)
 as saved Lambda Kinesis events and also runs, each in its own process over the same files, the floor
-(read each file, base64 + gunzip + orjson.loads, touch each message) and the naive script of
-bench_pipeline.py: the whole-process ratios, start-up and reading included.
+(read each file, base64 + gunzip + orjson.loads, touch each message), the naive script of
+bench_pipeline.py and `shipper run --sink null` (no report), --rounds times each, interleaved: the
+whole-process ratios, start-up and reading included, in CPU time and in wall time.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -123,22 +125,45 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
 """
 
 
-def baselines(directory: Path) -> dict[str, float]:
-    """Seconds of the floor's and the naive script's whole processes over saved Kinesis events."""
-    seconds = {}
-    for name, code in (("floor", _FLOOR), ("naive", _NAIVE)):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, str(directory)], cwd=ROOT, check=True)
-        seconds[name] = time.perf_counter() - started
-    return seconds
+def whole_processes(directory: Path, rounds: int) -> dict[str, list[Launched]]:
+    """The floor, the naive script and `shipper run --sink null` as whole processes over saved Kinesis events,
+    `rounds` times each, interleaved so that the machine's noise hits them alike."""
+    commands = {
+        "floor": [sys.executable, "-c", _FLOOR, str(directory)],
+        "naive": [sys.executable, "-c", _NAIVE, str(directory)],
+        "shipper": [sys.executable, "-m", "shipper.cli", "run", str(directory), "--sink", "null", "--quiet"],
+    }
+    runs: dict[str, list[Launched]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            runs[name].append(launch(command))
+    return runs
+
+
+class Launched(NamedTuple):
+    """A command's wall time, its CPU time (user + system), peak RSS in MB and exit status."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    status: int
 
 
 _LAUNCHER = (
     "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss); sys.exit(code)"
 )
-"""Runs the command from a small process, so the peak RSS is shipper's own (a child forked from this
-big process would start with its memory counted)."""
+"""Runs the command from a small process, so the peak RSS and CPU time are the command's own (a child forked
+from this big process would start with its memory counted), and the launcher's own start-up is not."""
+
+
+def launch(command: list[str]) -> Launched:
+    started = time.perf_counter()
+    launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], cwd=ROOT, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    cpu, rss = launched.stdout.split()[-2:]
+    return Launched(elapsed, float(cpu), int(rss) / 1024, launched.returncode)
 
 
 def bytecode() -> None:
@@ -153,18 +178,15 @@ def measure(path: Path) -> dict[str, float]:
     """Run shipper on `path` in its own process: seconds, peak RSS in MB, log events and bytes read."""
     report = path.with_name(path.name + ".report.json")
     command = [sys.executable, "-m", "shipper.cli", "run", str(path), "--sink", "null", "--quiet"]
-    command += ["--report", str(report)]
-    started = time.perf_counter()
-    launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], cwd=ROOT, capture_output=True, check=False)
-    elapsed = time.perf_counter() - started
+    launched = launch([*command, "--report", str(report)])
     facts = orjson.loads(report.read_bytes())["run"]
     report.unlink()
     return {
-        "seconds": elapsed,
-        "peak_rss_mb": int(launched.stdout.split()[-1]) / 1024,
+        "seconds": launched.seconds,
+        "peak_rss_mb": launched.peak_rss_mb,
         "log_events": facts["log_events"],
         "bytes": facts["bytes_read"],
-        "status": launched.returncode,
+        "status": launched.status,
     }
 
 
@@ -175,6 +197,7 @@ def main() -> None:
     parser.add_argument("--formats", default="filter-log-events,export,firehose,kinesis")
     parser.add_argument("--kinesis-events", type=int, default=300_000, help="log events of the kinesis input")
     parser.add_argument("--dir", help="where to write the inputs (default: a temporary directory in /tmp)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of each whole process over the kinesis input")
     args = parser.parse_args()
     streams, _ = fleet(args.events)
     size = args.size_mb * 1_000_000
@@ -203,13 +226,26 @@ def main() -> None:
                 flush=True,
             )
             if name == "kinesis":
-                base = baselines(target)
-                print(
-                    f"{'':18} floor {base['floor']:.1f} s, naive {base['naive']:.1f} s: shipper run takes "
-                    f"{result['seconds'] / base['floor']:.2f}x the floor's time and is "
-                    f"{base['naive'] / result['seconds']:.2f}x faster than naive (whole processes)",
-                    flush=True,
-                )
+                compare(whole_processes(target, args.rounds))
+
+
+def compare(runs: dict[str, list[Launched]]) -> None:
+    """Each command's CPU and wall time (best, and the range over rounds), and shipper's against the baselines."""
+    for name, launched in runs.items():
+        cpu, wall = sorted(r.cpu_seconds for r in launched), sorted(r.seconds for r in launched)
+        print(
+            f"{'':18} {name:8} CPU {cpu[0]:.2f} s (up to {cpu[-1]:.2f}), wall {wall[0]:.2f} s (up to {wall[-1]:.2f}), "
+            f"peak RSS {max(r.peak_rss_mb for r in launched):,.0f} MB",
+            flush=True,
+        )
+    for clock in ("cpu_seconds", "seconds"):
+        best = {name: min(getattr(r, clock) for r in launched) for name, launched in runs.items()}
+        print(
+            f"{'':18} best {'CPU' if clock == 'cpu_seconds' else 'wall'} time: shipper run takes "
+            f"{best['shipper'] / best['floor']:.2f}x the floor's and is {best['naive'] / best['shipper']:.2f}x faster "
+            "than naive (whole processes)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
