@@ -369,6 +369,8 @@ class FleetReport:
         self.other_metric_values = 0
         self.first_ms: int | None = None
         self.last_ms: int | None = None
+        self.events_by_type: dict[Any, int] = {}
+        """Events added, by type (from the classifier's closed set)."""
         self._breakdown_keys = 0
 
     def _function(self, name: str, log_group: Any) -> _Function:
@@ -393,8 +395,11 @@ class FleetReport:
             self._breakdown_keys += 1
         counter[key] += 1
 
-    def add(self, events: list[dict[str, Any]]) -> None:
+    def add(self, events: list[dict[str, Any]]) -> int:
+        """Add the events up; returns how many of them name no function (no function and no log group)."""
         low, high = _MAX_TIMESTAMP_MS, -1
+        types = self.events_by_type
+        logs = unnamed = 0
         for event in events:
             stamp = event.get("timestamp")
             if type(stamp) is int:  # whole ms in range widen the window (a bool is no timestamp)
@@ -403,13 +408,18 @@ class FleetReport:
                     low = ms
                 if high < ms < _MAX_TIMESTAMP_MS:
                     high = ms
+            function = event.get("function")
+            if function is None and not event.get("log_group"):
+                unnamed += 1
             kind = event["type"]
             if kind == "log":
+                logs += 1
                 continue
+            types[kind] = types.get(kind, 0) + 1
             if kind == "metric":
                 self._metric(event)
                 continue
-            name = event.get("function") or event.get("log_group") or UNKNOWN_FUNCTION
+            name = function or event.get("log_group") or UNKNOWN_FUNCTION
             function = self.functions.get(name)
             if function is None:
                 name = bounded_name(name)
@@ -432,11 +442,14 @@ class FleetReport:
                 function.failure(event)
             elif kind == "init_error":
                 self._bump(function.init_errors, event.get("error_type") or f"({event.get('status')})")
+        if logs:
+            types["log"] = types.get("log", 0) + logs
         if low <= high:
             if self.first_ms is None or low < self.first_ms:
                 self.first_ms = low
             if self.last_ms is None or high > self.last_ms:
                 self.last_ms = high
+        return unnamed
 
     def _metric(self, event: dict[str, Any]) -> None:
         name = event.get("name")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import operator
 import os
 import sys
 import threading
@@ -66,9 +65,6 @@ SHOWN_PER_CODE = 20
 """Rejects explained one by one per code; past that they are counted, and summed up at the end."""
 UNKNOWN_FUNCTION_INPUTS_KEPT = 20
 """Inputs named in the warning about events of no known function; past that they are counted."""
-
-_FUNCTION = operator.itemgetter("function")
-_TYPE = operator.itemgetter("type")
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,6 @@ class _Stop(Exception):
 class _Tally:
     inputs: int = 0
     formats: Counter[str] = field(default_factory=Counter)
-    events_by_type: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     statuses: Counter[Status] = field(default_factory=Counter)
     filtered_out: int = 0
@@ -190,7 +185,8 @@ def run(
     tally = state.tally
     _summarise_hidden(tally)
     data = state.report.to_dict(options.prices, options.top_metrics)
-    data["run"] = _run_facts(tally, state.pipeline, meter, elapsed, state.stopped)
+    by_type = sorted(state.report.events_by_type.items(), key=lambda item: -item[1])  # most first
+    data["run"] = _run_facts(tally, by_type, state.pipeline, meter, elapsed, state.stopped)
     data["run"]["interrupted"] = stop.is_set()
     data["run"]["events_filtered_out"] = tally.filtered_out
     data["run"]["skipped_inputs"] = {"count": state.skipped_count, "named": state.skipped}
@@ -212,7 +208,7 @@ def run(
             print(f"shipper: cannot write the report to {where}: {exc.strerror}", file=sys.stderr)
             unwritten = True
     if not options.quiet:
-        _print_summary(tally, state.pipeline.counts, router, state.stopped, stop.is_set())
+        _print_summary(tally, by_type, state.pipeline.counts, router, state.stopped, stop.is_set())
         _print_malformed_metrics(state.pipeline.classifier.malformed_metrics, state.pipeline.counts)
         _print_unknown_functions(state)
         _print_skipped(state)
@@ -309,12 +305,9 @@ class _Run(BatchObserver):
 
     def outcome(self, origin: Origin, outcome: RecordOutcome) -> None:
         """Report and timeline take the events; the input's delivery is tracked; rejects are explained."""
-        if None in map(_FUNCTION, outcome.events):
-            unknown = sum(event["function"] is None and not event["log_group"] for event in outcome.events)
-            if unknown:
-                self._unknown_function(unknown)
-        self.report.add(outcome.events)
-        self.tally.events_by_type.update(map(_TYPE, outcome.events))
+        unknown = self.report.add(outcome.events)
+        if unknown:
+            self._unknown_function(unknown)
         if self.timeline is not None:
             self.timeline.add(outcome.events)
         name = origin[0].rpartition("#")[0]  # type: ignore[index]  # (batch origin, position): see _route
@@ -420,7 +413,9 @@ def _summarise_hidden(tally: _Tally) -> None:
             print(f"shipper: {count - SHOWN_PER_CODE:,} more {code} rejects not shown", file=sys.stderr)
 
 
-def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, stopped: bool) -> dict[str, Any]:
+def _run_facts(
+    tally: _Tally, by_type: list[tuple[str, int]], pipeline: Pipeline, meter: Meter, elapsed: float, stopped: bool
+) -> dict[str, Any]:
     counts = pipeline.counts
     log_events = counts.get(Count.LOG_EVENTS_RECEIVED, 0)
     return {
@@ -429,7 +424,7 @@ def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, 
         "bytes_read": meter.bytes_read,
         "records": counts.get(Count.RECORDS_RECEIVED, 0),
         "log_events": log_events,
-        "events": dict(tally.events_by_type.most_common()),
+        "events": dict(by_type),
         Count.CONTROL_MESSAGES_SKIPPED: counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0),
         "rejects": dict(sorted(tally.rejects.items())),
         "not_delivered_origins": tally.statuses[Status.NOT_DELIVERED],
@@ -440,14 +435,21 @@ def _run_facts(tally: _Tally, pipeline: Pipeline, meter: Meter, elapsed: float, 
     }
 
 
-def _print_summary(tally: _Tally, counts: dict[str, int], router: Router, stopped: bool, interrupted: bool) -> None:
-    by_type = ", ".join(f"{name} {count:,}" for name, count in tally.events_by_type.most_common())
+def _print_summary(
+    tally: _Tally,
+    by_type: list[tuple[str, int]],
+    counts: dict[str, int],
+    router: Router,
+    stopped: bool,
+    interrupted: bool,
+) -> None:
+    types = ", ".join(f"{name} {count:,}" for name, count in by_type)
     print(
         f"shipper: {plural(tally.inputs, 'file')}, "
         f"{plural(counts.get(Count.RECORDS_RECEIVED, 0), 'record')}, "
         f"{plural(counts.get(Count.LOG_EVENTS_RECEIVED, 0), 'log event')} -> "
-        f"{plural(sum(tally.events_by_type.values()), 'event')}"
-        f"{f' ({by_type})' if by_type else ''}; "
+        f"{plural(sum(count for _, count in by_type), 'event')}"
+        f"{f' ({types})' if types else ''}; "
         f"{plural(counts.get(Count.CONTROL_MESSAGES_SKIPPED, 0), 'control message')} skipped; "
         f"{sum(tally.rejects.values()):,} rejected",
         file=sys.stderr,
