@@ -408,8 +408,8 @@ class FleetReport:
                     low = ms
                 if high < ms < _MAX_TIMESTAMP_MS:
                     high = ms
-            function = event.get("function")
-            if function is None and not event.get("log_group"):
+            named = event.get("function")
+            if named is None and not event.get("log_group"):
                 unnamed += 1
             kind = event["type"]
             if kind == "log":
@@ -419,7 +419,7 @@ class FleetReport:
             if kind == "metric":
                 self._metric(event)
                 continue
-            name = function or event.get("log_group") or UNKNOWN_FUNCTION
+            name = named or event.get("log_group") or UNKNOWN_FUNCTION
             function = self.functions.get(name)
             if function is None:
                 name = bounded_name(name)
