@@ -292,3 +292,46 @@ def test_a_kinesis_event_file_read_whole_gives_what_streaming_it_gives(
         ]
     assert whole == streamed
     assert all(reject.code != "not_json" or "(; " not in reject.reason for b in whole for reject in b.rejects)
+
+
+def _read_kinesis_file(path: Path) -> list:
+    from shipper.inputs import readers
+    from shipper.inputs.sources import Input
+    from shipper.inputs.streams import Meter
+
+    source = Input(str(path), path.stat().st_size, lambda: path.open("rb"))
+    return list(readers.read_input(source, readers.ReadOptions(format="kinesis"), Meter()).batches)
+
+
+def test_extreme_numbers_and_sizes_in_a_saved_kinesis_event(tmp_path: Path):
+    """Numbers no event needs: an integer past 64 bits is read (as a float) with every record; a number past
+    a double's range stops the input there with a reason, the records before it kept. A file larger than any
+    Lambda event streams and loses no record."""
+    from helpers import kinesis_event
+
+    good = kinesis_event([gzip_json({"messageType": "DATA_MESSAGE", "logEvents": []})] * 3)
+    body = orjson.dumps(good)
+    huge = body.replace(b'"kinesis":{', b'"kinesis":{"approximateArrivalTimestamp":123456789012345678901234567890,')
+    (tmp_path / "huge.json").write_bytes(huge)
+    [batch] = _read_kinesis_file(tmp_path / "huge.json")
+    assert len(batch.records) == 3 and not batch.rejects
+
+    entries = orjson.loads(body)["Records"]
+    infinite = b'{"Records":[' + orjson.dumps(entries[0]) + b',{"kinesis":{"x":1e400}}]}'
+    (tmp_path / "infinite.json").write_bytes(infinite)
+    kept, stopped = _read_kinesis_file(tmp_path / "infinite.json")
+    assert len(kept.records) == 1
+    [reject] = stopped.rejects
+    assert (
+        reject.code == "not_json"
+        and "overflow" in reject.reason
+        and "the rest of this input is skipped" in reject.reason
+    )
+
+    from shipper.inputs import readers
+
+    many = kinesis_event([b"x" * 1000] * (readers.WHOLE_EVENT_BYTES // 1300 + 10))
+    (tmp_path / "large.json").write_bytes(orjson.dumps(many))
+    assert (tmp_path / "large.json").stat().st_size > readers.WHOLE_EVENT_BYTES
+    batches = _read_kinesis_file(tmp_path / "large.json")
+    assert sum(len(b.records) for b in batches) == len(many["Records"]) and not any(b.rejects for b in batches)

@@ -293,15 +293,20 @@ class _Reader:
         self.unit = "record"
         chunk: list[Any] = []
         first = size = 0
-        for entry in self._kinesis_entries(content):
-            chunk.append(entry)
-            self.at = first + len(chunk)
-            kinesis = entry.get("kinesis") if type(entry) is dict else None
-            data = kinesis.get("data") if type(kinesis) is dict else None
-            size += len(data) if type(data) is str else 0
-            if len(chunk) >= KINESIS_RECORDS_PER_BATCH or size >= KINESIS_DATA_PER_BATCH:
+        try:
+            for entry in self._kinesis_entries(content):
+                chunk.append(entry)
+                self.at = first + len(chunk)
+                kinesis = entry.get("kinesis") if type(entry) is dict else None
+                data = kinesis.get("data") if type(kinesis) is dict else None
+                size += len(data) if type(data) is str else 0
+                if len(chunk) >= KINESIS_RECORDS_PER_BATCH or size >= KINESIS_DATA_PER_BATCH:
+                    yield self._kinesis_batch(chunk, first)
+                    first, chunk, size = first + len(chunk), [], 0
+        except _READ_ERRORS:
+            if chunk:  # the records read before the error go on before its reject
                 yield self._kinesis_batch(chunk, first)
-                first, chunk, size = first + len(chunk), [], 0
+            raise
         if chunk:
             yield self._kinesis_batch(chunk, first)
 
