@@ -131,7 +131,7 @@ def whole_processes(directory: Path, rounds: int) -> dict[str, list[Launched]]:
     commands = {
         "floor": [sys.executable, "-c", _FLOOR, str(directory)],
         "naive": [sys.executable, "-c", _NAIVE, str(directory)],
-        "shipper": [sys.executable, "-m", "shipper.cli", "run", str(directory), "--sink", "null", "--quiet"],
+        "shipper": shipper_run(directory),
     }
     runs: dict[str, list[Launched]] = {name: [] for name in commands}
     for _ in range(rounds):
@@ -174,11 +174,15 @@ def bytecode() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True)
 
 
+def shipper_run(path: Path) -> list[str]:
+    """`shipper run PATH --sink null --quiet`, as this benchmark runs it."""
+    return [sys.executable, "-m", "shipper.cli", "run", str(path), "--sink", "null", "--quiet"]
+
+
 def measure(path: Path) -> dict[str, float]:
     """Run shipper on `path` in its own process: seconds, peak RSS in MB, log events and bytes read."""
     report = path.with_name(path.name + ".report.json")
-    command = [sys.executable, "-m", "shipper.cli", "run", str(path), "--sink", "null", "--quiet"]
-    launched = launch([*command, "--report", str(report)])
+    launched = launch([*shipper_run(path), "--report", str(report)])
     facts = orjson.loads(report.read_bytes())["run"]
     report.unlink()
     return {
